@@ -1,0 +1,274 @@
+"""The ``genzoo`` command. Each subcommand is a typed function; argparse only maps flags to it.
+
+Bad input of any kind is a :class:`GenzooError`: one line on stderr, exit status 2.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import torch
+
+from genzoo.errors import GenzooError
+
+# ----------------------------------------------------------------------------------------
+# commands
+
+
+def cmd_models() -> None:
+    from genzoo.registry import available_models
+
+    for name, cls in available_models().items():
+        kind = getattr(cls, "likelihood", None)
+        lik = {"exact": "exact log-likelihood", "bound": "likelihood bound"}.get(kind, "no likelihood")
+        print(f"{name:<16} {cls.family:<15} {lik:<21} presets: {', '.join(cls.presets) or '-'}")
+        print(f"{'':<16} {cls.paper}")
+
+
+def cmd_datasets() -> None:
+    from genzoo.data import dataset_kinds
+
+    for kind in dataset_kinds():
+        print(f"{kind.syntax:<24} {kind.help}")
+
+
+def parse_sets(pairs: list[str]) -> dict[str, str]:
+    out = {}
+    for pair in pairs:
+        key, eq, value = pair.partition("=")
+        if not eq or not key:
+            raise GenzooError(f"--set {pair!r}: expected key=value")
+        out[key.strip()] = value.strip()
+    return out
+
+
+def cmd_train(model: str, data: str, out: Path, preset: str | None = None, sets: list[str] = (),
+              steps: int | None = None, epochs: float | None = None, seed: int = 0, device: str = "auto",
+              resume: bool = False, size: int | None = None, colors: int | None = None, quiet: bool = False) -> dict:
+    """Train MODEL on DATA into the run folder OUT (or continue it with ``resume``)."""
+    from genzoo.data import load_dataset
+    from genzoo.registry import get_model_class, resolve_configs
+    from genzoo.training.checkpoint import load_checkpoint
+    from genzoo.training.config import TrainConfig
+    from genzoo.training.run import (CHECKPOINT, RUN_JSON, build_from_state, make_config, reload_data,
+                                     resolve_device, run_description, write_json)
+    from genzoo.training.trainer import Trainer
+
+    out = Path(out)
+    dev = resolve_device(device)
+    overrides = parse_sets(list(sets))
+    if steps is not None:
+        overrides["steps"], overrides["epochs"] = str(steps), "0"
+    if epochs is not None:
+        overrides["epochs"], overrides["steps"] = str(epochs), "0"
+    cls = get_model_class(model)
+    if resume:
+        state = load_checkpoint(out / CHECKPOINT)
+        if state["model_name"] != model:
+            raise GenzooError(f"{out}: holds a {state['model_name']!r} run, not {model!r}")
+        if data != state["data"]["spec"]:
+            raise GenzooError(f"{out}: was trained on {state['data']['spec']!r}, not {data!r}")
+        unknown = set(overrides) - {"steps", "epochs"}
+        if preset or unknown:
+            raise GenzooError("--resume continues with the run's saved settings; only --steps/--epochs may change")
+        cfg = make_config(TrainConfig, state["train_config"], overrides, what="key")
+        net = build_from_state(state, str(out / CHECKPOINT))
+        dataset = reload_data(state["data"])
+        seed = int(state["seed"])
+    else:
+        if (out / CHECKPOINT).exists():
+            raise GenzooError(f"{out}: already holds a run; pass --resume to continue it or choose another --out")
+        dataset = load_dataset(data, size=size, colors=colors)
+        model_cfg, cfg = resolve_configs(cls, TrainConfig, preset, overrides)
+        net = cls(model_cfg, dataset.info)
+    torch.manual_seed(seed)
+    trainer = Trainer(net, dataset, cfg, out, model_name=model, seed=seed, device=dev, quiet=quiet)
+    if resume:
+        trainer.restore(state)
+        if not quiet:
+            print(f"resuming {out} at step {trainer.step} of {trainer.total_steps()}", file=sys.stderr)
+    else:
+        out.mkdir(parents=True, exist_ok=True)
+        write_json(out / RUN_JSON, run_description(model, net, cfg, dataset, seed))
+        if not quiet:
+            n_params = sum(p.numel() for p in net.parameters())
+            print(f"training {model} ({n_params:,} parameters) on {data}: {dataset.size('train')} train images "
+                  f"{dataset.info.shape}, {dataset.info.num_values} values; {trainer.total_steps()} steps "
+                  f"on {dev}", file=sys.stderr)
+    last = trainer.fit()
+    if not quiet:
+        shown = {k: round(v, 4) for k, v in last.items() if "bits_per_dim" in k or "nll" in k}
+        print(f"done: step {trainer.step}, {shown}; run folder {out}", file=sys.stderr)
+    return last
+
+
+def cmd_sample(run: Path, n: int, out: Path, seed: int = 0, temperature: float = 1.0, device: str = "auto",
+               condition: int | None = None, naive: bool = False, ncols: int | None = None) -> None:
+    from genzoo.training.run import load_run
+    from genzoo.viz import grid, save_png
+
+    _check_out_png(out)
+    if n < 1:
+        raise GenzooError(f"-n must be >= 1, got {n}")
+    r = load_run(run, device)
+    g = torch.Generator(device=r.model.device).manual_seed(seed)
+    cond = None if condition is None else torch.full((n,), condition, dtype=torch.long)
+    kwargs = {"naive": naive} if naive else {}
+    x = r.model.sample(n, generator=g, temperature=temperature, condition=cond, progress=True, **kwargs)
+    save_png(grid(r.info.to_rgb(x), ncols=ncols), out)
+    print(f"wrote {n} samples to {out}", file=sys.stderr)
+
+
+def parse_image_selection(spec: str, data) -> tuple[str, list[int]]:
+    """``test:0-7`` or ``train:3,5,9`` -> (split, positions), checked against the data."""
+    split, colon, rest = spec.partition(":")
+    if not colon:
+        raise GenzooError(f"--images {spec!r}: expected SPLIT:A-B or SPLIT:i,j,k (e.g. test:0-7)")
+    n = data.size(split)
+    positions: list[int] = []
+    try:
+        for part in rest.split(","):
+            a, dash, b = part.partition("-")
+            positions.extend(range(int(a), int(b) + 1) if dash else [int(a)])
+    except ValueError:
+        raise GenzooError(f"--images {spec!r}: expected SPLIT:A-B or SPLIT:i,j,k (e.g. test:0-7)") from None
+    bad = [p for p in positions if not 0 <= p < n]
+    if bad or not positions:
+        raise GenzooError(f"--images {spec!r}: split {split!r} has images 0-{n - 1}")
+    return split, positions
+
+
+def cmd_complete(run: Path, mask: str, out: Path, images: str = "test:0-7", samples: int = 4, seed: int = 0,
+                 temperature: float = 1.0, device: str = "auto") -> None:
+    from genzoo.sampling.masks import make_mask
+    from genzoo.training.run import load_run
+    from genzoo.viz import completion_figure, mask_rgb, save_png
+
+    _check_out_png(out)
+    r = load_run(run, device)
+    known = make_mask(mask, r.info)  # (C, H, W)
+    data = r.data()
+    split, positions = parse_image_selection(images, data)
+    x = data.images(split, positions)  # (N, C, H, W)
+    n = len(x)
+    g = torch.Generator(device=r.model.device).manual_seed(seed)
+    reps = x.repeat_interleave(samples, dim=0)  # (N*k, C, H, W)
+    filled = r.model.complete(reps, known, generator=g, temperature=temperature, progress=True)
+    info = r.info
+    original = info.to_rgb(x)
+    shown = mask_rgb(original, known.all(0).numpy())
+    comps = info.to_rgb(filled).reshape(n, samples, *original.shape[1:])
+    save_png(completion_figure(original, shown, comps), out)
+    print(f"wrote completions of {n} {split} images ({mask} hidden, {samples} each) to {out}", file=sys.stderr)
+
+
+def cmd_eval(run: Path, split: str = "test", json_path: Path | None = None, device: str = "auto",
+             batch_size: int = 256) -> dict:
+    from genzoo.metrics.likelihood import dataset_nll
+    from genzoo.training.run import load_run, write_json
+
+    r = load_run(run, device)
+    if not hasattr(r.model, "log_prob"):
+        raise GenzooError(f"model {r.model_name!r} has no likelihood to evaluate")
+    data = r.data()
+    res = dataset_nll(r.model, data, split, batch_size=batch_size, progress=True)
+    result = {"model": r.model_name, "data": r.data_desc["spec"], "checkpoint": str(r.path / "checkpoint.pt"),
+              "checkpoint_step": r.step, **res}
+    path = Path(json_path) if json_path else r.path / "eval.json"
+    write_json(path, result)
+    print(f"{r.model_name} on {result['data']} {split} ({res['n_images']} images, step {r.step}): "
+          f"NLL {res['nll_nats']:.2f} nats/image, {res['bits_per_dim']:.4f} bits/dim -> {path}")
+    return result
+
+
+def _check_out_png(out: Path) -> None:
+    if Path(out).suffix.lower() != ".png":
+        raise GenzooError(f"-o {out}: the output must be a .png file")
+
+
+# ----------------------------------------------------------------------------------------
+# argument parsing
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from genzoo import __version__
+
+    p = argparse.ArgumentParser(prog="genzoo", description="Train, sample, complete and evaluate generative models.")
+    p.add_argument("--version", action="version", version=f"genzoo {__version__}")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    sub.add_parser("models", help="list registered models and their presets")
+    sub.add_parser("datasets", help="list data set kinds and their syntax")
+
+    t = sub.add_parser("train", help="train a model into a run folder")
+    t.add_argument("model", help="a registered model (see `genzoo models`)")
+    t.add_argument("--data", default="pokemon", help="data spec (see `genzoo datasets`); default: pokemon")
+    t.add_argument("--out", required=True, type=Path, help="run folder to create (or continue with --resume)")
+    t.add_argument("--preset", help="named settings of the model (see `genzoo models`)")
+    t.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a model or trainer setting; repeatable")
+    g = t.add_mutually_exclusive_group()
+    g.add_argument("--steps", type=int, help="total training steps (rounds)")
+    g.add_argument("--epochs", type=float, help="total passes over the training split")
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--device", default="auto", help="auto | cpu | cuda (auto takes CUDA when present)")
+    t.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
+    t.add_argument("--size", type=int, help="folder data: resize images to SIZE x SIZE (default 32)")
+    t.add_argument("--colors", type=int, help="folder data: quantise to this many colours (default 64)")
+    t.add_argument("--quiet", action="store_true", help="no progress bar or messages")
+
+    s = sub.add_parser("sample", help="draw new images from a trained run")
+    s.add_argument("run", type=Path)
+    s.add_argument("-n", type=int, default=64)
+    s.add_argument("-o", "--out", type=Path, required=True, help="output .png")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--temperature", type=float, default=1.0, help="softmax temperature (0 = most likely value)")
+    s.add_argument("--condition", type=int, help="class label for conditional models")
+    s.add_argument("--naive", action="store_true", help="autoregressive: recompute every step (slow reference path)")
+    s.add_argument("--ncols", type=int)
+    s.add_argument("--device", default="auto")
+
+    c = sub.add_parser("complete", help="show the model part of unseen images and let it draw the rest")
+    c.add_argument("run", type=Path)
+    c.add_argument("--mask", required=True, help="bottom-half | bottom-three-quarters | right-half (the part hidden)")
+    c.add_argument("-o", "--out", type=Path, required=True, help="output .png")
+    c.add_argument("--images", default="test:0-7", help="which images, e.g. test:0-7 or test:3,9")
+    c.add_argument("--samples", type=int, default=4, help="completions per image")
+    c.add_argument("--seed", type=int, default=0)
+    c.add_argument("--temperature", type=float, default=1.0)
+    c.add_argument("--device", default="auto")
+
+    e = sub.add_parser("eval", help="exact test NLL (nats/image) and bits/dim")
+    e.add_argument("run", type=Path)
+    e.add_argument("--split", default="test")
+    e.add_argument("--json", dest="json_path", type=Path, help="write results here (default RUN/eval.json)")
+    e.add_argument("--batch-size", type=int, default=256)
+    e.add_argument("--device", default="auto")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    from genzoo.training.trainer import TrainingInterrupted
+
+    args = vars(build_parser().parse_args(argv))
+    command = args.pop("command")
+    fn = {"models": cmd_models, "datasets": cmd_datasets, "train": cmd_train, "sample": cmd_sample,
+          "complete": cmd_complete, "eval": cmd_eval}[command]
+    try:
+        fn(**args)
+    except GenzooError as e:
+        print(f"genzoo: error: {e}", file=sys.stderr)
+        return 2
+    except TrainingInterrupted as e:
+        print(f"genzoo: {e}", file=sys.stderr)
+        return 130
+    except KeyboardInterrupt:
+        print("genzoo: aborted", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,182 @@
+"""``folder:PATH``: any folder of images, made square, small and palette-quantised.
+
+Every image under PATH (recursively; .png .jpg .jpeg .gif .bmp .webp in any letter case;
+names starting with "." are skipped, e.g. macOS ``._x.png`` files) is read in the order of its
+relative path, so the data set and its ``every_tenth_split`` are the same on every machine.
+Each image is read with Pillow (first frame of a GIF), transparency composited on white,
+centre-cropped to a square and resized to ``size`` x ``size`` with ``Image.BOX`` (area
+averaging when shrinking, pixel repetition when enlarging: no ringing, so no colours outside
+the source's range appear before quantisation; images already of that size are not resampled).
+Colours are then quantised to a palette: k-means (:func:`genzoo.data.palette.kmeans_palette`,
+seed 0) fitted on the train split's pixels only, or the ``palette`` given, used as-is -- which
+is how a saved run reloads exactly the data it was trained on.
+
+Class labels: when no image lies directly in PATH and the images span at least two
+first-level subfolders (``PATH/cat/...``, ``PATH/dog/...``), the first-level folder names,
+sorted, are the classes.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from genzoo.data import register_dataset
+from genzoo.data.base import ImageDataset, ImageInfo, every_tenth_split, storage_dtype
+from genzoo.data.palette import kmeans_palette, quantize
+from genzoo.errors import GenzooError
+
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".gif", ".bmp", ".webp")
+DEFAULT_SIZE = 32
+DEFAULT_COLORS = 64
+MAX_COLORS = 65536
+
+
+@register_dataset(
+    "folder",
+    "folder:PATH",
+    "images under PATH (png/jpg/gif/bmp/webp, recursive), squared to --size (32) and "
+    "quantised to --colors (64) k-means colours; first-level subfolders become classes",
+)
+def load_folder(
+    spec: str,
+    path: str | None,
+    *,
+    size: int | None = None,
+    colors: int | None = None,
+    palette=None,
+    **rest,
+) -> ImageDataset:
+    unknown = sorted(k for k, v in rest.items() if v is not None)
+    if unknown:
+        raise GenzooError(f"{spec}: unknown options {unknown}; folder takes size, colors, palette")
+    size = _int_option(spec, "size", DEFAULT_SIZE if size is None else size, 2, None)
+    if colors is not None or palette is None:
+        colors = _int_option(spec, "colors", DEFAULT_COLORS if colors is None else colors, 2, MAX_COLORS)
+    given = _check_palette(spec, palette) if palette is not None else None
+
+    root = Path(path)
+    if not root.is_dir():
+        raise GenzooError(f"{root}: not a folder (folder:PATH needs a folder of images)")
+    files = find_images(root)
+    if not files:
+        raise GenzooError(f"{root}: no images found (searched recursively for {', '.join(IMAGE_EXTENSIONS)})")
+
+    rgb = np.stack([read_image(root / f, size) for f in files])  # (N, S, S, 3) uint8
+    splits = every_tenth_split(len(files))
+    if given is None:
+        if len(splits["train"]) == 0:
+            raise GenzooError(
+                f"{root}: only one image, so the train split (all but indices 0, 10, 20, ...) is empty "
+                "and no palette can be fitted"
+            )
+        train_pixels = rgb[splits["train"].numpy()].reshape(-1, 3)
+        pal = kmeans_palette(train_pixels, colors, seed=0)  # (K, 3)
+    else:
+        pal = np.array(given, dtype=np.uint8).reshape(-1, 3)
+    x = torch.from_numpy(quantize(rgb, pal)).to(storage_dtype(len(pal)))  # (N, S, S)
+    x = x.unsqueeze(1)  # (N, 1, S, S)
+
+    labels, class_names = _folder_labels(files)
+    info = ImageInfo(
+        channels=1,
+        height=size,
+        width=size,
+        num_values=len(pal),
+        palette=tuple(tuple(int(v) for v in c) for c in pal),
+        num_classes=len(class_names),
+        class_names=class_names,
+    )
+    colors = colors if colors is not None else len(pal)
+    # "options" is what a run saves to load the same data again (with the palette added)
+    meta = {"files": files, "size": size, "colors": colors, "options": {"size": size, "colors": colors}}
+    return ImageDataset(spec=spec, x=x, info=info, splits=splits, labels=labels, meta=meta)
+
+
+def find_images(root: Path) -> list[str]:
+    """Relative POSIX paths of the image files under ``root``, sorted."""
+    found = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = [d for d in dirnames if not d.startswith(".")]
+        rel_dir = Path(dirpath).relative_to(root)
+        for name in filenames:
+            if not name.startswith(".") and name.lower().endswith(IMAGE_EXTENSIONS):
+                found.append((rel_dir / name).as_posix())
+    return sorted(found)
+
+
+def read_image(path: Path, size: int) -> np.ndarray:
+    """One image file -> (size, size, 3) uint8 RGB, transparency on white, centre-cropped square."""
+    try:
+        with Image.open(path) as im:
+            im.seek(0)  # first frame of an animation
+            im.load()
+            img = _to_rgb(im)
+    except (OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError) as e:
+        reason = " ".join(f"{e.__class__.__name__}: {e}".split())
+        raise GenzooError(f"{path}: cannot read image ({reason})") from None
+    w, h = img.size
+    side = min(w, h)
+    if (w, h) != (size, size):
+        left, top = (w - side) // 2, (h - side) // 2
+        img = img.resize((size, size), Image.BOX, box=(left, top, left + side, top + side))
+    return np.asarray(img, dtype=np.uint8)
+
+
+def _to_rgb(im: Image.Image) -> Image.Image:
+    """Any Pillow mode -> RGB; alpha (RGBA, LA, PA, palette or colour-key transparency) over white."""
+    if im.mode in ("I", "I;16", "I;16B", "I;16L", "I;16N"):  # 16-bit grey PNGs
+        grey = np.asarray(im, dtype=np.float64) / 257.0
+        im = Image.fromarray(np.clip(np.rint(grey), 0, 255).astype(np.uint8), mode="L")
+    if im.mode in ("RGBA", "LA", "PA", "La", "RGBa") or "transparency" in im.info:
+        rgba = im.convert("RGBA")
+        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(white, rgba).convert("RGB")
+    return im.convert("RGB")
+
+
+def _folder_labels(files: list[str]) -> tuple[torch.Tensor | None, tuple[str, ...]]:
+    firsts = [f.split("/", 1)[0] if "/" in f else None for f in files]
+    if None in firsts:
+        return None, ()
+    names = tuple(sorted(set(firsts)))
+    if len(names) < 2:
+        return None, ()
+    index = {n: i for i, n in enumerate(names)}
+    return torch.tensor([index[f] for f in firsts], dtype=torch.long), names
+
+
+def _int_option(spec: str, name: str, value, lo: int, hi: int | None) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise GenzooError(f"{spec}: option {name} must be an integer, got {value!r}")
+    if value < lo or (hi is not None and value > hi):
+        bound = f"{lo}-{hi}" if hi is not None else f">= {lo}"
+        raise GenzooError(f"{spec}: option {name}={value} out of range ({bound})")
+    return int(value)
+
+
+def _check_palette(spec: str, palette) -> tuple[tuple[int, int, int], ...]:
+    try:
+        entries = list(palette)
+    except TypeError:
+        raise GenzooError(f"{spec}: option palette must be a list of [R, G, B] triples, got {palette!r}") from None
+    if not entries:
+        raise GenzooError(f"{spec}: option palette is empty")
+    if len(entries) > MAX_COLORS:
+        raise GenzooError(f"{spec}: option palette has {len(entries)} colours, at most {MAX_COLORS} allowed")
+    out = []
+    for i, c in enumerate(entries):
+        try:
+            rgb = tuple(c)
+        except TypeError:
+            rgb = ()
+        ok = len(rgb) == 3 and all(
+            not isinstance(v, bool) and isinstance(v, (int, np.integer)) and 0 <= v <= 255 for v in rgb
+        )
+        if not ok:
+            raise GenzooError(f"{spec}: palette entry {i} is {c!r}; expected three integers 0-255 (R, G, B)")
+        out.append(tuple(int(v) for v in rgb))
+    return tuple(out)

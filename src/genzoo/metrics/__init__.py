@@ -1,0 +1,1 @@
+"""Pure metric functions: likelihoods now; sample-quality distances in later waves."""

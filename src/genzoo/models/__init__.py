@@ -1,0 +1,1 @@
+"""Model families. Each module registers its models by name (see :mod:`genzoo.registry`)."""

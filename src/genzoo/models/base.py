@@ -1,0 +1,167 @@
+"""The contracts every genzoo model meets.
+
+* :class:`GenerativeModel` -- built from ``(config, info)``; ``sample(n, ...)`` and
+  ``complete(x, known, ...)`` with the same argument names in every family.
+* :class:`LikelihoodModel` -- the loss is an exact (``likelihood = "exact"``) or bounded
+  (``"bound"``) negative log-likelihood in nats; ``log_prob(x)`` gives it per image.
+* :class:`AdversarialModel` -- several players, one loss each; the trainer owns the
+  optimiser steps and runs ``schedule[player]`` updates of each player per round (the k:1
+  schedule of Goodfellow et al. 2014, Algorithm 1).
+
+A likelihood model is the one-player case (player ``"model"``), so the trainer has a
+single loop for every family.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from genzoo.errors import GenzooError
+
+
+@dataclass
+class ModelOutput:
+    """A loss to minimise plus named scalar metrics for logs (nats, bits/dim, D(x), ...)."""
+
+    loss: torch.Tensor
+    metrics: dict[str, float] = field(default_factory=dict)
+
+
+class GenerativeModel(nn.Module):
+    name: ClassVar[str] = "?"
+    family: ClassVar[str] = "?"
+    paper: ClassVar[str] = ""
+    Config: ClassVar[type]
+    presets: ClassVar[dict[str, dict]] = {}
+    players: ClassVar[tuple[str, ...]] = ("model",)
+
+    def __init__(self, config, info):
+        super().__init__()
+        self.config = config
+        self.info = info
+
+    # -- training -------------------------------------------------------------------------
+    @property
+    def schedule(self) -> dict[str, int]:
+        """Updates per round for each player, in order (k discriminator steps, then 1)."""
+        return {p: 1 for p in self.players}
+
+    def player_parameters(self, player: str) -> list[nn.Parameter]:
+        return [p for p in self.parameters() if p.requires_grad]
+
+    def player_loss(self, player: str, batch: dict[str, torch.Tensor]) -> ModelOutput:
+        return self.loss(batch)
+
+    def after_update(self, player: str) -> None:
+        """Hook run after each optimiser step of ``player`` (e.g. WGAN weight clipping)."""
+
+    def loss(self, batch: dict[str, torch.Tensor]) -> ModelOutput:
+        raise NotImplementedError(f"{type(self).__name__} must define loss() or player_loss()")
+
+    # -- inference ------------------------------------------------------------------------
+    def sample(self, n: int, *, generator: torch.Generator | None = None, temperature: float = 1.0,
+               condition: torch.Tensor | None = None) -> torch.Tensor:
+        """``n`` new images ``(n, C, H, W)`` of discrete values."""
+        raise GenzooError(f"model {self.name!r} cannot sample")
+
+    def complete(self, x: torch.Tensor, known: torch.Tensor, *, generator: torch.Generator | None = None,
+                 temperature: float = 1.0, condition: torch.Tensor | None = None) -> torch.Tensor:
+        """Fill the pixels where ``known`` is False, keeping ``x`` where it is True."""
+        raise GenzooError(f"model {self.name!r} cannot complete images")
+
+    def check_condition(self, condition) -> None:
+        if condition is not None and not getattr(self.config, "num_classes", 0):
+            raise GenzooError(f"model {self.name!r} is unconditional; it takes no condition")
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return next(self.parameters()).dtype
+
+
+class LikelihoodModel(GenerativeModel):
+    likelihood: ClassVar[str] = "exact"  # or "bound" (an ELBO)
+
+    def log_prob(self, x: torch.Tensor, condition: torch.Tensor | None = None) -> torch.Tensor:
+        """log p(x) in nats, one value per image ``(B,)`` (a lower bound when ``likelihood == 'bound'``)."""
+        raise NotImplementedError
+
+    def loss(self, batch):
+        nll = -self.log_prob(batch["x"], batch.get("y") if self.conditional else None)  # (B,)
+        loss = nll.mean()
+        bpd = loss.detach() / (self.info.dims * math.log(2))
+        return ModelOutput(loss, {"nll_nats": loss.item(), "bits_per_dim": bpd.item()})
+
+    @property
+    def conditional(self) -> bool:
+        return bool(getattr(self.config, "num_classes", 0))
+
+
+class AutoregressiveModel(LikelihoodModel):
+    """p(x) = prod_t p(x_t | x_<t) over sub-pixels in raster order, channel innermost.
+
+    A subclass gives ``logits(onehot)``: teacher-forced logits for every sub-pixel at once,
+    where the output at t may depend only on inputs before t. It may also give the cached
+    ``init_cache``/``step`` pair, which computes position t incrementally; the shared loop
+    in :mod:`genzoo.sampling.autoregressive` uses either and draws identical samples.
+    """
+
+    def logits(self, onehot: torch.Tensor, condition: torch.Tensor | None = None) -> torch.Tensor:
+        """``onehot`` (B, C, H, W, K) float -> logits (B, C, H, W, K)."""
+        raise NotImplementedError
+
+    def log_prob(self, x, condition=None):
+        onehot = F.one_hot(x, self.info.num_values).to(self.dtype)  # (B, C, H, W, K)
+        logp = F.log_softmax(self.logits(onehot, condition), dim=-1)
+        return logp.gather(-1, x.unsqueeze(-1)).squeeze(-1).flatten(1).sum(1)  # (B,)
+
+    def init_cache(self, n: int, condition: torch.Tensor | None = None):
+        """State for incremental sampling; ``None`` means "no cache: recompute"."""
+        return None
+
+    def step(self, cache, t: int, canvas: torch.Tensor, condition: torch.Tensor | None = None):
+        """Logits (n, K) of sub-pixel ``t`` given ``canvas`` filled before t; returns (logits, cache)."""
+        c, h, w = position(t, self.info)
+        onehot = F.one_hot(canvas, self.info.num_values).to(self.dtype)
+        return self.logits(onehot, condition)[:, c, h, w], cache
+
+    def sample(self, n, *, generator=None, temperature=1.0, condition=None, naive=False, progress=False):
+        from genzoo.sampling.autoregressive import sample_raster
+
+        return sample_raster(self, n, generator=generator, temperature=temperature, condition=condition,
+                             naive=naive, progress=progress)
+
+    def complete(self, x, known, *, generator=None, temperature=1.0, condition=None, naive=False, progress=False):
+        from genzoo.sampling.autoregressive import sample_raster
+
+        return sample_raster(self, len(x), known_values=x, known=known, generator=generator,
+                             temperature=temperature, condition=condition, naive=naive, progress=progress)
+
+
+def position(t: int, info) -> tuple[int, int, int]:
+    """Raster index t -> (channel, row, column); channels are innermost (R, G, B of one pixel)."""
+    pixel, c = divmod(t, info.channels)
+    h, w = divmod(pixel, info.width)
+    return c, h, w
+
+
+class AdversarialModel(GenerativeModel):
+    """Several players, one loss each (``player_loss``); subclasses set ``players``."""
+
+    players: ClassVar[tuple[str, ...]] = ("discriminator", "generator")
+    player_modules: ClassVar[dict[str, str]] = {}
+
+    def player_parameters(self, player):
+        attr = self.player_modules.get(player, player)
+        return [p for p in getattr(self, attr).parameters() if p.requires_grad]
+
+    def player_loss(self, player, batch):
+        raise NotImplementedError

@@ -1,0 +1,249 @@
+"""One training loop for every family.
+
+Each *round* updates every player in ``model.schedule`` order, ``k`` times each (likelihood
+models: one player, one update; GANs: k discriminator updates, then one generator update,
+Algorithm 1 of Goodfellow et al. 2014). Each player has its own optimiser; only that
+optimiser steps after the player's loss, so the other players are held fixed.
+
+Data order is a pure function of (seed, batch index): epoch e is a permutation drawn from a
+generator seeded with (seed, e). Together with the saved weights, optimiser state and global
+RNG state this makes ``--resume`` reproduce an uninterrupted run exactly.
+"""
+from __future__ import annotations
+
+import json
+import math
+import signal
+import sys
+import time
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm
+
+from genzoo import __version__
+from genzoo.errors import GenzooError
+from genzoo.metrics.likelihood import dataset_nll
+from genzoo.training.checkpoint import save_checkpoint
+from genzoo.training.config import TrainConfig
+from genzoo.training.run import CHECKPOINT, METRICS, data_description
+
+DEFAULT_STEPS = 2000
+
+
+class TrainingInterrupted(Exception):
+    """Raised after Ctrl-C once the checkpoint of the last finished step is on disk."""
+
+
+def make_optimizer(params, cfg: TrainConfig, overrides: dict | None = None) -> torch.optim.Optimizer:
+    o = {"optimizer": cfg.optimizer, "lr": cfg.lr, "beta1": cfg.beta1, "beta2": cfg.beta2,
+         "weight_decay": cfg.weight_decay, **(overrides or {})}
+    if o["optimizer"] == "adam":
+        return torch.optim.Adam(params, lr=o["lr"], betas=(o["beta1"], o["beta2"]), weight_decay=o["weight_decay"])
+    if o["optimizer"] == "adamw":
+        return torch.optim.AdamW(params, lr=o["lr"], betas=(o["beta1"], o["beta2"]), weight_decay=o["weight_decay"])
+    if o["optimizer"] == "rmsprop":
+        return torch.optim.RMSprop(params, lr=o["lr"], weight_decay=o["weight_decay"])
+    return torch.optim.SGD(params, lr=o["lr"], momentum=o["beta1"], weight_decay=o["weight_decay"])
+
+
+class BatchStream:
+    """Training batches as a pure function of (seed, batch index); drop_last when possible."""
+
+    def __init__(self, data, split: str, batch_size: int, seed: int):
+        self.data, self.split, self.seed = data, split, seed
+        self.n = data.size(split)
+        self.batch_size = min(batch_size, self.n)
+        self.per_epoch = self.n // self.batch_size
+        self._epoch, self._perm = -1, None
+
+    def batch(self, index: int) -> dict[str, torch.Tensor]:
+        epoch, pos = divmod(index, self.per_epoch)
+        if epoch != self._epoch:
+            g = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
+            self._epoch, self._perm = epoch, torch.randperm(self.n, generator=g)
+        return self.data.batch(self.split, self._perm[pos * self.batch_size:(pos + 1) * self.batch_size])
+
+
+class Trainer:
+    def __init__(self, model, data, cfg: TrainConfig, run_dir: Path, *, model_name: str, seed: int = 0,
+                 device: torch.device = torch.device("cpu"), quiet: bool = False, split: str = "train",
+                 eval_split: str | None = "test"):
+        self.model = model.to(device)
+        self.data, self.cfg, self.run_dir = data, cfg, Path(run_dir)
+        self.model_name, self.seed, self.device, self.quiet = model_name, seed, device, quiet
+        self.stream = BatchStream(data, split, cfg.batch_size, seed)
+        self.eval_split = eval_split if eval_split in data.splits and cfg.eval_every >= 0 else None
+        self.players = list(model.schedule)
+        self.params = {p: model.player_parameters(p) for p in self.players}
+        overrides = getattr(model, "optimizer_overrides", lambda p: {})
+        self.optims = {p: make_optimizer(self.params[p], cfg, overrides(p)) for p in self.players}
+        self.step = 0  # finished rounds
+        self.batches = 0  # batches drawn
+        self._stop_requested = False
+        self.on_step = None  # test hook: called with the trainer after every finished round
+
+    # -- how long ------------------------------------------------------------------------
+    def total_steps(self) -> int:
+        if self.cfg.steps:
+            return self.cfg.steps
+        if self.cfg.epochs:
+            per_round = sum(self.model.schedule.values())
+            return max(1, math.ceil(self.cfg.epochs * self.stream.per_epoch / per_round))
+        return DEFAULT_STEPS
+
+    # -- state -----------------------------------------------------------------------------
+    def state(self) -> dict:
+        import dataclasses
+
+        rng = {"torch": torch.get_rng_state()}
+        if torch.cuda.is_available():
+            rng["cuda"] = torch.cuda.get_rng_state_all()
+        return {
+            "version": __version__,
+            "model_name": self.model_name,
+            "model_config": dataclasses.asdict(self.model.config),
+            "train_config": dataclasses.asdict(self.cfg),
+            "data": data_description(self.data),
+            "step": self.step,
+            "batches": self.batches,
+            "seed": self.seed,
+            "model": self.model.state_dict(),
+            "optim": {p: o.state_dict() for p, o in self.optims.items()},
+            "rng": rng,
+        }
+
+    def save(self) -> None:
+        save_checkpoint(self.run_dir / CHECKPOINT, self.state())
+
+    def restore(self, state: dict) -> None:
+        from genzoo.training.run import load_weights
+
+        load_weights(self.model, state["model"], str(self.run_dir / CHECKPOINT))
+        for p, o in self.optims.items():
+            o.load_state_dict(state["optim"][p])
+        self.step, self.batches = int(state["step"]), int(state["batches"])
+        torch.set_rng_state(state["rng"]["torch"])
+        if "cuda" in state["rng"] and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(state["rng"]["cuda"])
+        self._trim_metrics()
+
+    def _trim_metrics(self) -> None:
+        """Drop log lines written after the checkpoint by the run that was interrupted."""
+        path = self.run_dir / METRICS
+        if not path.exists():
+            return
+        keep = [ln for ln in path.read_text().splitlines() if ln.strip() and json.loads(ln).get("step", 0) <= self.step]
+        from genzoo.training.checkpoint import atomic_write_text
+
+        atomic_write_text(path, "".join(ln + "\n" for ln in keep))
+
+    # -- the loop --------------------------------------------------------------------------
+    def _round(self) -> dict[str, float]:
+        metrics: dict[str, float] = {}
+        multi = len(self.players) > 1
+        for player in self.players:
+            for _ in range(self.model.schedule[player]):
+                batch = {k: v.to(self.device) for k, v in self.stream.batch(self.batches).items()}
+                self.batches += 1
+                opt = self.optims[player]
+                opt.zero_grad(set_to_none=True)
+                out = self.model.player_loss(player, batch)
+                loss = out.loss
+                if not torch.isfinite(loss):
+                    raise GenzooError(
+                        f"{'the ' + player + ' ' if multi else ''}loss became {loss.item()} at step {self.step + 1}; "
+                        f"stopped; the last good checkpoint is kept at {self.run_dir / CHECKPOINT}")
+                loss.backward()
+                if self.cfg.grad_clip > 0:
+                    gn = torch.nn.utils.clip_grad_norm_(self.params[player], self.cfg.grad_clip)
+                else:
+                    gn = torch.nn.utils.get_total_norm([p.grad for p in self.params[player] if p.grad is not None])
+                opt.step()
+                self.model.after_update(player)
+                prefix = f"{player}/" if multi else ""
+                metrics[prefix + "loss"] = loss.item()
+                metrics[prefix + "grad_norm"] = float(gn)
+                metrics.update({prefix + k: float(v) for k, v in out.metrics.items()})
+        return metrics
+
+    def _log(self, record: dict) -> None:
+        with open(self.run_dir / METRICS, "a") as f:
+            f.write(json.dumps(record) + "\n")
+
+    def _evaluate(self) -> dict:
+        if self.eval_split is None or not hasattr(self.model, "log_prob"):
+            return {}
+        res = dataset_nll(self.model, self.data, self.eval_split)
+        return {f"{self.eval_split}_nll_nats": res["nll_nats"], f"{self.eval_split}_bits_per_dim": res["bits_per_dim"]}
+
+    def _sample_grid(self) -> None:
+        from genzoo.viz import grid, save_png
+
+        g = torch.Generator(device=self.device).manual_seed(self.seed)
+        try:
+            x = self.model.sample(self.cfg.n_samples, generator=g, temperature=self.cfg.temperature)
+        except GenzooError:
+            return  # a model that cannot sample has no grid to draw
+        save_png(grid(self.data.info.to_rgb(x)), self.run_dir / "samples" / f"step_{self.step:07d}.png")
+
+    def _request_stop(self, signum, frame):
+        if self._stop_requested:  # second Ctrl-C: stop now
+            raise KeyboardInterrupt
+        self._stop_requested = True
+        if not self.quiet:
+            print("\ninterrupt: saving a checkpoint after this step (Ctrl-C again to abort)", file=sys.stderr)
+
+    def fit(self) -> dict:
+        total = self.total_steps()
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        pixels_per_batch = self.stream.batch_size * self.data.info.dims
+        old_handler = None
+        try:
+            old_handler = signal.signal(signal.SIGINT, self._request_stop)
+        except ValueError:  # not the main thread
+            pass
+        bar = tqdm(total=total, initial=self.step, desc="train", disable=self.quiet, dynamic_ncols=True)
+        t0, b0, last = time.perf_counter(), self.batches, {}
+        self.train_seconds = 0.0  # time inside optimiser rounds only: the throughput denominator
+        try:
+            while self.step < total:
+                self.model.train()
+                r0 = time.perf_counter()
+                metrics = self._round()
+                now = time.perf_counter()
+                self.train_seconds += now - r0
+                self.step += 1
+                bar.update(1)
+                px_s = (self.batches - b0) * pixels_per_batch / max(self.train_seconds, 1e-9)
+                record = {"step": self.step, "epoch": self.batches / self.stream.per_epoch, **metrics,
+                          "pixels_per_s": px_s}
+                out_of_time = 0 < self.cfg.time_budget_s <= now - t0
+                is_ckpt = self.step % self.cfg.checkpoint_every == 0 or self.step == total or out_of_time
+                evaluated = (self.cfg.eval_every > 0 and self.step % self.cfg.eval_every == 0) or (
+                    self.cfg.eval_every == 0 and is_ckpt)
+                if evaluated:
+                    record.update(self._evaluate())
+                if self.step % self.cfg.log_every == 0 or is_ckpt or evaluated:
+                    self._log(record)
+                    show = {k: f"{v:.4g}" for k, v in record.items() if k in ("loss", "bits_per_dim") or k.endswith("/loss")}
+                    bar.set_postfix(**show, px_s=f"{px_s:,.0f}")
+                if self.cfg.sample_every and (self.step % self.cfg.sample_every == 0 or self.step == total or out_of_time):
+                    self._sample_grid()
+                if is_ckpt:
+                    self.save()
+                last = record
+                if self.on_step is not None:
+                    self.on_step(self)
+                if out_of_time:
+                    if not self.quiet:
+                        print(f"\ntime budget of {self.cfg.time_budget_s:g}s reached at step {self.step}", file=sys.stderr)
+                    break
+                if self._stop_requested:
+                    self.save()
+                    raise TrainingInterrupted(f"interrupted at step {self.step}; checkpoint saved in {self.run_dir}")
+        finally:
+            bar.close()
+            if old_handler is not None:
+                signal.signal(signal.SIGINT, old_handler)
+        return last

@@ -1,0 +1,34 @@
+import pytest
+import torch
+
+from genzoo.data import ImageDataset, ImageInfo, every_tenth_split
+from genzoo.registry import available_models, make_config
+
+torch.set_num_threads(2)
+
+
+def tiny_info(model_cls=None) -> ImageInfo:
+    """The small data shape the shared suite builds every model for (a model may ask for another)."""
+    info = getattr(model_cls, "test_info", None)
+    return info if info is not None else ImageInfo(channels=1, height=4, width=4, num_values=5)
+
+
+def tiny_model(name: str, info: ImageInfo | None = None, seed: int = 0):
+    cls = available_models()[name]
+    keys = set(make_config.__globals__["field_types"](cls.Config))
+    preset = {k: v for k, v in cls.presets["tiny"].items() if k in keys}
+    torch.manual_seed(seed)
+    return cls(make_config(cls.Config, preset), info or tiny_info(cls))
+
+
+def random_dataset(info: ImageInfo, n: int = 40, seed: int = 0) -> ImageDataset:
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randint(0, info.num_values, (n, *info.shape), generator=g, dtype=torch.long).to(torch.uint8)
+    return ImageDataset(spec="random", x=x, info=info, splits=every_tenth_split(n))
+
+
+@pytest.fixture(scope="session")
+def pokemon():
+    from genzoo.data import load_dataset
+
+    return load_dataset("pokemon")

@@ -1,0 +1,102 @@
+"""The command line on the real embedded data, and its one-line errors with exit status 2."""
+import json
+
+import pytest
+from PIL import Image
+
+from genzoo.cli import main
+
+
+def run(capsys, *argv):
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    run_dir = tmp_path_factory.mktemp("cli") / "run"
+    code = main(["train", "pixelrnn", "--data", "pokemon", "--out", str(run_dir), "--preset", "tiny",
+                 "--steps", "6", "--seed", "1", "--device", "cpu", "--quiet",
+                 "--set", "sample_every=3", "--set", "checkpoint_every=3"])
+    assert code == 0
+    return run_dir
+
+
+def test_train_writes_a_complete_run_folder(trained):
+    assert {p.name for p in trained.iterdir()} >= {"checkpoint.pt", "run.json", "metrics.jsonl", "samples"}
+    desc = json.loads((trained / "run.json").read_text())
+    assert desc["model_name"] == "pixelrnn" and desc["model_config"]["hidden"] == 16
+    assert desc["data"]["info"]["num_values"] == 167 and len(desc["data"]["info"]["palette"]) == 167
+    rows = [json.loads(l) for l in (trained / "metrics.jsonl").read_text().splitlines()]
+    assert rows[-1]["step"] == 6 and "test_bits_per_dim" in rows[-1] and rows[-1]["pixels_per_s"] > 0
+    assert sorted(p.name for p in (trained / "samples").iterdir()) == ["step_0000003.png", "step_0000006.png"]
+
+
+def test_sample_complete_eval(trained, tmp_path, capsys):
+    code, _, err = run(capsys, "sample", trained, "-n", "9", "-o", tmp_path / "s.png", "--seed", "2", "--device", "cpu")
+    assert code == 0, err
+    assert Image.open(tmp_path / "s.png").size[0] > 60
+    code, _, err = run(capsys, "complete", trained, "--mask", "bottom-half", "-o", tmp_path / "c.png",
+                       "--images", "test:0-2", "--samples", "3", "--device", "cpu")
+    assert code == 0, err
+    w, h = Image.open(tmp_path / "c.png").size
+    assert w > h  # 3 rows of original | shown | 3 completions
+    code, out, err = run(capsys, "eval", trained, "--json", tmp_path / "e.json", "--device", "cpu")
+    assert code == 0, err
+    res = json.loads((tmp_path / "e.json").read_text())
+    assert res["split"] == "test" and res["n_images"] == 80 and res["checkpoint_step"] == 6
+    assert res["bits_per_dim"] == pytest.approx(res["nll_nats"] / (400 * 0.6931471805599453))
+    assert "bits/dim" in out
+
+
+def test_same_seed_same_sample_file(trained, tmp_path, capsys):
+    for name in ("a", "b"):
+        assert run(capsys, "sample", trained, "-n", "4", "-o", tmp_path / f"{name}.png", "--seed", "7")[0] == 0
+    assert (tmp_path / "a.png").read_bytes() == (tmp_path / "b.png").read_bytes()
+
+
+def test_resume_through_the_cli_continues_to_the_new_total(trained, tmp_path, capsys):
+    import shutil
+
+    run_dir = tmp_path / "run"
+    shutil.copytree(trained, run_dir)
+    code, _, err = run(capsys, "train", "pixelrnn", "--out", run_dir, "--resume", "--steps", "8", "--quiet")
+    assert code == 0, err
+    rows = [json.loads(l) for l in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert rows[-1]["step"] == 8
+
+
+@pytest.mark.parametrize("argv, needle", [
+    (["train", "nosuchmodel", "--out", "{tmp}/r"], "unknown model 'nosuchmodel'; valid: "),
+    (["train", "pixelrnn", "--out", "{tmp}/r", "--preset", "huge"], "valid: lecture"),
+    (["train", "pixelrnn", "--out", "{tmp}/r", "--set", "hiden=3"], "unknown key 'hiden'"),
+    (["train", "pixelrnn", "--out", "{tmp}/r", "--set", "hidden=many"], "hidden: 'many' is not a int"),
+    (["train", "pixelrnn", "--out", "{tmp}/r", "--set", "optimizer=lbfgs"], "valid: adam, adamw"),
+    (["train", "pixelrnn", "--out", "{tmp}/r", "--set", "hidden"], "expected key=value"),
+    (["train", "pixelrnn", "--out", "{tmp}/r", "--data", "nosuch:x"], "unknown dataset 'nosuch'"),
+    (["train", "pixelrnn", "--out", "{tmp}/r", "--device", "tpu"], "unknown device"),
+    (["sample", "{tmp}/missing", "-n", "2", "-o", "{tmp}/x.png"], "no such run folder"),
+    (["complete", "{run}", "--mask", "top-half", "-o", "{tmp}/x.png"], "unknown mask 'top-half'; valid: bottom-half"),
+    (["complete", "{run}", "--mask", "bottom-half", "-o", "{tmp}/x.png", "--images", "test:70-90"], "images 0-79"),
+    (["sample", "{run}", "-n", "2", "-o", "{tmp}/x.jpg"], "must be a .png"),
+    (["eval", "{run}", "--split", "valid"], "unknown split 'valid'; valid: train, test"),
+    (["train", "pixelrnn", "--out", "{run}"], "already holds a run; pass --resume"),
+])
+def test_bad_options_are_one_line_errors_with_status_2(argv, needle, trained, tmp_path, capsys):
+    argv = [a.format(tmp=tmp_path, run=trained) for a in argv]
+    before = (trained / "checkpoint.pt").read_bytes()
+    code, out, err = run(capsys, *argv)
+    assert code == 2
+    assert needle in err and err.count("\n") == 1 and err.startswith("genzoo: error: ")
+    assert not (tmp_path / "r").exists()
+    assert (trained / "checkpoint.pt").read_bytes() == before
+
+
+def test_models_and_datasets_list_what_is_registered(capsys):
+    code, out, _ = run(capsys, "models")
+    assert code == 0 and "pixelrnn" in out and "lecture" in out
+    code, out, _ = run(capsys, "datasets")
+    assert code == 0
+    for syntax in ("pokemon", "folder:PATH", "binarized-mnist:PATH", "idx:PATH"):
+        assert syntax in out

@@ -1,0 +1,114 @@
+"""One suite over every registered model, built tiny: the contracts every family meets."""
+import copy
+import dataclasses
+
+import pytest
+import torch
+
+from conftest import random_dataset, tiny_info, tiny_model
+from genzoo.models.base import GenerativeModel, LikelihoodModel
+from genzoo.registry import available_models
+from genzoo.training.config import TrainConfig
+from genzoo.training.run import load_run
+from genzoo.training.trainer import Trainer
+
+MODELS = sorted(available_models())
+
+
+def test_registry_lists_models_with_tiny_presets_and_papers():
+    assert "pixelrnn" in MODELS
+    for name, cls in available_models().items():
+        assert issubclass(cls, GenerativeModel)
+        assert "tiny" in cls.presets, f"{name} needs a 'tiny' preset for the shared suite"
+        assert cls.paper and cls.family != "?"
+        assert cls.__module__ and (cls.__doc__ or __import__(cls.__module__).__doc__)
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_training_step_changes_weights_and_eval_does_not(name, tmp_path):
+    model = tiny_model(name)
+    data = random_dataset(model.info)
+    before = copy.deepcopy(model.state_dict())
+    if isinstance(model, LikelihoodModel):
+        model.eval()
+        with torch.no_grad():
+            model.log_prob(data.images("test"))
+        assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    cfg = TrainConfig(steps=1, batch_size=4, sample_every=0, eval_every=-1)
+    Trainer(model, data, cfg, tmp_path, model_name=name, quiet=True).fit()
+    changed = [k for k, v in model.state_dict().items() if not torch.equal(before[k], v)]
+    assert changed, "one optimiser step left every weight unchanged"
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_save_load_gives_identical_outputs(name, tmp_path):
+    model = tiny_model(name)
+    data = random_dataset(model.info)
+    cfg = TrainConfig(steps=2, batch_size=4, sample_every=0, eval_every=-1)
+    Trainer(model, data, cfg, tmp_path, model_name=name, quiet=True).fit()
+    loaded = load_run(tmp_path).model
+    model.eval()
+    x = data.images("test")
+    if isinstance(model, LikelihoodModel):
+        assert torch.equal(model.log_prob(x), loaded.log_prob(x))
+    g1, g2 = torch.Generator().manual_seed(5), torch.Generator().manual_seed(5)
+    assert torch.equal(model.sample(3, generator=g1), loaded.sample(3, generator=g2))
+    assert dataclasses.asdict(model.config) == dataclasses.asdict(loaded.config)
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_same_seed_same_samples_and_values_in_range(name):
+    model = tiny_model(name)
+    a = model.sample(6, generator=torch.Generator().manual_seed(3))
+    b = model.sample(6, generator=torch.Generator().manual_seed(3))
+    c = model.sample(6, generator=torch.Generator().manual_seed(4))
+    assert torch.equal(a, b)
+    assert not torch.equal(a, c)
+    assert a.shape == (6, *model.info.shape) and a.dtype == torch.long
+    assert a.min() >= 0 and a.max() < model.info.num_values
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_completion_keeps_the_shown_pixels(name):
+    from genzoo.sampling.masks import make_mask
+
+    model = tiny_model(name)
+    x = random_dataset(model.info).images("train", [0, 1, 2])
+    for mask in ("bottom-half", "right-half", "bottom-three-quarters"):
+        known = make_mask(mask, model.info)
+        out = model.complete(x, known, generator=torch.Generator().manual_seed(0))
+        assert torch.equal(out[:, known], x[:, known])
+        assert out.min() >= 0 and out.max() < model.info.num_values
+
+
+@pytest.mark.parametrize("name", [m for m in MODELS if issubclass(available_models()[m], LikelihoodModel)])
+def test_loss_is_mean_nll_in_nats(name):
+    model = tiny_model(name)
+    x = random_dataset(model.info).images("train", [0, 1, 2, 3])
+    out = model.loss({"x": x})
+    assert torch.allclose(out.loss, -model.log_prob(x).mean())
+    assert out.metrics["nll_nats"] == pytest.approx(out.loss.item(), rel=1e-6)
+    dims = tiny_info(type(model)).dims
+    assert out.metrics["bits_per_dim"] == pytest.approx(out.loss.item() / (dims * 0.6931471805599453), rel=1e-5)
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_every_preset_resolves_and_builds(name):
+    from genzoo.registry import resolve_configs
+
+    cls = available_models()[name]
+    for preset in cls.presets:
+        model_cfg, train_cfg = resolve_configs(cls, TrainConfig, preset)
+        model = cls(model_cfg, tiny_info(cls))
+        assert sum(p.numel() for p in model.parameters()) > 0
+
+
+def test_lecture_preset_is_the_lectures_network():
+    from genzoo.data import ImageInfo
+    from genzoo.registry import resolve_configs
+    from genzoo.models.pixelrnn import PixelRNN
+
+    cfg, _ = resolve_configs(PixelRNN, TrainConfig, "lecture")
+    model = PixelRNN(cfg, ImageInfo(channels=1, height=20, width=20, num_values=167))
+    assert model.lstm.num_layers == 1 and model.lstm.hidden_size == 512 and model.lstm.input_size == 168
+    assert model.head.out_features == 167
