@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -69,6 +70,8 @@ def main() -> None:
 
     args.run.mkdir(parents=True)
     write_json(args.run / RUN_JSON, run_description("pixelrnn", model, train_cfg, data, args.seed))
+    round_seconds: list[float] = []
+    trainer.on_step = lambda t: round_seconds.append(t.last_round_seconds)
     t0 = time.perf_counter()
     trainer.fit()
     wall = time.perf_counter() - t0
@@ -95,6 +98,8 @@ def main() -> None:
         "baselines_test_bits_per_dim": {"uniform_167": math.log2(data.info.num_values),
                                         "independent_pixels": independent_pixels_bpd(data)},
         "throughput_pixels_per_s": rows[-1]["pixels_per_s"],
+        "median_step_seconds": statistics.median(round_seconds),
+        "median_throughput_pixels_per_s": train_cfg.batch_size * data.info.dims / statistics.median(round_seconds),
         "train_seconds": trainer.train_seconds,
         "wall_seconds": wall,
         "peak_rss_mb": peak_rss_mb(),
@@ -103,7 +108,7 @@ def main() -> None:
     }
     path = write_result(stem, result)
     print(f"test {test['bits_per_dim']:.4f} bits/dim ({test['nll_nats']:.1f} nats/image) after {trainer.step} steps; "
-          f"{result['throughput_pixels_per_s']:,.0f} px/s; peak {result['peak_rss_mb']:.0f} MB -> {path}")
+          f"{result['median_throughput_pixels_per_s']:,.0f} px/s (median step); peak {result['peak_rss_mb']:.0f} MB -> {path}")
 
 
 if __name__ == "__main__":

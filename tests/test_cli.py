@@ -1,5 +1,6 @@
 """The command line on the real embedded data, and its one-line errors with exit status 2."""
 import json
+from pathlib import Path
 
 import pytest
 from PIL import Image
@@ -100,3 +101,35 @@ def test_models_and_datasets_list_what_is_registered(capsys):
     assert code == 0
     for syntax in ("pokemon", "folder:PATH", "binarized-mnist:PATH", "idx:PATH"):
         assert syntax in out
+
+
+def test_ctrl_c_saves_a_checkpoint_and_exits_130(tmp_path):
+    """A real SIGINT to a real `genzoo train` process: checkpoint after the step, status 130, resumable."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    run_dir = tmp_path / "run"
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1] / "src"))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "genzoo", "train", "pixelrnn", "--preset", "tiny", "--steps", "100000",
+         "--out", str(run_dir), "--quiet", "--device", "cpu", "--set", "log_every=1",
+         "--set", "checkpoint_every=100000", "--set", "sample_every=0", "--set", "eval_every=-1"],
+        env=env, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 60
+    while time.time() < deadline and not ((run_dir / "metrics.jsonl").exists()
+                                          and (run_dir / "metrics.jsonl").read_text().count("\n") >= 3):
+        time.sleep(0.1)
+    assert not (run_dir / "checkpoint.pt").exists()
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "checkpoint saved" in err
+    from genzoo.training.checkpoint import load_checkpoint
+
+    step = load_checkpoint(run_dir / "checkpoint.pt")["step"]
+    assert step >= 3
+    assert main(["train", "pixelrnn", "--out", str(run_dir), "--resume", "--steps", str(step + 2), "--quiet"]) == 0
+    assert load_checkpoint(run_dir / "checkpoint.pt")["step"] == step + 2

@@ -44,7 +44,7 @@ def parse_sets(pairs: list[str]) -> dict[str, str]:
     return out
 
 
-def cmd_train(model: str, data: str, out: Path, preset: str | None = None, sets: list[str] = (),
+def cmd_train(model: str, data: str | None, out: Path, preset: str | None = None, sets: list[str] = (),
               steps: int | None = None, epochs: float | None = None, seed: int = 0, device: str = "auto",
               resume: bool = False, size: int | None = None, colors: int | None = None, quiet: bool = False) -> dict:
     """Train MODEL on DATA into the run folder OUT (or continue it with ``resume``)."""
@@ -68,7 +68,7 @@ def cmd_train(model: str, data: str, out: Path, preset: str | None = None, sets:
         state = load_checkpoint(out / CHECKPOINT)
         if state["model_name"] != model:
             raise GenzooError(f"{out}: holds a {state['model_name']!r} run, not {model!r}")
-        if data != state["data"]["spec"]:
+        if data is not None and data != state["data"]["spec"]:
             raise GenzooError(f"{out}: was trained on {state['data']['spec']!r}, not {data!r}")
         unknown = set(overrides) - {"steps", "epochs"}
         if preset or unknown:
@@ -80,6 +80,7 @@ def cmd_train(model: str, data: str, out: Path, preset: str | None = None, sets:
     else:
         if (out / CHECKPOINT).exists():
             raise GenzooError(f"{out}: already holds a run; pass --resume to continue it or choose another --out")
+        data = data or "pokemon"
         dataset = load_dataset(data, size=size, colors=colors)
         model_cfg, cfg = resolve_configs(cls, TrainConfig, preset, overrides)
         net = cls(model_cfg, dataset.info)
@@ -204,7 +205,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     t = sub.add_parser("train", help="train a model into a run folder")
     t.add_argument("model", help="a registered model (see `genzoo models`)")
-    t.add_argument("--data", default="pokemon", help="data spec (see `genzoo datasets`); default: pokemon")
+    t.add_argument("--data", help="data spec (see `genzoo datasets`); default: pokemon, or the run's with --resume")
     t.add_argument("--out", required=True, type=Path, help="run folder to create (or continue with --resume)")
     t.add_argument("--preset", help="named settings of the model (see `genzoo models`)")
     t.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",

@@ -212,7 +212,8 @@ class Trainer:
                 r0 = time.perf_counter()
                 metrics = self._round()
                 now = time.perf_counter()
-                self.train_seconds += now - r0
+                self.last_round_seconds = now - r0
+                self.train_seconds += self.last_round_seconds
                 self.step += 1
                 bar.update(1)
                 px_s = (self.batches - b0) * pixels_per_batch / max(self.train_seconds, 1e-9)
