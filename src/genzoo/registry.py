@@ -12,7 +12,6 @@ import typing
 from genzoo.errors import GenzooError, choices_error
 
 _MODELS: dict[str, type] = {}
-_BUILTIN_MODULES = ("genzoo.models.pixelrnn",)
 
 
 def register_model(name: str):
@@ -27,8 +26,14 @@ def register_model(name: str):
 
 
 def _load_builtins() -> None:
-    for mod in _BUILTIN_MODULES:
-        importlib.import_module(mod)
+    """Import every module of :mod:`genzoo.models`; each registers its models on import."""
+    import pkgutil
+
+    import genzoo.models
+
+    for info in pkgutil.iter_modules(genzoo.models.__path__):
+        if not info.name.startswith("_") and info.name != "base":
+            importlib.import_module(f"genzoo.models.{info.name}")
 
 
 def available_models() -> dict[str, type]:

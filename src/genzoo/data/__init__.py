@@ -46,7 +46,7 @@ def load_dataset(spec: str, **options) -> ImageDataset:
         raise GenzooError(f"dataset {kind!r} needs a path: {entry.syntax}")
     data = entry.loader(spec, path or None, **options)
     # Recorded so a run can reload the same images (a fitted palette is saved separately).
-    data.meta["options"] = {k: v for k, v in options.items() if v is not None and k != "palette"}
+    data.meta.setdefault("options", {k: v for k, v in options.items() if v is not None and k != "palette"})
     return data
 
 

@@ -74,9 +74,19 @@ class GenerativeModel(nn.Module):
         """Fill the pixels where ``known`` is False, keeping ``x`` where it is True."""
         raise GenzooError(f"model {self.name!r} cannot complete images")
 
+    @property
+    def conditional(self) -> bool:
+        """True when the model is built to take a class label (``config.conditional``)."""
+        return bool(getattr(self.config, "conditional", False))
+
     def check_condition(self, condition) -> None:
-        if condition is not None and not getattr(self.config, "num_classes", 0):
+        if condition is not None and not self.conditional:
             raise GenzooError(f"model {self.name!r} is unconditional; it takes no condition")
+        if condition is not None:
+            k = self.info.num_classes
+            bad = condition[(condition < 0) | (condition >= k)] if torch.is_tensor(condition) else []
+            if len(bad):
+                raise GenzooError(f"condition {int(bad[0])} out of range: the data has classes 0-{k - 1}")
 
     @property
     def device(self) -> torch.device:
@@ -99,10 +109,6 @@ class LikelihoodModel(GenerativeModel):
         loss = nll.mean()
         bpd = loss.detach() / (self.info.dims * math.log(2))
         return ModelOutput(loss, {"nll_nats": loss.item(), "bits_per_dim": bpd.item()})
-
-    @property
-    def conditional(self) -> bool:
-        return bool(getattr(self.config, "num_classes", 0))
 
 
 class AutoregressiveModel(LikelihoodModel):
