@@ -115,7 +115,12 @@ def cmd_sample(run: Path, n: int, out: Path, seed: int = 0, temperature: float =
         raise GenzooError(f"-n must be >= 1, got {n}")
     r = load_run(run, device)
     g = torch.Generator(device=r.model.device).manual_seed(seed)
-    cond = None if condition is None else torch.full((n,), condition, dtype=torch.long)
+    if condition is not None:
+        cond = torch.full((n,), condition, dtype=torch.long)
+    elif r.model.conditional:  # no class asked: cycle through the classes, one per grid column
+        cond = torch.arange(n) % r.info.num_classes
+    else:
+        cond = None
     kwargs = {"naive": naive} if naive else {}
     x = r.model.sample(n, generator=g, temperature=temperature, condition=cond, progress=True, **kwargs)
     save_png(grid(r.info.to_rgb(x), ncols=ncols), out)
