@@ -122,3 +122,10 @@ def every_tenth_split(n: int) -> dict[str, torch.Tensor]:
     idx = torch.arange(n)
     test = idx % 10 == 0
     return {"train": idx[~test], "test": idx[test]}
+
+
+def reject_options(spec: str, options: dict) -> None:
+    """Loaders of already-discrete images take no --size/--colors: say so instead of ignoring them."""
+    used = sorted(k for k, v in options.items() if v is not None)
+    if used:
+        raise GenzooError(f"{spec}: options {used} do not apply (the images are already discrete)")

@@ -16,7 +16,7 @@ import scipy.io
 import torch
 
 from genzoo.data import register_dataset
-from genzoo.data.base import ImageDataset, ImageInfo, every_tenth_split
+from genzoo.data.base import ImageDataset, ImageInfo, every_tenth_split, reject_options
 from genzoo.errors import GenzooError
 
 BINARIZED_SPLITS = ("train", "valid", "test")
@@ -29,11 +29,6 @@ FASHION_NAMES = (
     "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
 )  # fmt: skip
 
-
-def _reject_options(spec: str, options: dict) -> None:
-    used = sorted(k for k, v in options.items() if v is not None)
-    if used:
-        raise GenzooError(f"{spec}: options {used} do not apply (the images are already discrete)")
 
 
 def _stack_splits(parts: dict[str, np.ndarray]) -> tuple[np.ndarray, dict[str, torch.Tensor]]:
@@ -55,7 +50,7 @@ def _stack_splits(parts: dict[str, np.ndarray]) -> tuple[np.ndarray, dict[str, t
     "or one such file",
 )
 def load_binarized_mnist(spec: str, path: str | None, **options) -> ImageDataset:
-    _reject_options(spec, options)
+    reject_options(spec, options)
     p = Path(path)
     if p.is_dir():
         parts, files = {}, []
@@ -142,7 +137,7 @@ def _read_amat(path: Path) -> np.ndarray:
     "(+ labels), or one images file",
 )
 def load_idx(spec: str, path: str | None, **options) -> ImageDataset:
-    _reject_options(spec, options)
+    reject_options(spec, options)
     p = Path(path)
     if p.is_dir():
         images = {split: f for split, prefix in IDX_PREFIXES.items() if (f := _find_idx(p, prefix, "images", 3))}

@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 
 from genzoo.data import register_dataset
-from genzoo.data.base import ImageDataset, ImageInfo, every_tenth_split, storage_dtype
+from genzoo.data.base import ImageDataset, ImageInfo, every_tenth_split, reject_options, storage_dtype
 from genzoo.errors import GenzooError
 
 
@@ -86,7 +86,7 @@ def _read(path: Path) -> str:
     needs_path=False,
 )
 def load_pokemon(spec: str, path: str | None, **options) -> ImageDataset:
-    _reject_options(spec, options)
+    reject_options(spec, options)
     if path is None:
         root = resources.files("genzoo.data") / "embedded"
         pixels_path = Path(str(root / "pokemon_pixel_color.txt.gz"))
@@ -104,9 +104,3 @@ def load_pokemon(spec: str, path: str | None, **options) -> ImageDataset:
     x = parse_pixel_rows(_read(pixels_path), str(pixels_path), len(palette))
     info = ImageInfo(channels=1, height=x.shape[2], width=x.shape[3], num_values=len(palette), palette=palette)
     return ImageDataset(spec=spec, x=x, info=info, splits=every_tenth_split(len(x)))
-
-
-def _reject_options(spec: str, options: dict) -> None:
-    used = {k: v for k, v in options.items() if v is not None}
-    if used:
-        raise GenzooError(f"{spec}: options {sorted(used)} do not apply (the images are already discrete)")

@@ -1,0 +1,95 @@
+"""Autoregressive sampling speed: naive vs cached, against the teacher-forced floor.
+
+    python benchmarks/sampling_speed.py                      # every autoregressive model, preset "small"
+    python benchmarks/sampling_speed.py --models pixelcnn --batch 64
+
+For each model and image shape (20x20 with 167 values: the Pokémon palette; 28x28 with 2 values:
+binarized MNIST) it times, at batch 64 with untrained weights (speed does not depend on them):
+one teacher-forced forward pass over the batch (the floor any sampler can approach), sampling with
+the cached path, and sampling with the naive path (a full forward pass per sub-pixel), and checks
+that both paths give identical samples. Medians over --repeats runs; naive runs once unless asked.
+Targets (issue 3): cached >= 20x faster than naive, and cached <= 10x the forward pass.
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import write_result  # noqa: E402
+
+from genzoo.data import ImageInfo  # noqa: E402
+from genzoo.models.base import AutoregressiveModel  # noqa: E402
+from genzoo.registry import available_models, make_config  # noqa: E402
+
+SHAPES = {"20x20x167": ImageInfo(channels=1, height=20, width=20, num_values=167),
+          "28x28x2": ImageInfo(channels=1, height=28, width=28, num_values=2)}
+
+
+def timed(fn, repeats: int) -> tuple[float, object]:
+    times, out = [], None
+    for _ in range(repeats):
+        t = time.perf_counter()
+        out = fn()
+        times.append(time.perf_counter() - t)
+    return statistics.median(times), out
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--models", nargs="*")
+    p.add_argument("--preset", default="small")
+    p.add_argument("--shapes", nargs="*", default=list(SHAPES), choices=list(SHAPES))
+    p.add_argument("--batch", type=int, default=64)
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--naive-repeats", type=int, default=1)
+    p.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch's default)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--name", default="sampling_speed")
+    args = p.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+
+    models = available_models()
+    names = args.models or sorted(n for n, c in models.items() if issubclass(c, AutoregressiveModel))
+    rows = []
+    for name in names:
+        cls = models[name]
+        preset = args.preset if args.preset in cls.presets else "tiny"
+        keys = {f.name for f in __import__("dataclasses").fields(cls.Config)}
+        cfg = make_config(cls.Config, {k: v for k, v in cls.presets[preset].items() if k in keys})
+        for shape in args.shapes:
+            info = SHAPES[shape]
+            torch.manual_seed(args.seed)
+            model = cls(cfg, info).eval()
+            x = torch.randint(0, info.num_values, (args.batch, *info.shape))
+            with torch.no_grad():
+                onehot = F.one_hot(x, info.num_values).float()
+                forward_s, _ = timed(lambda: model.logits(onehot), args.repeats)
+            cached_s, cached = timed(lambda: model.sample(args.batch, generator=torch.Generator().manual_seed(1)),
+                                     args.repeats)
+            naive_s, naive = timed(lambda: model.sample(args.batch, generator=torch.Generator().manual_seed(1),
+                                                        naive=True), args.naive_repeats)
+            row = {"model": name, "preset": preset, "shape": shape, "batch": args.batch,
+                   "forward_s": forward_s, "cached_s": cached_s, "naive_s": naive_s,
+                   "naive_over_cached": naive_s / cached_s, "cached_over_forward": cached_s / forward_s,
+                   "identical_samples": bool(torch.equal(cached, naive))}
+            rows.append(row)
+            print(f"{name:<20} {shape:<10} forward {forward_s * 1e3:8.1f} ms  cached {cached_s:7.2f} s  "
+                  f"naive {naive_s:8.2f} s  naive/cached {row['naive_over_cached']:6.1f}x  "
+                  f"cached/forward {row['cached_over_forward']:6.1f}x  identical={row['identical_samples']}",
+                  flush=True)
+    write_result(args.name, {"command": " ".join(["python"] + sys.argv), "seed": args.seed,
+                             "budget": {"repeats": args.repeats, "naive_repeats": args.naive_repeats},
+                             "targets": {"naive_over_cached_min": 20, "cached_over_forward_max": 10},
+                             "rows": rows})
+
+
+if __name__ == "__main__":
+    main()
