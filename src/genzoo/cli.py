@@ -115,12 +115,7 @@ def cmd_sample(run: Path, n: int, out: Path, seed: int = 0, temperature: float =
         raise GenzooError(f"-n must be >= 1, got {n}")
     r = load_run(run, device)
     g = torch.Generator(device=r.model.device).manual_seed(seed)
-    if condition is not None:
-        cond = torch.full((n,), condition, dtype=torch.long)
-    elif r.model.conditional:  # no class asked: cycle through the classes, one per grid column
-        cond = torch.arange(n) % r.info.num_classes
-    else:
-        cond = None
+    cond = r.model.default_condition(n) if condition is None else torch.full((n,), condition, dtype=torch.long)
     kwargs = {"naive": naive} if naive else {}
     x = r.model.sample(n, generator=g, temperature=temperature, condition=cond, progress=True, **kwargs)
     save_png(grid(r.info.to_rgb(x), ncols=ncols), out)
@@ -161,7 +156,11 @@ def cmd_complete(run: Path, mask: str, out: Path, images: str = "test:0-7", samp
     n = len(x)
     g = torch.Generator(device=r.model.device).manual_seed(seed)
     reps = x.repeat_interleave(samples, dim=0)  # (N*k, C, H, W)
-    filled = r.model.complete(reps, known, generator=g, temperature=temperature, progress=True)
+    cond = None
+    if r.model.conditional:  # complete each image under its own label
+        labels = data.batch(split, positions).get("y")
+        cond = labels.repeat_interleave(samples) if labels is not None else r.model.default_condition(len(reps))
+    filled = r.model.complete(reps, known, generator=g, temperature=temperature, condition=cond, progress=True)
     info = r.info
     original = info.to_rgb(x)
     shown = mask_rgb(original, known.all(0).numpy())

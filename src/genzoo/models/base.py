@@ -79,6 +79,10 @@ class GenerativeModel(nn.Module):
         """True when the model is built to take a class label (``config.conditional``)."""
         return bool(getattr(self.config, "conditional", False))
 
+    def default_condition(self, n: int) -> torch.Tensor | None:
+        """Labels for ``n`` samples when none are asked for: every class in turn (None if unconditional)."""
+        return torch.arange(n) % self.info.num_classes if self.conditional else None
+
     def check_condition(self, condition) -> None:
         if condition is not None and not self.conditional:
             raise GenzooError(f"model {self.name!r} is unconditional; it takes no condition")

@@ -182,7 +182,8 @@ class Trainer:
 
         g = torch.Generator(device=self.device).manual_seed(self.seed)
         try:
-            x = self.model.sample(self.cfg.n_samples, generator=g, temperature=self.cfg.temperature)
+            x = self.model.sample(self.cfg.n_samples, generator=g, temperature=self.cfg.temperature,
+                                  condition=self.model.default_condition(self.cfg.n_samples))
         except GenzooError:
             return  # a model that cannot sample has no grid to draw
         save_png(grid(self.data.info.to_rgb(x)), self.run_dir / "samples" / f"step_{self.step:07d}.png")

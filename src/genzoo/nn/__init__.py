@@ -1,0 +1,1 @@
+"""Shared layers: masked and causal convolutions with their incremental (cached) forms."""

@@ -1,0 +1,185 @@
+"""Masked and causal convolutions for autoregressive image models, and their cached forms.
+
+Order: raster scan with channels innermost (van den Oord, Kalchbrenner & Kavukcuoglu 2016, "Pixel
+Recurrent Neural Networks", arXiv:1601.06759, sec. 3.4). Sub-pixel (r, c, k) may depend on every pixel
+above row r, on the pixels left of column c in row r, and on channels < k of pixel (r, c) itself.
+
+Channel groups. The feature channels of every map are split into C contiguous groups, C = image channels
+(:func:`channel_groups`; R, G, B for colour). Group k of a map may carry information about channel k of the
+current pixel, never about channels > k. At the centre tap a mask-"A" conv lets output group k see input
+groups < k (the first layer: the sub-pixel itself stays hidden); a mask-"B" conv lets it see groups <= k
+(every later layer). Taps left of the centre in the current row and all taps in the rows above are open;
+taps right of the centre and all rows below are closed. Because rows below the centre are always closed, the
+weight keeps only the rows up to the centre: a "7x7 masked conv" holds a 4x7 kernel whose last row is masked
+right of the centre (the same function as the 7x7 conv with its lower three rows zeroed).
+
+:class:`CausalConv2d` is the common base: output (r, c) sees input rows r-kh+1..r and columns
+c-kw//2..c+kw//2 (zero padding on top and both sides only), times an optional fixed 0/1 mask. Without a mask
+it is the vertical-stack conv of the Gated PixelCNN, which sees the whole current row in its window; that
+model shifts the result down one row before the horizontal stack may use it.
+
+Cached sampling (Ramachandran et al. 2017, "Fast Generation for Convolutional Autoregressive Models",
+arXiv:1704.06001): :class:`IncrementalConv` is a frozen copy of a conv's masked weight, split by output
+group, that computes one output position from the kh x kw window of a cached input buffer (``at``), one
+whole output row (``row``), or, for 1x1 convs, one pixel's feature vector (``pixel``). Entries the mask
+closes may hold stale values of later positions: they are multiplied by zero weights, so buffers must only
+hold finite numbers (they start at zero).
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def channel_groups(n: int, groups: int) -> torch.Tensor:
+    """Group of each of ``n`` feature channels split into ``groups`` contiguous, near-equal blocks ``(n,)``.
+
+    ``channel_groups(C * K, C)`` puts logits ``c*K .. c*K+K-1`` in group c.
+    """
+    return torch.arange(n) * groups // n
+
+
+def _pair(k) -> tuple[int, int]:
+    return (k, k) if isinstance(k, int) else (int(k[0]), int(k[1]))
+
+
+class ChannelEmbedding(nn.Module):
+    """Per-channel one-hot times a learned table: (B, C, H, W, K) -> (B, C*E, H, W).
+
+    Channel c of the image fills feature group c (channels c*E .. c*E+E-1), so the masks of the following
+    convs see exactly the sub-pixels they may. The input depends differentiably on the one-hot.
+    """
+
+    def __init__(self, channels: int, num_values: int, dim: int):
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(channels, num_values, dim))  # (C, K, E)
+
+    @property
+    def out_channels(self) -> int:
+        return self.weight.shape[0] * self.weight.shape[2]
+
+    def forward(self, onehot: torch.Tensor) -> torch.Tensor:
+        b, c, h, w, _ = onehot.shape
+        x = torch.einsum("bchwk,cke->bcehw", onehot, self.weight)  # (B, C, E, H, W)
+        return x.reshape(b, -1, h, w)  # (B, C*E, H, W)
+
+    def lookup(self, values: torch.Tensor, channel: int) -> torch.Tensor:
+        """Embedding of ``values`` (n,) long of image channel ``channel`` -> (n, E); equals ``forward`` there."""
+        return self.weight[channel, values]
+
+    def group_slice(self, channel: int) -> slice:
+        e = self.weight.shape[2]
+        return slice(channel * e, (channel + 1) * e)
+
+
+class CausalConv2d(nn.Conv2d):
+    """Output (r, c) sees input rows r-kh+1..r, columns c-kw//2..c+kw//2 (kw odd), times ``mask`` if given.
+
+    ``out_groups`` (out_channels,) names the channel group of each output, for group-wise cached steps;
+    ``num_groups`` is how many groups there are (the image's channels).
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size, *, mask: torch.Tensor | None = None,
+                 out_groups: torch.Tensor | None = None, num_groups: int = 1, bias: bool = True):
+        kh, kw = _pair(kernel_size)
+        if kh < 1 or kw < 1 or kw % 2 == 0:
+            raise ValueError(f"kernel must be >= 1 with an odd width, got {kh}x{kw}")
+        super().__init__(in_channels, out_channels, (kh, kw), padding=0, bias=bias)
+        if mask is not None and tuple(mask.shape) != tuple(self.weight.shape):
+            raise ValueError(f"mask shape {tuple(mask.shape)} != weight shape {tuple(self.weight.shape)}")
+        if out_groups is None:
+            out_groups = torch.zeros(out_channels, dtype=torch.long)
+            num_groups = 1
+        self.num_groups = num_groups
+        self.register_buffer("mask", mask, persistent=False)
+        self.register_buffer("out_groups", out_groups.long(), persistent=False)
+
+    def masked_weight(self) -> torch.Tensor:
+        return self.weight if self.mask is None else self.weight * self.mask
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        kh, kw = self.kernel_size
+        x = F.pad(x, (kw // 2, kw // 2, kh - 1, 0))  # (B, I, H+kh-1, W+kw-1)
+        return F.conv2d(x, self.masked_weight(), self.bias)  # (B, O, H, W)
+
+
+class MaskedConv2d(CausalConv2d):
+    """A kh x kw masked convolution, mask ``"A"`` (centre sub-pixel hidden) or ``"B"`` (centre visible).
+
+    ``image_channels`` = C groups; ``in_groups``/``out_groups`` default to :func:`channel_groups`. At the
+    centre tap output group k sees input groups < k (A) or <= k (B). Stored kernel: (kh//2 + 1) x kw.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size, mask_type: str, image_channels: int,
+                 *, in_groups: torch.Tensor | None = None, out_groups: torch.Tensor | None = None, bias: bool = True):
+        kh, kw = _pair(kernel_size)
+        if kh % 2 == 0 or kw % 2 == 0 or kh < 1:
+            raise ValueError(f"masked conv kernel must be odd, got {kh}x{kw}")
+        if mask_type not in ("A", "B"):
+            raise ValueError(f"mask type must be 'A' or 'B', got {mask_type!r}")
+        in_groups = channel_groups(in_channels, image_channels) if in_groups is None else in_groups
+        out_groups = channel_groups(out_channels, image_channels) if out_groups is None else out_groups
+        if len(in_groups) != in_channels or len(out_groups) != out_channels:
+            raise ValueError("in_groups/out_groups must name one group per channel")
+        rows = kh // 2 + 1
+        mask = torch.ones(out_channels, in_channels, rows, kw)  # (O, I, kh//2+1, kw)
+        mask[:, :, -1, kw // 2 + 1:] = 0.0  # right of the centre in the current row
+        if mask_type == "A":
+            centre = out_groups[:, None] > in_groups[None, :]  # (O, I)
+        else:
+            centre = out_groups[:, None] >= in_groups[None, :]
+        mask[:, :, -1, kw // 2] = centre.float()
+        super().__init__(in_channels, out_channels, (rows, kw), mask=mask, out_groups=out_groups,
+                         num_groups=image_channels, bias=bias)
+        self.mask_type = mask_type
+
+
+class IncrementalConv:
+    """A frozen copy of a :class:`CausalConv2d` for cached sampling (take a new one after training).
+
+    ``index[g]`` lists the output channels of group g; ``at``/``pixel`` compute only those when a group is
+    given (the outputs of channel g of the current pixel), or every output when ``group`` is None.
+    """
+
+    def __init__(self, conv: CausalConv2d):
+        w = conv.masked_weight().detach()  # (O, I, kh, kw)
+        self.weight = w
+        self.bias = None if conv.bias is None else conv.bias.detach()
+        self.kh, self.kw = w.shape[2], w.shape[3]
+        groups = conv.out_groups
+        self.index = [torch.nonzero(groups == g).flatten() for g in range(conv.num_groups)]
+        flat = w.reshape(w.shape[0], -1)  # (O, I*kh*kw)
+        self._flat = flat
+        self._flat_g = [flat[idx] for idx in self.index]
+        self._bias_g = [None if self.bias is None else self.bias[idx] for idx in self.index]
+
+    def _params(self, group):
+        if group is None:
+            return self._flat, self.bias
+        return self._flat_g[group], self._bias_g[group]
+
+    def at(self, x: torch.Tensor, row: int, col: int, group: int | None = None) -> torch.Tensor:
+        """Output at (row, col) from input buffer ``x`` (B, I, H, W) -> (B, O_group)."""
+        b, _, _, w = x.shape
+        r0, c0, c1 = row - self.kh + 1, col - self.kw // 2, col + self.kw // 2 + 1
+        win = x[:, :, max(r0, 0):row + 1, max(c0, 0):min(c1, w)]  # (B, I, <=kh, <=kw)
+        pads = (max(-c0, 0), max(c1 - w, 0), max(-r0, 0), 0)
+        if any(pads):
+            win = F.pad(win, pads)  # (B, I, kh, kw)
+        weight, bias = self._params(group)
+        return F.linear(win.reshape(b, -1), weight, bias)  # (B, O_group)
+
+    def row(self, x: torch.Tensor, row: int) -> torch.Tensor:
+        """Whole output row ``row`` from input buffer ``x`` (B, I, H, W) -> (B, O, W)."""
+        r0 = row - self.kh + 1
+        win = x[:, :, max(r0, 0):row + 1]  # (B, I, <=kh, W)
+        win = F.pad(win, (self.kw // 2, self.kw // 2, max(-r0, 0), 0))  # (B, I, kh, W+kw-1)
+        return F.conv2d(win, self.weight, self.bias)[:, :, 0]  # (B, O, W)
+
+    def pixel(self, vec: torch.Tensor, group: int | None = None) -> torch.Tensor:
+        """A 1x1 conv on one pixel's features ``vec`` (B, I) -> (B, O_group)."""
+        if self.kh != 1 or self.kw != 1:
+            raise ValueError("pixel() is for 1x1 convolutions")
+        weight, bias = self._params(group)
+        return F.linear(vec, weight, bias)
