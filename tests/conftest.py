@@ -1,10 +1,12 @@
+import os
+
 import pytest
 import torch
 
 from genzoo.data import ImageDataset, ImageInfo, every_tenth_split
 from genzoo.registry import available_models, make_config
 
-torch.set_num_threads(2)
+torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "2")))
 
 
 def tiny_info(model_cls=None) -> ImageInfo:

@@ -1,0 +1,139 @@
+"""Row LSTM PixelRNN (van den Oord, Kalchbrenner & Kavukcuoglu 2016, "Pixel Recurrent Neural
+Networks", arXiv:1601.06759, sec. 3.1, with the residual blocks of sec. 3.3 and the colour
+masks of sec. 3.4).
+
+The image is processed row by row from top to bottom. For row i (eq. 3):
+
+    [o_i, f_i, i_i, g_i] = sigma(K^ss (*) h_{i-1} + K^is (*) x_i)     (sigma, sigma, sigma, tanh)
+    c_i = f_i . c_{i-1} + i_i . g_i,      h_i = o_i . tanh(c_i)
+
+K^is is a k x 1 convolution along the row, masked (mask B: the centre tap connects colour
+group j to groups <= j, the tap to the right is closed), computed for the whole image at
+once; K^ss is an unmasked k x 1 convolution over the previous row's hidden state (k = 3).
+Each layer reads 2h features, has h units per gate, and adds a 1x1 mask-B projection of
+h_i back to its input (the residual block of Fig. 5). The network around the layers is
+:class:`genzoo.nn.recurrent.RecurrentPixelNet`: a 7x7 mask-A convolution first, two 1x1
+mask-B output convolutions to C*K logits, p(x) = prod_t softmax(logits_t)[x_t].
+
+The receptive field is a triangle: each row up adds (k-1)/2 columns on each side through
+K^ss, so with k = 3, L layers and a 7x7 first layer the output at (h, w) sees row h-j
+(j >= 1) at columns w-j-L-3 .. w+j+2 and its own row at w-L-3 .. w-1; everything else
+before it is missed (tests/test_pixelrnn2d.py checks this set by exact zero gradients).
+
+Initial states are zero (sec. 5.2 learns them; a deviation that keeps the model simpler).
+Sampling carries each layer's hidden and cell state of the previous row; a step computes
+the gates of one position from that cache and the current row's inputs at columns <= w.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from genzoo.models.base import AutoregressiveModel, position
+from genzoo.nn.recurrent import GroupMaskedConv2d, RecurrentPixelNet, lstm_cell, row_window
+from genzoo.registry import register_model
+
+
+class RowLSTMLayer(nn.Module):
+    """One residual Row LSTM layer on ``features`` (= 2h) channels with ``hidden`` (= h) units."""
+
+    def __init__(self, features: int, hidden: int, channels: int, kernel: int = 3):
+        super().__init__()
+        self.hidden, self.kernel = hidden, kernel
+        self.gate_features = 4 * hidden
+        self.input_to_state = GroupMaskedConv2d(features, 4 * hidden, (1, kernel), "B", channels, out_blocks=4)
+        self.state_to_state = nn.Conv1d(hidden, 4 * hidden, kernel, padding=kernel // 2, bias=False)
+        self.out = GroupMaskedConv2d(hidden, features, 1, "B", channels)
+
+    def forward(self, x: torch.Tensor, bias: torch.Tensor | None = None, pixels=None) -> torch.Tensor:
+        """(B, 2h, H, W) -> (B, 2h, H, W); ``bias`` (B, 4h, H, W) is added to the K^is gates."""
+        b, _, height, width = x.shape
+        gates_in = self.input_to_state(x)  # (B, 4h, H, W), whole image at once
+        if bias is not None:
+            gates_in = gates_in + bias
+        h = x.new_zeros(b, self.hidden, width)  # (B, h, W): h_{-1}
+        c = torch.zeros_like(h)
+        rows = []
+        for i in range(height):
+            gates = gates_in[:, :, i] + self.state_to_state(h)  # (B, 4h, W)
+            h, c = lstm_cell(gates, c)
+            rows.append(h)
+        return x + self.out(torch.stack(rows, dim=2))  # (B, 2h, H, W)
+
+    def init_state(self, n: int, height: int, width: int, like: torch.Tensor) -> dict:
+        maps = {"x": (self.out.out_channels,), "h": (self.hidden,), "c": (self.hidden,)}
+        return {k: like.new_zeros(n, *f, height, width) for k, f in maps.items()}
+
+    def step(self, state: dict, x: torch.Tensor, h: int, w: int, bias: torch.Tensor | None = None,
+             pixels=None) -> torch.Tensor:
+        """Output (n, 2h) at (h, w) from its input x (n, 2h), the cached row h-1 and row h left of w."""
+        half = self.kernel // 2
+        state["x"][:, :, h, w] = x
+        window = row_window(state["x"][:, :, h], w, half, half)  # (n, 2h, k); columns > w are closed taps
+        gates = self.input_to_state.at(window.unsqueeze(2))  # (n, 4h)
+        if h > 0:
+            above = row_window(state["h"][:, :, h - 1], w, half, half)  # (n, h, k)
+            gates = gates + F.linear(above.flatten(1), self.state_to_state.weight.flatten(1))
+            c_prev = state["c"][:, :, h - 1, w]  # (n, h)
+        else:
+            c_prev = torch.zeros_like(state["c"][:, :, 0, w])
+        if bias is not None:
+            gates = gates + bias[:, :, h, w]
+        hh, cc = lstm_cell(gates, c_prev)  # (n, h) each
+        state["h"][:, :, h, w], state["c"][:, :, h, w] = hh, cc
+        return x + self.out.at(hh[..., None, None])  # (n, 2h)
+
+
+@dataclass
+class RowLSTMConfig:
+    hidden: int = 32  # h: units per gate; the residual stream has 2h features (Fig. 5)
+    layers: int = 4
+    embed: int = 16  # per-channel embedding of the one-hot input
+    head: int = 64  # width of the hidden 1x1 output convolution
+    kernel: int = 3  # k of the k x 1 input-to-state and state-to-state convolutions
+    first_kernel: int = 7  # the mask-A convolution of the first layer
+
+    def __post_init__(self):
+        for key in ("hidden", "layers", "embed", "head"):
+            if getattr(self, key) < 1:
+                raise ValueError(f"{key} must be >= 1, got {getattr(self, key)}")
+        if self.kernel < 1 or self.kernel % 2 == 0:
+            raise ValueError(f"kernel must be odd and >= 1, got {self.kernel}")
+        if self.first_kernel < 3 or self.first_kernel % 2 == 0:
+            raise ValueError(f"first_kernel must be odd and >= 3, got {self.first_kernel}")
+
+
+@register_model("row_lstm")
+class RowLSTM(AutoregressiveModel):
+    family = "autoregressive"
+    paper = "van den Oord, Kalchbrenner & Kavukcuoglu 2016, Pixel Recurrent Neural Networks, arXiv:1601.06759 (sec. 3.1)"
+    Config = RowLSTMConfig
+    presets = {
+        # Sec. 5.5 trains a 7-layer, h = 16 Diagonal BiLSTM on binarized MNIST with RMSProp and
+        # batches of 16 (sec. 5.2); the same size for the Row LSTM, with Adam.
+        "mnist": {"hidden": 16, "layers": 7, "embed": 8, "head": 32, "batch_size": 16, "lr": 1e-3},
+        "small": {"hidden": 32, "layers": 4, "embed": 16, "head": 64, "batch_size": 32, "lr": 2e-3},
+        "tiny": {"hidden": 4, "layers": 2, "embed": 3, "head": 8, "batch_size": 8, "lr": 1e-2},
+    }
+
+    def __init__(self, config: RowLSTMConfig, info):
+        super().__init__(config, info)
+        c = info.channels
+        self.net = RecurrentPixelNet(
+            lambda: RowLSTMLayer(2 * config.hidden, config.hidden, c, config.kernel),
+            channels=c, num_values=info.num_values, embed=config.embed, features=2 * config.hidden,
+            layers=config.layers, head=config.head, first_kernel=config.first_kernel)
+
+    def logits(self, onehot, condition=None):
+        self.check_condition(condition)
+        return self.net(onehot)  # (B, C, H, W, K)
+
+    def init_cache(self, n, condition=None):
+        return self.net.init_cache(n, self.info.height, self.info.width)
+
+    def step(self, cache, t, canvas, condition=None):
+        c, h, w = position(t, self.info)
+        return self.net.step(cache, canvas, h, w, c), cache
