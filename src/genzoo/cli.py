@@ -23,8 +23,8 @@ def cmd_models() -> None:
     for name, cls in available_models().items():
         kind = getattr(cls, "likelihood", None)
         lik = {"exact": "exact log-likelihood", "bound": "likelihood bound"}.get(kind, "no likelihood")
-        print(f"{name:<16} {cls.family:<15} {lik:<21} presets: {', '.join(cls.presets) or '-'}")
-        print(f"{'':<16} {cls.paper}")
+        print(f"{name:<20} {cls.family:<15} {lik:<21} presets: {', '.join(cls.presets) or '-'}")
+        print(f"{'':<20} {cls.paper}")
 
 
 def cmd_datasets() -> None:
