@@ -59,6 +59,7 @@ def main() -> None:
     p.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cpu")
+    p.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch's default)")
     p.add_argument("--name", help="result name (default DATA_MODEL_PRESET)")
     p.add_argument("--run", type=Path, help="run folder (default runs/bench_NAME)")
     args = p.parse_args()
@@ -68,6 +69,8 @@ def main() -> None:
     run_dir = args.run or Path("runs") / f"bench_{name}"
     if run_dir.exists():
         raise SystemExit(f"{run_dir} exists; remove it or pass --run")
+    if args.threads:
+        torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     data = load_dataset(args.data)
     cls = get_model_class(args.model)

@@ -6,7 +6,7 @@ import torch
 from genzoo.data import ImageDataset, ImageInfo, every_tenth_split
 from genzoo.registry import available_models, make_config
 
-torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "2")))
+torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))  # tiny models: overhead-bound
 
 
 def tiny_info(model_cls=None) -> ImageInfo:
@@ -34,3 +34,15 @@ def pokemon():
     from genzoo.data import load_dataset
 
     return load_dataset("pokemon")
+
+
+def _shared_data():
+    from pathlib import Path
+
+    env = os.environ.get("GENZOO_SHARED_DATA")
+    candidates = [Path(env)] if env else []
+    candidates += [Path(__file__).resolve().parents[2] / "shared" / "data", Path("/work/shared/data")]
+    return next((p for p in candidates if p.is_dir()), candidates[0])
+
+
+SHARED_DATA = _shared_data()  # the real data sets (../shared/data beside the checkout)

@@ -133,3 +133,22 @@ def test_ctrl_c_saves_a_checkpoint_and_exits_130(tmp_path):
     assert step >= 3
     assert main(["train", "pixelrnn", "--out", str(run_dir), "--resume", "--steps", str(step + 2), "--quiet"]) == 0
     assert load_checkpoint(run_dir / "checkpoint.pt")["step"] == step + 2
+
+
+def test_class_conditional_sampling_on_labelled_data(tmp_path, capsys):
+    from conftest import SHARED_DATA
+
+    run_dir = tmp_path / "cond"
+    code, _, err = run(capsys, "train", "gated_pixelcnn", "--data", f"idx:{SHARED_DATA / 'mnist'}", "--out", run_dir,
+                       "--preset", "tiny", "--set", "conditional=true", "--steps", "2", "--quiet",
+                       "--set", "sample_every=0", "--set", "eval_every=-1")
+    assert code == 0, err
+    code, _, err = run(capsys, "sample", run_dir, "-n", "4", "--condition", "3", "-o", tmp_path / "three.png")
+    assert code == 0, err
+    code, _, err = run(capsys, "sample", run_dir, "-n", "4", "--condition", "12", "-o", tmp_path / "x.png")
+    assert code == 2 and "classes 0-9" in err and not (tmp_path / "x.png").exists()
+
+
+def test_unconditional_model_refuses_a_condition(trained, tmp_path, capsys):
+    code, _, err = run(capsys, "sample", trained, "-n", "2", "--condition", "1", "-o", tmp_path / "x.png")
+    assert code == 2 and "unconditional" in err

@@ -19,7 +19,9 @@ from genzoo.data import load_dataset
 from genzoo.data.palette import kmeans_palette, quantize
 from genzoo.errors import GenzooError
 
-DATA = Path("/work/shared/data")
+from conftest import SHARED_DATA
+
+DATA = SHARED_DATA
 FASHION = Path("/usr/share/datasets/fashion-mnist")
 WHITE, BLACK, RED, BLUE, GREEN = (255, 255, 255), (0, 0, 0), (255, 0, 0), (0, 0, 255), (0, 255, 0)
 
