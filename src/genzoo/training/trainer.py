@@ -204,7 +204,8 @@ class Trainer:
             old_handler = signal.signal(signal.SIGINT, self._request_stop)
         except ValueError:  # not the main thread
             pass
-        bar = tqdm(total=total, initial=self.step, desc="train", disable=self.quiet, dynamic_ncols=True)
+        bar = tqdm(total=None if self.cfg.time_budget_s else total, initial=self.step, desc="train",
+                   disable=self.quiet, dynamic_ncols=True)
         t0, b0, last = time.perf_counter(), self.batches, {}
         self.train_seconds = 0.0  # time inside optimiser rounds only: the throughput denominator
         try:
