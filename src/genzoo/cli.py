@@ -106,7 +106,8 @@ def cmd_train(model: str, data: str | None, out: Path, preset: str | None = None
 
 
 def cmd_sample(run: Path, n: int, out: Path, seed: int = 0, temperature: float = 1.0, device: str = "auto",
-               condition: int | None = None, naive: bool = False, ncols: int | None = None) -> None:
+               condition: int | None = None, naive: bool = False, ncols: int | None = None,
+               precision: str = "float64") -> None:
     from genzoo.training.run import load_run
     from genzoo.viz import grid, save_png
 
@@ -117,6 +118,8 @@ def cmd_sample(run: Path, n: int, out: Path, seed: int = 0, temperature: float =
     g = torch.Generator(device=r.model.device).manual_seed(seed)
     cond = r.model.default_condition(n) if condition is None else torch.full((n,), condition, dtype=torch.long)
     kwargs = {"naive": naive} if naive else {}
+    if precision != "float64":
+        kwargs["precision"] = None  # the model's own dtype
     x = r.model.sample(n, generator=g, temperature=temperature, condition=cond, progress=True, **kwargs)
     save_png(grid(r.info.to_rgb(x), ncols=ncols), out)
     print(f"wrote {n} samples to {out}", file=sys.stderr)
@@ -233,6 +236,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--condition", type=int, help="class label for conditional models")
     s.add_argument("--naive", action="store_true", help="autoregressive: recompute every step (slow reference path)")
     s.add_argument("--ncols", type=int)
+    s.add_argument("--precision", choices=["float64", "model"], default="float64",
+                   help="autoregressive: sample in float64 (cached and --naive give identical samples) or in the "
+                        "model's dtype (faster on GPUs; rare float-rounding differences between the two paths)")
     s.add_argument("--device", default="auto")
 
     c = sub.add_parser("complete", help="show the model part of unseen images and let it draw the rest")

@@ -143,17 +143,20 @@ class AutoregressiveModel(LikelihoodModel):
         onehot = F.one_hot(canvas, self.info.num_values).to(self.dtype)
         return self.logits(onehot, condition)[:, c, h, w], cache
 
-    def sample(self, n, *, generator=None, temperature=1.0, condition=None, naive=False, progress=False):
+    def sample(self, n, *, generator=None, temperature=1.0, condition=None, naive=False, progress=False,
+               precision=torch.float64):
         from genzoo.sampling.autoregressive import sample_raster
 
         return sample_raster(self, n, generator=generator, temperature=temperature, condition=condition,
-                             naive=naive, progress=progress)
+                             naive=naive, progress=progress, precision=precision)
 
-    def complete(self, x, known, *, generator=None, temperature=1.0, condition=None, naive=False, progress=False):
+    def complete(self, x, known, *, generator=None, temperature=1.0, condition=None, naive=False, progress=False,
+                 precision=torch.float64):
         from genzoo.sampling.autoregressive import sample_raster
 
         return sample_raster(self, len(x), known_values=x, known=known, generator=generator,
-                             temperature=temperature, condition=condition, naive=naive, progress=progress)
+                             temperature=temperature, condition=condition, naive=naive, progress=progress,
+                             precision=precision)
 
 
 def position(t: int, info) -> tuple[int, int, int]:

@@ -199,12 +199,14 @@ class MultiscalePixelRNN(LikelihoodModel):
         logp = F.log_softmax(self.ordered_logits(onehot), dim=-1)
         return logp.gather(-1, x.unsqueeze(-1)).squeeze(-1).flatten(1).sum(1)  # (B,)
 
-    def sample(self, n, *, generator=None, temperature=1.0, condition=None, naive=False, progress=False):
+    def sample(self, n, *, generator=None, temperature=1.0, condition=None, naive=False, progress=False,
+               precision=torch.float64):
         x = torch.zeros(n, *self.info.shape, dtype=torch.long, device=self.device)  # (n, C, H, W)
         return self.complete(x, torch.zeros_like(x, dtype=torch.bool), generator=generator, temperature=temperature,
-                             condition=condition, naive=naive, progress=progress)
+                             condition=condition, naive=naive, progress=progress, precision=precision)
 
-    def complete(self, x, known, *, generator=None, temperature=1.0, condition=None, naive=False, progress=False):
+    def complete(self, x, known, *, generator=None, temperature=1.0, condition=None, naive=False, progress=False,
+                 precision=torch.float64):
         """x_s first (from its own known pixels), then the rest with all of x_s known."""
         from genzoo.sampling.autoregressive import sample_raster
 
@@ -212,7 +214,7 @@ class MultiscalePixelRNN(LikelihoodModel):
         f, n = self.config.factor, len(x)
         x = x.to(self.device).long().clone()  # (n, C, H, W)
         known = known.to(self.device).bool().expand(n, *self.info.shape)
-        opts = dict(generator=generator, temperature=temperature, naive=naive, progress=progress)
+        opts = dict(generator=generator, temperature=temperature, naive=naive, progress=progress, precision=precision)
         x[:, :, ::f, ::f] = sample_raster(self.small, n, known_values=x[:, :, ::f, ::f],
                                           known=known[:, :, ::f, ::f], **opts)
         return sample_raster(self.full, n, known_values=x, known=known | self.small_positions(), **opts)
