@@ -253,9 +253,7 @@ class GatedPixelCNN(AutoregressiveModel):
     def step(self, cache, t, canvas, condition=None):
         g, r, col = position(t, self.info)
         x = cache["x"]
-        if t > 0:  # sub-pixel t-1 is now known: write its embedding
-            pg, pr, pc = position(t - 1, self.info)
-            x[:, self.embed.group_slice(pg), pr, pc] = self.embed.lookup(canvas[:, pg, pr, pc], pg)
+        self.embed.write_previous(x, t, canvas, self.info)
         terms, convs = cache["terms"], cache["convs"]
         if r > 0 and col == 0 and g == 0:  # input row r-1 is complete: vertical stack row r-1, every layer
             for i, cv in enumerate(convs):

@@ -143,9 +143,7 @@ class PixelCNN(AutoregressiveModel):
     def step(self, cache, t, canvas, condition=None):
         g, r, col = position(t, self.info)
         x = cache["x"]
-        if t > 0:  # sub-pixel t-1 is now known: write its embedding
-            pg, pr, pc = position(t - 1, self.info)
-            x[:, self.embed.group_slice(pg), pr, pc] = self.embed.lookup(canvas[:, pg, pr, pc], pg)
+        self.embed.write_previous(x, t, canvas, self.info)
         first = cache["first"]
         s = cache["s"]
         s[0][:, first.index[g]] = first.at(x, r, col, g)  # (n, 2h_g)

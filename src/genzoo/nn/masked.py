@@ -68,6 +68,14 @@ class ChannelEmbedding(nn.Module):
         """Embedding of ``values`` (n,) long of image channel ``channel`` -> (n, E); equals ``forward`` there."""
         return self.weight[channel, values]
 
+    def write_previous(self, buffer: torch.Tensor, t: int, canvas: torch.Tensor, info) -> None:
+        """Cached sampling: sub-pixel t-1 of ``canvas`` is now known; write its embedding into ``buffer``."""
+        if t > 0:
+            from genzoo.models.base import position
+
+            c, h, w = position(t - 1, info)
+            buffer[:, self.group_slice(c), h, w] = self.lookup(canvas[:, c, h, w], c)
+
     def group_slice(self, channel: int) -> slice:
         e = self.weight.shape[2]
         return slice(channel * e, (channel + 1) * e)
