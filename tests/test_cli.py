@@ -152,3 +152,25 @@ def test_class_conditional_sampling_on_labelled_data(tmp_path, capsys):
 def test_unconditional_model_refuses_a_condition(trained, tmp_path, capsys):
     code, _, err = run(capsys, "sample", trained, "-n", "2", "--condition", "1", "-o", tmp_path / "x.png")
     assert code == 2 and "unconditional" in err
+
+
+def test_folder_run_reloads_its_own_palette_for_eval(tmp_path, capsys):
+    """A folder run saves its k-means palette; eval reloads the same images and reproduces the trainer's test NLL."""
+    import numpy as np
+
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(12):
+        Image.fromarray(rng.integers(0, 256, (10, 10, 3), dtype=np.uint8)).save(folder / f"{i:02d}.png")
+    run_dir = tmp_path / "run"
+    code, _, err = run(capsys, "train", "pixelrnn", "--data", f"folder:{folder}", "--size", "8", "--colors", "5",
+                       "--out", run_dir, "--preset", "tiny", "--steps", "3", "--quiet", "--set", "sample_every=0")
+    assert code == 0, err
+    desc = json.loads((run_dir / "run.json").read_text())
+    assert desc["data"]["options"] == {"size": 8, "colors": 5} and len(desc["data"]["info"]["palette"]) == 5
+    last = json.loads((run_dir / "metrics.jsonl").read_text().splitlines()[-1])
+    code, _, err = run(capsys, "eval", run_dir, "--json", tmp_path / "e.json")
+    assert code == 0, err
+    res = json.loads((tmp_path / "e.json").read_text())
+    assert res["n_images"] == 2 and res["nll_nats"] == pytest.approx(last["test_nll_nats"], rel=1e-5)
