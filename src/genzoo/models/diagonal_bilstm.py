@@ -42,8 +42,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from genzoo.models.base import AutoregressiveModel, position
-from genzoo.nn.recurrent import GroupMaskedConv2d, RecurrentPixelNet, lstm_cell, skew, unskew
+from genzoo.models._recurrent import RecurrentConfig, RecurrentPixelModel
+from genzoo.nn.recurrent import GroupMaskedConv2d, lstm_cell, skew, unskew
 from genzoo.registry import register_model
 
 
@@ -161,26 +161,13 @@ class DiagonalBiLSTMLayer(nn.Module):
 
 
 @dataclass
-class DiagonalBiLSTMConfig:
-    hidden: int = 32  # h: units per gate; the residual stream has 2h features (Fig. 5)
-    layers: int = 4
-    embed: int = 16  # per-channel embedding of the one-hot input
-    head: int = 64  # width of the hidden 1x1 output convolution
-    first_kernel: int = 7  # the mask-A convolution of the first layer
+class DiagonalBiLSTMConfig(RecurrentConfig):
     bidirectional: bool = True  # False: the forward Diagonal LSTM alone (sees only up-left)
     backward_pixels: bool = True  # the backward LSTM also reads the pixels; False: the paper's exact layer
 
-    def __post_init__(self):
-        for key in ("hidden", "layers", "embed", "head"):
-            if getattr(self, key) < 1:
-                raise ValueError(f"{key} must be >= 1, got {getattr(self, key)}")
-        if self.first_kernel < 3 or self.first_kernel % 2 == 0:
-            raise ValueError(f"first_kernel must be odd and >= 3, got {self.first_kernel}")
-
 
 @register_model("diagonal_bilstm")
-class DiagonalBiLSTM(AutoregressiveModel):
-    family = "autoregressive"
+class DiagonalBiLSTM(RecurrentPixelModel):
     paper = "van den Oord, Kalchbrenner & Kavukcuoglu 2016, Pixel Recurrent Neural Networks, arXiv:1601.06759 (sec. 3.2)"
     Config = DiagonalBiLSTMConfig
     presets = {
@@ -191,22 +178,7 @@ class DiagonalBiLSTM(AutoregressiveModel):
         "tiny": {"hidden": 4, "layers": 1, "embed": 3, "head": 8, "batch_size": 8, "lr": 1e-2},
     }
 
-    def __init__(self, config: DiagonalBiLSTMConfig, info):
-        super().__init__(config, info)
-        c = info.channels
-        self.net = RecurrentPixelNet(
-            lambda: DiagonalBiLSTMLayer(2 * config.hidden, config.hidden, c,
-                                        c * config.embed if config.backward_pixels else 0, config.bidirectional),
-            channels=c, num_values=info.num_values, embed=config.embed, features=2 * config.hidden,
-            layers=config.layers, head=config.head, first_kernel=config.first_kernel)
-
-    def logits(self, onehot, condition=None):
-        self.check_condition(condition)
-        return self.net(onehot)  # (B, C, H, W, K)
-
-    def init_cache(self, n, condition=None):
-        return self.net.init_cache(n, self.info.height, self.info.width)
-
-    def step(self, cache, t, canvas, condition=None):
-        c, h, w = position(t, self.info)
-        return self.net.step(cache, canvas, h, w, c), cache
+    def make_layer(self):
+        config, c = self.config, self.info.channels
+        return DiagonalBiLSTMLayer(2 * config.hidden, config.hidden, c,
+                                   c * config.embed if config.backward_pixels else 0, config.bidirectional)

@@ -32,8 +32,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from genzoo.models.base import AutoregressiveModel, position
-from genzoo.nn.recurrent import GroupMaskedConv2d, RecurrentPixelNet, lstm_cell, row_window
+from genzoo.models._recurrent import RecurrentConfig, RecurrentPixelModel
+from genzoo.nn.recurrent import GroupMaskedConv2d, lstm_cell, row_window
 from genzoo.registry import register_model
 
 
@@ -88,27 +88,17 @@ class RowLSTMLayer(nn.Module):
 
 
 @dataclass
-class RowLSTMConfig:
-    hidden: int = 32  # h: units per gate; the residual stream has 2h features (Fig. 5)
-    layers: int = 4
-    embed: int = 16  # per-channel embedding of the one-hot input
-    head: int = 64  # width of the hidden 1x1 output convolution
+class RowLSTMConfig(RecurrentConfig):
     kernel: int = 3  # k of the k x 1 input-to-state and state-to-state convolutions
-    first_kernel: int = 7  # the mask-A convolution of the first layer
 
     def __post_init__(self):
-        for key in ("hidden", "layers", "embed", "head"):
-            if getattr(self, key) < 1:
-                raise ValueError(f"{key} must be >= 1, got {getattr(self, key)}")
+        super().__post_init__()
         if self.kernel < 1 or self.kernel % 2 == 0:
             raise ValueError(f"kernel must be odd and >= 1, got {self.kernel}")
-        if self.first_kernel < 3 or self.first_kernel % 2 == 0:
-            raise ValueError(f"first_kernel must be odd and >= 3, got {self.first_kernel}")
 
 
 @register_model("row_lstm")
-class RowLSTM(AutoregressiveModel):
-    family = "autoregressive"
+class RowLSTM(RecurrentPixelModel):
     paper = "van den Oord, Kalchbrenner & Kavukcuoglu 2016, Pixel Recurrent Neural Networks, arXiv:1601.06759 (sec. 3.1)"
     Config = RowLSTMConfig
     presets = {
@@ -119,21 +109,6 @@ class RowLSTM(AutoregressiveModel):
         "tiny": {"hidden": 4, "layers": 2, "embed": 3, "head": 8, "batch_size": 8, "lr": 1e-2},
     }
 
-    def __init__(self, config: RowLSTMConfig, info):
-        super().__init__(config, info)
-        c = info.channels
-        self.net = RecurrentPixelNet(
-            lambda: RowLSTMLayer(2 * config.hidden, config.hidden, c, config.kernel),
-            channels=c, num_values=info.num_values, embed=config.embed, features=2 * config.hidden,
-            layers=config.layers, head=config.head, first_kernel=config.first_kernel)
-
-    def logits(self, onehot, condition=None):
-        self.check_condition(condition)
-        return self.net(onehot)  # (B, C, H, W, K)
-
-    def init_cache(self, n, condition=None):
-        return self.net.init_cache(n, self.info.height, self.info.width)
-
-    def step(self, cache, t, canvas, condition=None):
-        c, h, w = position(t, self.info)
-        return self.net.step(cache, canvas, h, w, c), cache
+    def make_layer(self):
+        config, c = self.config, self.info.channels
+        return RowLSTMLayer(2 * config.hidden, config.hidden, c, config.kernel)
