@@ -33,6 +33,41 @@ def grid(rgb: np.ndarray, ncols: int | None = None, pad: int = 2, scale: int | N
     return canvas
 
 
+def scatter(points: np.ndarray, reference: np.ndarray | None = None, size: int = 360, span: float | None = None,
+            centres: np.ndarray | None = None) -> Image.Image:
+    """2-D points (N, 2) as a square picture: ``reference`` points light grey, ``centres`` as red
+    crosses, the points in blue; the view is +-``span`` (default: fits every point)."""
+    pts = np.asarray(points, dtype=np.float64).reshape(-1, 2)
+    if span is None:
+        every = np.concatenate([pts] + ([np.asarray(reference).reshape(-1, 2)] if reference is not None else []))
+        span = float(np.abs(every).max()) * 1.1 if len(every) else 1.0
+    img = Image.new("RGB", (size, size), (255, 255, 255))
+    draw = ImageDraw.Draw(img)
+
+    def px(p):
+        return (p + span) / (2 * span) * (size - 1)
+
+    for pts_, colour in (((reference if reference is not None else np.zeros((0, 2))), (200, 200, 200)),
+                         (pts, (30, 80, 200))):
+        for x, y in px(np.asarray(pts_).reshape(-1, 2)):
+            draw.point((x, size - 1 - y), fill=colour)
+    for x, y in px(np.asarray(centres if centres is not None else np.zeros((0, 2))).reshape(-1, 2)):
+        y = size - 1 - y
+        draw.line((x - 4, y, x + 4, y), fill=(220, 0, 0))
+        draw.line((x, y - 4, x, y + 4), fill=(220, 0, 0))
+    return img
+
+
+def sample_picture(x, data) -> Image.Image:
+    """Samples of a data set's kind: an image grid, or a scatter plot for 2-D points."""
+    info = data.info
+    if info.continuous:
+        centres = data.meta.get("centres")
+        return scatter(np.asarray(x.detach().cpu()).reshape(len(x), -1)[:, :2],
+                       centres=None if centres is None else np.asarray(centres))
+    return grid(info.to_rgb(x))
+
+
 def save_png(img: Image.Image, path: Path) -> None:
     """Write a PNG atomically (a crash never leaves half a picture under the final name)."""
     atomic_write(Path(path), lambda tmp: img.save(tmp, format="PNG"))

@@ -1,4 +1,5 @@
-"""Data sets by spec string: ``pokemon``, ``folder:PATH``, ``binarized-mnist:PATH``, ``idx:PATH``.
+"""Data sets by spec string: ``pokemon``, ``folder:PATH``, ``binarized-mnist:PATH``, ``idx:PATH``,
+``mixture:ring8|grid25`` (continuous 2-D points).
 
 ``load_dataset(spec, **options)`` is the one entry point; each kind registers a loader
 with :func:`register_dataset`, and ``genzoo datasets`` lists them.
@@ -54,5 +55,6 @@ def load_dataset(spec: str, **options) -> ImageDataset:
 from genzoo.data import pokemon as _pokemon  # noqa: E402,F401
 from genzoo.data import folder as _folder  # noqa: E402,F401
 from genzoo.data import mnist as _mnist  # noqa: E402,F401
+from genzoo.data import toy as _toy  # noqa: E402,F401
 
 __all__ = ["ImageDataset", "ImageInfo", "every_tenth_split", "load_dataset", "register_dataset", "dataset_kinds"]

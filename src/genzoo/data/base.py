@@ -22,6 +22,8 @@ class ImageInfo:
 
     Every sub-pixel takes one of ``num_values`` values (palette indices, 0/1, or 0..255).
     ``palette`` (``num_values`` RGB triples) is set when values are colour indices.
+    ``num_values == 0`` marks continuous data (float values, e.g. the 2-D toy mixtures of
+    :mod:`genzoo.data.toy`, stored as (N, 2, 1, 1)); only continuous-output models take it.
     """
 
     channels: int
@@ -36,6 +38,10 @@ class ImageInfo:
     def dims(self) -> int:
         """Number of sub-pixels: the ``D`` of bits per dimension."""
         return self.channels * self.height * self.width
+
+    @property
+    def continuous(self) -> bool:
+        return self.num_values == 0
 
     @property
     def shape(self) -> tuple[int, int, int]:
@@ -57,6 +63,8 @@ class ImageInfo:
 
     def to_rgb(self, x: torch.Tensor | np.ndarray) -> np.ndarray:
         """Discrete images ``(N, C, H, W)`` -> ``uint8`` RGB ``(N, H, W, 3)`` for display."""
+        if self.continuous:
+            raise GenzooError("continuous data has no image form; draw it with genzoo.viz.scatter")
         x = torch.as_tensor(x).detach().cpu().long()
         if self.palette is not None:
             pal = torch.tensor(self.palette, dtype=torch.uint8)  # (K, 3)
@@ -70,6 +78,8 @@ class ImageInfo:
 
 def storage_dtype(num_values: int) -> torch.dtype:
     """Smallest integer dtype for the values (MNIST-sized sets stay small in RAM)."""
+    if num_values == 0:
+        return torch.float32
     return torch.uint8 if num_values <= 256 else torch.int32
 
 
@@ -105,7 +115,7 @@ class ImageDataset:
     def batch(self, split: str, positions: torch.Tensor | list[int]) -> dict[str, torch.Tensor]:
         """Examples at ``positions`` within ``split`` as a batch dict (``x`` long)."""
         idx = self.indices(split)[torch.as_tensor(positions, dtype=torch.long)]
-        out = {"x": self.x[idx].long()}
+        out = {"x": self._values(self.x[idx])}
         if self.labels is not None:
             out["y"] = self.labels[idx].long()
         return out
@@ -114,7 +124,11 @@ class ImageDataset:
         idx = self.indices(split)
         if positions is not None:
             idx = idx[torch.as_tensor(positions, dtype=torch.long)]
-        return self.x[idx].long()
+        return self._values(self.x[idx])
+
+    def _values(self, x: torch.Tensor) -> torch.Tensor:
+        """Stored values as models take them: long for discrete data, float32 for continuous."""
+        return x.float() if self.info.continuous else x.long()
 
 
 def every_tenth_split(n: int) -> dict[str, torch.Tensor]:

@@ -4,9 +4,15 @@
   ``complete(x, known, ...)`` with the same argument names in every family.
 * :class:`LikelihoodModel` -- the loss is an exact (``likelihood = "exact"``) or bounded
   (``"bound"``) negative log-likelihood in nats; ``log_prob(x)`` gives it per image.
+* :class:`LatentModel` -- images from a code, x = decode(z): autoencoders, VAEs, GANs. They
+  share sampling from the prior, completion and inversion by fitting z to the visible pixels
+  (:mod:`genzoo.sampling.latent`), traversal and interpolation.
 * :class:`AdversarialModel` -- several players, one loss each; the trainer owns the
   optimiser steps and runs ``schedule[player]`` updates of each player per round (the k:1
   schedule of Goodfellow et al. 2014, Algorithm 1).
+
+A model that is not fitted by gradients (a Gaussian mixture by EM) sets ``gradient_free``
+and gives ``update(batch)``; the trainer then calls it instead of an optimiser step.
 
 A likelihood model is the one-player case (player ``"model"``), so the trainer has a
 single loop for every family.
@@ -39,6 +45,7 @@ class GenerativeModel(nn.Module):
     Config: ClassVar[type]
     presets: ClassVar[dict[str, dict]] = {}
     players: ClassVar[tuple[str, ...]] = ("model",)
+    gradient_free: ClassVar[bool] = False  # True: the trainer calls update(batch), no optimiser
 
     def __init__(self, config, info):
         super().__init__()
@@ -62,6 +69,14 @@ class GenerativeModel(nn.Module):
 
     def loss(self, batch: dict[str, torch.Tensor]) -> ModelOutput:
         raise NotImplementedError(f"{type(self).__name__} must define loss() or player_loss()")
+
+    def update(self, batch: dict[str, torch.Tensor]) -> ModelOutput:
+        """One closed-form fitting step (e.g. EM) for ``gradient_free`` models; ``loss`` is for the log."""
+        raise NotImplementedError(f"{type(self).__name__} sets gradient_free but has no update()")
+
+    def diagnose(self, record: dict[str, float]) -> list[str]:
+        """Warnings about a logged training record (e.g. a GAN's discriminator winning outright)."""
+        return []
 
     # -- inference ------------------------------------------------------------------------
     def sample(self, n: int, *, generator: torch.Generator | None = None, temperature: float = 1.0,
@@ -164,6 +179,88 @@ def position(t: int, info) -> tuple[int, int, int]:
     pixel, c = divmod(t, info.channels)
     h, w = divmod(pixel, info.width)
     return c, h, w
+
+
+class LatentModel(GenerativeModel):
+    """x = decode(z) with a code z of ``latent_dim`` numbers and a prior p(z) = N(0, I).
+
+    Subclasses give ``decode_unit(z)`` (the decoder's mean image in [0, 1], differentiable) and,
+    when they have an encoder, ``encode(x)``. Everything else is shared:
+
+    * ``sample``: z = temperature * eps, eps ~ prior, then ``decode`` (the decoder's most likely image);
+    * ``fit_error(z, x, known)``: how badly decode(z) explains the known sub-pixels of x, per image
+      (squared error in [0, 1] by default; likelihood models use -log p(x_known | z));
+    * ``complete``: start from prior draws (one per copy, so copies differ), minimise
+      ``fit_error + prior_weight * |z|^2 / 2`` over z, decode, keep the known pixels;
+    * ``encode`` for models without an encoder (GANs): the same fit with every pixel known.
+    """
+
+    has_encoder: ClassVar[bool] = False
+    latent_steps: ClassVar[int] = 200  # optimiser steps for completion / inversion
+    prior_weight: ClassVar[float] = 1.0  # weight of the N(0, I) prior in completion (MAP); 0 for plain fits
+
+    @property
+    def latent_dim(self) -> int:
+        return int(self.config.latent_dim)
+
+    def prior(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """n codes (n, latent_dim) from p(z); N(0, I) unless a subclass knows better."""
+        return torch.randn(n, self.latent_dim, generator=generator, device=self.device, dtype=self.dtype)
+
+    def decode_unit(self, z: torch.Tensor, condition: torch.Tensor | None = None) -> torch.Tensor:
+        """Codes (B, D) -> the decoder's mean image, floats in [0, 1] (B, unit_channels, H, W)."""
+        raise NotImplementedError
+
+    def decode(self, z: torch.Tensor, condition: torch.Tensor | None = None) -> torch.Tensor:
+        """Codes (B, D) -> discrete images (B, C, H, W): the decoder's most likely image."""
+        from genzoo.data.continuous import from_unit
+
+        return from_unit(self.decode_unit(z, condition), self.info)
+
+    def encode(self, x: torch.Tensor, condition: torch.Tensor | None = None, *,
+               generator: torch.Generator | None = None) -> torch.Tensor:
+        """Images (B, C, H, W) -> codes (B, D). Without an encoder: fit z to all pixels."""
+        from genzoo.sampling.latent import fit_codes
+
+        known = torch.ones(self.info.shape, dtype=torch.bool, device=x.device)
+        return fit_codes(self, x, known, generator=generator, condition=condition)
+
+    def fit_error(self, z: torch.Tensor, x: torch.Tensor, known: torch.Tensor,
+                  condition: torch.Tensor | None = None) -> torch.Tensor:
+        """Per-image misfit (B,) of decode(z) to ``x`` on the ``known`` (C, H, W) sub-pixels."""
+        from genzoo.data.continuous import to_unit, unit_channels
+
+        target = to_unit(x, self.info)  # (B, C', H, W)
+        mask = known.to(target.device)
+        if unit_channels(self.info) != self.info.channels:  # palette: one index -> three colour channels
+            mask = mask[:1].expand(unit_channels(self.info), -1, -1)
+        err = (self.decode_unit(z, condition) - target) ** 2 * mask  # (B, C', H, W)
+        return err.flatten(1).sum(1)
+
+    def sample(self, n, *, generator=None, temperature=1.0, condition=None, **_):
+        self.check_condition(condition)
+        if temperature < 0:
+            raise GenzooError(f"temperature must be >= 0, got {temperature}")
+        with torch.no_grad():
+            z = temperature * self.prior(n, generator)
+            return self.decode(z, _to(condition, self.device))
+
+    def complete(self, x, known, *, generator=None, temperature=1.0, condition=None, **_):
+        from genzoo.sampling.latent import fit_codes
+
+        self.check_condition(condition)
+        x = x.to(self.device)
+        known = known.to(self.device)
+        cond = _to(condition, self.device)
+        z = fit_codes(self, x, known, generator=generator, condition=cond, prior_weight=self.prior_weight,
+                      init_scale=temperature if temperature > 0 else 1.0)
+        with torch.no_grad():
+            out = self.decode(z, cond)
+        return torch.where(known.expand_as(out), x.to(out.dtype), out)
+
+
+def _to(t: torch.Tensor | None, device) -> torch.Tensor | None:
+    return None if t is None else t.to(device)
 
 
 class AdversarialModel(GenerativeModel):

@@ -77,7 +77,9 @@ class Trainer:
         self.players = list(model.schedule)
         self.params = {p: model.player_parameters(p) for p in self.players}
         overrides = getattr(model, "optimizer_overrides", lambda p: {})
-        self.optims = {p: make_optimizer(self.params[p], cfg, overrides(p)) for p in self.players}
+        self.optims = {} if model.gradient_free else {
+            p: make_optimizer(self.params[p], cfg, overrides(p)) for p in self.players}
+        self._warned: dict[str, int] = {}  # warning text -> step it was last shown
         self.step = 0  # finished rounds
         self.batches = 0  # batches drawn
         self._stop_requested = False
@@ -146,6 +148,15 @@ class Trainer:
             for _ in range(self.model.schedule[player]):
                 batch = {k: v.to(self.device) for k, v in self.stream.batch(self.batches).items()}
                 self.batches += 1
+                if self.model.gradient_free:  # closed-form fitting (EM): no optimiser, no gradients
+                    with torch.no_grad():
+                        out = self.model.update(batch)
+                    if not torch.isfinite(out.loss):
+                        raise GenzooError(f"loss became {out.loss.item()} at step {self.step + 1}; stopped; "
+                                          f"the last good checkpoint is kept at {self.run_dir / CHECKPOINT}")
+                    metrics["loss"] = out.loss.item()
+                    metrics.update({k: float(v) for k, v in out.metrics.items()})
+                    continue
                 opt = self.optims[player]
                 opt.zero_grad(set_to_none=True)
                 out = self.model.player_loss(player, batch)
@@ -177,16 +188,28 @@ class Trainer:
         res = dataset_nll(self.model, self.data, self.eval_split)
         return {f"{self.eval_split}_nll_nats": res["nll_nats"], f"{self.eval_split}_bits_per_dim": res["bits_per_dim"]}
 
+    def _warn(self, record: dict) -> None:
+        """Show the model's diagnostics (each distinct warning at most once per 500 steps) and log them."""
+        warnings = self.model.diagnose(record)
+        if warnings:
+            record["warnings"] = warnings
+        for w in warnings:
+            if self.step - self._warned.get(w, -10**9) >= 500:
+                self._warned[w] = self.step
+                if not self.quiet:
+                    tqdm.write(f"warning (step {self.step}): {w}", file=sys.stderr)
+
     def _sample_grid(self) -> None:
-        from genzoo.viz import grid, save_png
+        from genzoo.viz import sample_picture, save_png
 
         g = torch.Generator(device=self.device).manual_seed(self.seed)
+        n = self.cfg.n_samples if not self.data.info.continuous else max(self.cfg.n_samples, 1000)
         try:
-            x = self.model.sample(self.cfg.n_samples, generator=g, temperature=self.cfg.temperature,
-                                  condition=self.model.default_condition(self.cfg.n_samples))
+            x = self.model.sample(n, generator=g, temperature=self.cfg.temperature,
+                                  condition=self.model.default_condition(n))
         except GenzooError:
             return  # a model that cannot sample has no grid to draw
-        save_png(grid(self.data.info.to_rgb(x)), self.run_dir / "samples" / f"step_{self.step:07d}.png")
+        save_png(sample_picture(x, self.data), self.run_dir / "samples" / f"step_{self.step:07d}.png")
 
     def _request_stop(self, signum, frame):
         if self._stop_requested:  # second Ctrl-C: stop now
@@ -228,6 +251,7 @@ class Trainer:
                 if evaluated:
                     record.update(self._evaluate())
                 if self.step % self.cfg.log_every == 0 or is_ckpt or evaluated:
+                    self._warn(record)
                     self._log(record)
                     show = {k: f"{v:.4g}" for k, v in record.items() if k in ("loss", "bits_per_dim") or k.endswith("/loss")}
                     bar.set_postfix(**show, px_s=f"{px_s:,.0f}")
