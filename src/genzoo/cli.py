@@ -121,7 +121,12 @@ def cmd_sample(run: Path, n: int, out: Path, seed: int = 0, temperature: float =
     if precision != "float64":
         kwargs["precision"] = None  # the model's own dtype
     x = r.model.sample(n, generator=g, temperature=temperature, condition=cond, progress=True, **kwargs)
-    save_png(grid(r.info.to_rgb(x), ncols=ncols), out)
+    if r.info.continuous:  # 2-D points: a scatter plot over the mixture's centres
+        from genzoo.viz import sample_picture
+
+        save_png(sample_picture(x, r.data()), out)
+    else:
+        save_png(grid(r.info.to_rgb(x), ncols=ncols), out)
     print(f"wrote {n} samples to {out}", file=sys.stderr)
 
 
@@ -173,21 +178,147 @@ def cmd_complete(run: Path, mask: str, out: Path, images: str = "test:0-7", samp
 
 
 def cmd_eval(run: Path, split: str = "test", json_path: Path | None = None, device: str = "auto",
-             batch_size: int = 256) -> dict:
-    from genzoo.metrics.likelihood import dataset_nll
+             batch_size: int = 256, only: list[str] | None = None, k: int = 5000, k_iwae: int = 50,
+             max_images: int | None = None, samples: int = 1000, seed: int = 0) -> dict:
+    """Every measurement that applies to the run, each with its protocol, into RUN/eval.json."""
+    from genzoo.evaluation import evaluate
     from genzoo.training.run import load_run, write_json
 
+    if k < 1 or k_iwae < 1 or samples < 1 or (max_images is not None and max_images < 1):
+        raise GenzooError("--k, --k-iwae, --samples and --max-images must be >= 1")
     r = load_run(run, device)
-    if not hasattr(r.model, "log_prob"):
-        raise GenzooError(f"model {r.model_name!r} has no likelihood to evaluate")
-    data = r.data()
-    res = dataset_nll(r.model, data, split, batch_size=batch_size, progress=True)
-    result = {"model": r.model_name, "data": r.data_desc["spec"], "checkpoint": str(r.path / "checkpoint.pt"),
-              "checkpoint_step": r.step, **res}
     path = Path(json_path) if json_path else r.path / "eval.json"
+    result = evaluate(r, split=split, sections=only, k=k, k_iwae=k_iwae, max_images=max_images, samples=samples,
+                      seed=seed, batch_size=batch_size, figure_dir=path.parent)
+    headline = [m for m in result["metrics"] if m["metric"] in ("nll", "negative_elbo")
+                and m["protocol"].get("estimator") in ("exact", "ELBO (bound)")]
+    if headline:  # the likelihood in the flat form earlier versions wrote
+        result.update(nll_nats=headline[0]["value"], bits_per_dim=headline[1]["value"],
+                      n_images=headline[0]["protocol"]["images"], likelihood=headline[0]["protocol"]["estimator"])
     write_json(path, result)
-    print(f"{r.model_name} on {result['data']} {split} ({res['n_images']} images, step {r.step}): "
-          f"NLL {res['nll_nats']:.2f} nats/image, {res['bits_per_dim']:.4f} bits/dim -> {path}")
+    print(f"{r.model_name} on {result['data']} (step {r.step}):")
+    for m in result["metrics"]:
+        proto = ", ".join(f"{k_}={v}" for k_, v in m["protocol"].items() if k_ not in ("near_copy_rule",))
+        value = f"{m['value']:.4f}" if m["unit"] == "bits/dim" or abs(m["value"]) < 10 else f"{m['value']:.2f}"
+        print(f"  {m['metric']:<26} {value:>10} {m['unit']:<22} [{proto}]")
+    print(f"-> {path}")
+    return result
+
+
+def _latent_run(run: Path, device: str, what: str):
+    from genzoo.models.base import LatentModel
+    from genzoo.training.run import load_run
+
+    r = load_run(run, device)
+    if not isinstance(r.model, LatentModel):
+        raise GenzooError(f"model {r.model_name!r} has no code space to {what} (only autoencoders, VAEs and GANs do)")
+    return r
+
+
+def _select_one(spec: str, data) -> torch.Tensor:
+    """``test:4`` -> that image (1, C, H, W)."""
+    split, positions = parse_image_selection(spec, data)
+    if len(positions) != 1:
+        raise GenzooError(f"{spec!r}: name one image, e.g. test:4")
+    return data.images(split, positions)
+
+
+def cmd_reconstruct(run: Path, out: Path, images: str = "test:0-15", seed: int = 0, device: str = "auto") -> None:
+    """Rows of originals above their reconstructions decode(encode(x))."""
+    from genzoo.viz import grid, save_png
+
+    _check_out_png(out)
+    r = _latent_run(run, device, "reconstruct through")
+    data = r.data()
+    split, positions = parse_image_selection(images, data)
+    x = data.images(split, positions).to(r.model.device)  # (N, C, H, W)
+    g = torch.Generator(device=r.model.device).manual_seed(seed)
+    z = r.model.encode(x, generator=g)
+    with torch.no_grad():
+        rec = r.model.decode(z)
+    n = len(x)
+    tiles = [r.info.to_rgb(x[i:i + 8]) for i in range(0, n, 8)]
+    recs = [r.info.to_rgb(rec[i:i + 8]) for i in range(0, n, 8)]
+    import numpy as np
+
+    rows = np.concatenate([np.concatenate([a, b]) for a, b in zip(tiles, recs)])
+    save_png(grid(rows, ncols=min(8, n)), out)
+    print(f"wrote {n} {split} images (odd rows) and their reconstructions (even rows) to {out}", file=sys.stderr)
+
+
+def cmd_traverse(run: Path, out: Path, dims: list[int], value_range: list[float] = (-3.0, 3.0), steps: int = 11,
+                 image: str | None = None, seed: int = 0, device: str = "auto") -> None:
+    """The lecture's figure: sweep two code dimensions on a grid, the others fixed."""
+    from genzoo.sampling.latent import traversal_codes
+    from genzoo.viz import labelled_grid, save_png
+
+    _check_out_png(out)
+    if len(dims) != 2:
+        raise GenzooError(f"--dims takes two code dimensions, got {len(dims)}")
+    r = _latent_run(run, device, "traverse")
+    model = r.model
+    if image is not None:
+        g = torch.Generator(device=model.device).manual_seed(seed)
+        base = model.encode(_select_one(image, r.data()).to(model.device), generator=g)[0]
+    else:
+        base = torch.zeros(model.latent_dim, device=model.device)
+    z = traversal_codes(base, (dims[0], dims[1]), value_range[0], value_range[1], steps)
+    with torch.no_grad():
+        x = model.decode(z)
+    lo, hi = value_range
+    caption = f"rows: z[{dims[0]}], columns: z[{dims[1]}], both {lo:g} .. {hi:g}; other dims " + (
+        f"from {image}" if image else "0")
+    save_png(labelled_grid(r.info.to_rgb(x), ncols=steps, caption=caption), out)
+    print(f"wrote a {steps}x{steps} traversal of dims {dims[0]} and {dims[1]} to {out}", file=sys.stderr)
+
+
+def cmd_interpolate(run: Path, out: Path, between: list[str], steps: int = 10, kind: str = "linear", seed: int = 0,
+                    device: str = "auto") -> None:
+    """Decode codes along the path between two images (their codes) or two prior draws (``seed:N``)."""
+    from genzoo.sampling.latent import interpolate
+    from genzoo.viz import labelled_grid, save_png
+
+    _check_out_png(out)
+    if len(between) != 2:
+        raise GenzooError(f"--between takes two endpoints (e.g. test:4 test:9 or seed:1 seed:2), got {len(between)}")
+    r = _latent_run(run, device, "interpolate in")
+    model = r.model
+    ends = []
+    for spec in between:
+        if spec.startswith("seed:"):
+            try:
+                g = torch.Generator(device=model.device).manual_seed(int(spec[5:]))
+            except ValueError:
+                raise GenzooError(f"--between {spec!r}: expected seed:N with an integer N") from None
+            ends.append(model.prior(1, g)[0])
+        else:
+            g = torch.Generator(device=model.device).manual_seed(seed)
+            ends.append(model.encode(_select_one(spec, r.data()).to(model.device), generator=g)[0])
+    z = interpolate(ends[0], ends[1], steps, kind)
+    with torch.no_grad():
+        x = model.decode(z)
+    save_png(labelled_grid(r.info.to_rgb(x), ncols=steps, caption=f"{between[0]} -> {between[1]} ({kind})"), out)
+    print(f"wrote {steps} images from {between[0]} to {between[1]} to {out}", file=sys.stderr)
+
+
+def cmd_probe(run: Path, data: str | None = None, finetune: bool = False, epochs: int = 30, seed: int = 0,
+              json_path: Path | None = None, device: str = "auto") -> dict:
+    """Softmax classifier on the frozen codes (or encoder + classifier end to end with --finetune)."""
+    from genzoo.data import load_dataset
+    from genzoo.probe import linear_probe
+    from genzoo.training.run import reload_data, write_json
+
+    r = _latent_run(run, device, "probe")
+    dataset = load_dataset(data) if data else reload_data(r.data_desc)
+    if dataset.labels is None:
+        raise GenzooError(f"{dataset.spec}: the probe needs class labels and this data set has none")
+    res = linear_probe(r.model, dataset, epochs=epochs, seed=seed, finetune=finetune, device=r.model.device,
+                       progress=True)
+    result = {"model": r.model_name, "run": str(r.path), "checkpoint_step": r.step, "data": dataset.spec, **res}
+    path = Path(json_path) if json_path else r.path / ("finetune.json" if finetune else "probe.json")
+    write_json(path, result)
+    print(f"{'fine-tuned' if finetune else 'linear probe'} on {dataset.spec}: test accuracy "
+          f"{res['test_accuracy']:.4f} -> {path}")
     return result
 
 
@@ -251,11 +382,54 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--temperature", type=float, default=1.0)
     c.add_argument("--device", default="auto")
 
-    e = sub.add_parser("eval", help="exact test NLL (nats/image) and bits/dim")
+    r = sub.add_parser("reconstruct", help="images and their reconstructions through the code")
+    r.add_argument("run", type=Path)
+    r.add_argument("-o", "--out", type=Path, required=True, help="output .png")
+    r.add_argument("--images", default="test:0-15", help="which images, e.g. test:0-15")
+    r.add_argument("--seed", type=int, default=0, help="for models that encode by fitting the code (GANs)")
+    r.add_argument("--device", default="auto")
+
+    tr = sub.add_parser("traverse", help="decode a grid over two code dimensions, the others fixed")
+    tr.add_argument("run", type=Path)
+    tr.add_argument("-o", "--out", type=Path, required=True, help="output .png")
+    tr.add_argument("--dims", type=int, nargs="+", required=True, metavar="D", help="two code dimensions")
+    tr.add_argument("--range", dest="value_range", type=float, nargs=2, default=[-3.0, 3.0], metavar=("LO", "HI"))
+    tr.add_argument("--steps", type=int, default=11)
+    tr.add_argument("--image", help="hold the other dimensions at this image's code (e.g. test:0); default 0")
+    tr.add_argument("--seed", type=int, default=0)
+    tr.add_argument("--device", default="auto")
+
+    it = sub.add_parser("interpolate", help="decode codes along a path between two images or prior draws")
+    it.add_argument("run", type=Path)
+    it.add_argument("-o", "--out", type=Path, required=True, help="output .png")
+    it.add_argument("--between", nargs="+", required=True, metavar="END",
+                    help="two endpoints: images (test:4 test:9) or prior draws (seed:1 seed:2)")
+    it.add_argument("--steps", type=int, default=10)
+    it.add_argument("--kind", choices=["linear", "slerp"], default="linear")
+    it.add_argument("--seed", type=int, default=0)
+    it.add_argument("--device", default="auto")
+
+    pr = sub.add_parser("probe", help="test accuracy of a softmax classifier on a model's codes")
+    pr.add_argument("run", type=Path)
+    pr.add_argument("--data", help="labelled data (default: the run's own)")
+    pr.add_argument("--finetune", action="store_true", help="train encoder + classifier end to end")
+    pr.add_argument("--epochs", type=int, default=30)
+    pr.add_argument("--seed", type=int, default=0)
+    pr.add_argument("--json", dest="json_path", type=Path, help="default RUN/probe.json (RUN/finetune.json)")
+    pr.add_argument("--device", default="auto")
+
+    e = sub.add_parser("eval", help="every measurement that applies (likelihoods, bounds, memorisation, ...)")
     e.add_argument("run", type=Path)
     e.add_argument("--split", default="test")
     e.add_argument("--json", dest="json_path", type=Path, help="write results here (default RUN/eval.json)")
     e.add_argument("--batch-size", type=int, default=256)
+    e.add_argument("--only", nargs="+", metavar="SECTION",
+                   help="likelihood | importance | reconstruction | memorisation | modes (default: all that apply)")
+    e.add_argument("--k", type=int, default=5000, help="importance samples per image for the NLL estimate")
+    e.add_argument("--k-iwae", type=int, default=50, help="samples per image for the IWAE bound")
+    e.add_argument("--max-images", type=int, help="importance sampling on the first N images of the split only")
+    e.add_argument("--samples", type=int, default=1000, help="generated images for the memorisation check")
+    e.add_argument("--seed", type=int, default=0)
     e.add_argument("--device", default="auto")
     return p
 
@@ -266,7 +440,8 @@ def main(argv: list[str] | None = None) -> int:
     args = vars(build_parser().parse_args(argv))
     command = args.pop("command")
     fn = {"models": cmd_models, "datasets": cmd_datasets, "train": cmd_train, "sample": cmd_sample,
-          "complete": cmd_complete, "eval": cmd_eval}[command]
+          "complete": cmd_complete, "eval": cmd_eval, "reconstruct": cmd_reconstruct, "traverse": cmd_traverse,
+          "interpolate": cmd_interpolate, "probe": cmd_probe}[command]
     try:
         fn(**args)
     except GenzooError as e:

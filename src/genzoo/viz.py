@@ -90,6 +90,16 @@ def completion_figure(original: np.ndarray, masked: np.ndarray, completions: np.
     return fig
 
 
+def labelled_grid(rgb: np.ndarray, ncols: int, caption: str) -> Image.Image:
+    """A grid with one line of text above it (what the rows and columns mean)."""
+    body = grid(rgb, ncols=ncols, pad=2)
+    header = 16
+    fig = Image.new("RGB", (max(body.width, 6 * len(caption) + 6), body.height + header), (255, 255, 255))
+    fig.paste(body, (0, header))
+    ImageDraw.Draw(fig).text((3, 2), caption, fill=(0, 0, 0))
+    return fig
+
+
 def mask_rgb(rgb: np.ndarray, known: np.ndarray) -> np.ndarray:
     """Paint hidden pixels (``known`` False, (N,H,W) or (H,W)) in the hidden colour."""
     out = rgb.copy()

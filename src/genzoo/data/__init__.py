@@ -56,5 +56,6 @@ from genzoo.data import pokemon as _pokemon  # noqa: E402,F401
 from genzoo.data import folder as _folder  # noqa: E402,F401
 from genzoo.data import mnist as _mnist  # noqa: E402,F401
 from genzoo.data import toy as _toy  # noqa: E402,F401
+from genzoo.data import cifar as _cifar  # noqa: E402,F401
 
 __all__ = ["ImageDataset", "ImageInfo", "every_tenth_split", "load_dataset", "register_dataset", "dataset_kinds"]

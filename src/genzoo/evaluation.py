@@ -1,0 +1,176 @@
+"""``genzoo eval``: every measurement that applies to a run, each with its protocol beside it.
+
+A result is a list of *metric records*::
+
+    {"metric": "nll", "value": 88.1, "unit": "nats/image",
+     "protocol": {"split": "test", "images": 10000, "estimator": "importance sampling", "k": 5000, ...}}
+
+so that two numbers are only ever compared when their protocols agree (``genzoo compare``
+checks). Which sections run depends on what the model is:
+
+* likelihood   -- exact NLL (autoregressive, mixtures) or the ELBO (VAEs; a bound), nats/image + bits/dim
+* importance   -- models with ``log_weights`` (VAEs): IWAE bound and importance-sampled NLL with k recorded
+* reconstruction -- models with ``reconstruction_error`` (autoencoders): mean squared error in [0, 1] units
+* memorisation -- any model that samples images: nearest-training vs nearest-test distances of samples
+* modes        -- 2-D mixture data: modes covered and high-quality share (VEEGAN's protocol)
+"""
+from __future__ import annotations
+
+import math
+import time
+
+import torch
+
+from genzoo.errors import GenzooError
+
+SECTIONS = ("likelihood", "importance", "reconstruction", "memorisation", "modes")
+
+
+def record(metric: str, value: float, unit: str, **protocol) -> dict:
+    return {"metric": metric, "value": float(value), "unit": unit, "protocol": protocol}
+
+
+def likelihood_section(model, data, split: str, batch_size: int) -> list[dict]:
+    from genzoo.metrics.likelihood import dataset_nll
+
+    res = dataset_nll(model, data, split, batch_size=batch_size, progress=True)
+    kind = res["likelihood"]
+    name = "nll" if kind == "exact" else "negative_elbo"
+    proto = {"split": split, "images": res["n_images"], "estimator": "exact" if kind == "exact" else "ELBO (bound)"}
+    return [record(name, res["nll_nats"], "nats/image", **proto),
+            record(name, res["bits_per_dim"], "bits/dim", **proto, dims=res["dims"])]
+
+
+def importance_section(model, data, split: str, k: int, k_iwae: int, max_images: int | None, seed: int,
+                       batch_size: int) -> list[dict]:
+    from genzoo.metrics.importance import importance_nll
+
+    g = torch.Generator(device=model.device).manual_seed(seed)
+    res = importance_nll(model, data, split, k=k, k_iwae=k_iwae, batch_size=batch_size, generator=g,
+                         max_images=max_images, progress=True)
+    proto = {"split": split, "images": res["n_images"], "seed": seed}
+    dims = data.info.dims
+    out = []
+    for metric, value, extra in (("negative_iwae_bound", res["iwae_nats"], {"k": res["k_iwae"]}),
+                                 ("nll", res["is_nats"], {"k": res["k"], "estimator": "importance sampling"})):
+        p = {**proto, "estimator": "IWAE bound", **extra} if metric != "nll" else {**proto, **extra}
+        out.append(record(metric, -value if value < 0 else value, "nats/image", **p))
+        out.append(record(metric, out[-1]["value"] / (dims * math.log(2)), "bits/dim", **p, dims=dims))
+    return out
+
+
+def reconstruction_section(model, data, split: str, batch_size: int) -> list[dict]:
+    n = data.size(split)
+    total = 0.0
+    with torch.no_grad():
+        for start in range(0, n, batch_size):
+            x = data.images(split, torch.arange(start, min(start + batch_size, n))).to(model.device)
+            total += model.reconstruction_error(x).double().sum().item()
+    return [record("reconstruction_mse", total / n, "per image, sum over [0,1] sub-pixels", split=split, images=n)]
+
+
+def _unit_flat(x, info):
+    from genzoo.data.continuous import to_unit
+
+    return to_unit(x, info).flatten(1)
+
+
+def memorisation_section(model, data, n: int, seed: int, figure_path=None) -> list[dict]:
+    from genzoo.metrics.memorisation import memorisation_report, nearest_figure
+
+    g = torch.Generator(device=model.device).manual_seed(seed)
+    samples = model.sample(n, generator=g, condition=model.default_condition(n)).cpu()
+    train, test = data.images("train"), data.images("test")
+    rep = memorisation_report(_unit_flat(samples, data.info), _unit_flat(train, data.info),
+                              _unit_flat(test, data.info))
+    proto = {"samples": n, "seed": seed, "train_images": len(train), "test_images": len(test),
+             "space": "pixels in [0,1]", "near_copy_rule": rep.rule}
+    if figure_path is not None:
+        from genzoo.viz import save_png
+
+        k = min(16, n)
+        save_png(nearest_figure(data.info.to_rgb(samples[:k]), data.info.to_rgb(train), rep.nearest_train[:k],
+                                distances=rep.d_train[:k]), figure_path)
+    return [record("near_copy_share", rep.near_copy_share, "fraction of samples", **proto),
+            record("test_near_copy_share", rep.test_near_copy_share, "fraction of test images (false-positive rate)",
+                   **proto),
+            record("train_closer_share", rep.train_closer_share,
+                   f"fraction (fresh draws expect {rep.train_closer_expected:.3f})", **proto),
+            record("median_nn_train_distance", rep.median_d_train, "L2 in [0,1] pixels", **proto),
+            record("median_nn_test_distance", rep.median_d_test, "L2 in [0,1] pixels", **proto)]
+
+
+def modes_section(model, data, seed: int) -> list[dict]:
+    from genzoo.data.toy import mode_report
+
+    name = data.spec.partition(":")[2]
+    g = torch.Generator(device=model.device).manual_seed(seed)
+    pts = model.sample(2500, generator=g).reshape(2500, -1)[:, :2].cpu().numpy()
+    rep = mode_report(pts, name)
+    proto = {"samples": 2500, "seed": seed, "high_quality": "within 3 sigma", "covered": ">= 20 samples"}
+    return [record("modes_covered", rep["modes"], f"of {rep['n_modes']}", **proto),
+            record("high_quality_share", rep["high_quality"], "fraction of samples", **proto),
+            record("mode_kl_from_uniform", rep["kl_from_uniform"], "nats", **proto)]
+
+
+def applicable_sections(model, data) -> list[str]:
+    from genzoo.models.base import LikelihoodModel
+
+    out = []
+    if data.info.continuous:
+        return ["modes"] if data.spec.startswith("mixture:") else []
+    if isinstance(model, LikelihoodModel):
+        out.append("likelihood")
+    if hasattr(model, "log_weights"):
+        out.append("importance")
+    if hasattr(model, "reconstruction_error"):
+        out.append("reconstruction")
+    out.append("memorisation")
+    return out
+
+
+def evaluate(run, *, split: str = "test", sections: list[str] | None = None, k: int = 5000, k_iwae: int = 50,
+             max_images: int | None = None, samples: int = 1000, seed: int = 0, batch_size: int = 256,
+             figure_dir=None) -> dict:
+    """Run every applicable section on a loaded run; returns the eval.json object."""
+    model, data = run.model, run.data()
+    data.indices(split)  # unknown split -> one-line error
+    possible = applicable_sections(model, data)
+    if sections:
+        bad = [s for s in sections if s not in possible]
+        if bad:
+            raise GenzooError(f"--only {bad[0]}: not applicable to {run.model_name!r} on {data.spec}; "
+                              f"valid here: {', '.join(possible)}")
+    chosen = sections or possible
+    metrics: list[dict] = []
+    timings = {}
+    for section in chosen:
+        t0 = time.perf_counter()
+        if section == "likelihood":
+            metrics += likelihood_section(model, data, split, batch_size)
+        elif section == "importance":
+            metrics += importance_section(model, data, split, k, k_iwae, max_images, seed, min(batch_size, 64))
+        elif section == "reconstruction":
+            metrics += reconstruction_section(model, data, split, batch_size)
+        elif section == "memorisation":
+            fig = None if figure_dir is None else figure_dir / "eval_nearest.png"
+            try:
+                metrics += memorisation_section(model, data, samples, seed, fig)
+            except GenzooError:
+                if sections:
+                    raise
+        elif section == "modes":
+            metrics += modes_section(model, data, seed)
+        timings[section] = time.perf_counter() - t0
+    return {"model": run.model_name, "family": type(model).family, "data": data.spec,
+            "checkpoint": str(run.path / "checkpoint.pt"), "checkpoint_step": run.step, "split": split,
+            "metrics": metrics, "seconds": timings}
+
+
+def summary(result: dict) -> dict:
+    """Flat view of the headline numbers: {"nll_nats": ..., "bits_per_dim": ..., ...} (first of each)."""
+    flat = {}
+    for m in result["metrics"]:
+        key = m["metric"] + ("_bits_per_dim" if m["unit"] == "bits/dim" else "")
+        flat.setdefault(key, m["value"])
+    return flat

@@ -1,0 +1,77 @@
+"""Wasserstein GANs: DCGAN's networks with the Wasserstein loss, kept Lipschitz by weight clipping or by
+a gradient penalty. Two papers, registered as two models over one class:
+
+* ``wgan`` -- Arjovsky, Chintala & Bottou 2017, "Wasserstein GAN", arXiv:1701.07875, Algorithm 1. The
+  critic f maximises E f(x) - E f(G(z)) (an estimate of the Wasserstein-1 distance up to the Lipschitz
+  constant), so it minimises E f(G(z)) - E f(x); after every critic update each weight is clipped to
+  [-c, c], c = 0.01 (``clip``). G minimises -E f(G(z)). n_critic = 5 critic updates per generator update
+  (``d_steps``), RMSProp with lr 5e-5 for both.
+* ``wgan_gp`` -- Gulrajani, Ahmed, Arjovsky, Dumoulin & Courville 2017, "Improved Training of Wasserstein
+  GANs", arXiv:1704.00028, Algorithm 1. No clipping; the critic's loss gains
+  lambda E (||grad f(x_hat)||_2 - 1)^2 with x_hat = eps x + (1 - eps) G(z), eps ~ U[0, 1] drawn per sample,
+  lambda = 10 (``gp_weight``); n_critic = 5; Adam with lr 1e-4, beta1 = 0, beta2 = 0.9. The penalty is
+  per sample, so the critic has no batch norm (Sec. 4: layer norm instead, ``d_norm=layer``).
+
+Both critics output an unbounded score (no sigmoid); ``discriminator/wasserstein`` logs E f(x) - E f(G(z)).
+The 2-D presets use the fully connected nets of the WGAN-GP authors' toy experiments (three ReLU layers
+of 512, z of dimension 2, batches of 256; lambda = 0.1 there); genzoo's MLP critic uses LeakyReLU(0.2).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from genzoo.losses.gan import LossName
+from genzoo.models.dcgan import IMAGE_PRESETS, DCGANConfig
+from genzoo.models.gan import GAN
+from genzoo.registry import register_model
+
+TOY_NETS = {"arch": "mlp", "latent_dim": 2, "g_hidden": (512, 512, 512), "d_hidden": (512, 512, 512),
+            "batch_size": 256}
+TOY_GP = {**TOY_NETS, "gp_weight": 0.1, "betas": (0.5, 0.9)}  # the authors' toy script: lambda 0.1, Adam(1e-4, .5, .9)
+
+
+@dataclass
+class WGANConfig(DCGANConfig):
+    loss: LossName = "wasserstein"
+    clip: float = 0.01
+    d_steps: int = 5
+    optim: Literal["adam", "rmsprop", "sgd"] | None = "rmsprop"
+    d_lr: float | None = 5e-5
+    g_lr: float | None = 5e-5
+    betas: tuple[float, float] | None = None
+
+
+@register_model("wgan")
+class WGAN(GAN):
+    """DCGAN nets, Wasserstein loss, critic weights clipped to [-clip, clip]."""
+
+    paper = "Arjovsky, Chintala & Bottou 2017, Wasserstein GAN, arXiv:1701.07875"
+    Config = WGANConfig
+    presets = {**{k: dict(v) for k, v in IMAGE_PRESETS.items()},
+               "tiny": {**IMAGE_PRESETS["tiny"], "d_steps": 2},
+               "ring": dict(TOY_NETS), "grid": dict(TOY_NETS)}
+
+
+@dataclass
+class WGANGPConfig(DCGANConfig):
+    loss: LossName = "wgan_gp"
+    gp_weight: float = 10.0
+    d_norm: Literal["batch", "layer", "none"] = "layer"
+    d_steps: int = 5
+    optim: Literal["adam", "rmsprop", "sgd"] | None = "adam"
+    d_lr: float | None = 1e-4
+    g_lr: float | None = 1e-4
+    betas: tuple[float, float] | None = (0.0, 0.9)
+
+
+@register_model("wgan_gp")
+class WGANGP(GAN):
+    """DCGAN nets (layer norm in the critic), Wasserstein loss plus the per-sample gradient penalty."""
+
+    paper = ("Gulrajani, Ahmed, Arjovsky, Dumoulin & Courville 2017, Improved Training of Wasserstein GANs, "
+             "arXiv:1704.00028")
+    Config = WGANGPConfig
+    presets = {**{k: dict(v) for k, v in IMAGE_PRESETS.items()},
+               "tiny": {**IMAGE_PRESETS["tiny"], "d_steps": 2},
+               "ring": dict(TOY_GP), "grid": dict(TOY_GP)}
