@@ -67,6 +67,8 @@ def test_denoising_corrupts_only_the_training_input():
     assert torch.equal(model.reconstruction_error(x), clean)
     losses = {round(model.loss({"x": x}).loss.item(), 6) for _ in range(3)}
     assert len(losses) == 3  # a fresh corruption every training pass
+    with torch.no_grad():  # the sampling Gaussian follows the codes of the clean images
+        assert torch.allclose(model.code_mean, model.encode(x).mean(0), atol=1e-6)
 
 
 def test_running_code_statistics_are_exact_for_the_first_batches_and_frozen_in_eval():
@@ -74,8 +76,8 @@ def test_running_code_statistics_are_exact_for_the_first_batches_and_frozen_in_e
     model = Autoencoder(AutoencoderConfig(arch="mlp", hidden=(8,), latent_dim=3, code_momentum=0.01), GREY)
     model = model.double()
     batches = [torch.randint(0, 256, (7, 1, 4, 4)) for _ in range(3)]
-    for x in batches:  # no optimiser step: the encoder is fixed, so all codes come from one function
-        model.loss({"x": x})
+    mses = [model.loss({"x": x}).metrics["mse"] for x in batches]  # no optimiser step: one fixed encoder
+    assert model.recon_mse.item() == pytest.approx(sum(mses) / 3, rel=1e-9)
     with torch.no_grad():
         z = torch.cat([model.encode(x) for x in batches])  # (21, 3)
     zc = z - z.mean(0)
@@ -97,7 +99,8 @@ def test_samples_come_from_the_fitted_code_gaussian():
     draws = model.prior(40000, torch.Generator().manual_seed(1))
     assert torch.allclose(draws.mean(0), model.code_mean, atol=4 * 2.1 / math.sqrt(40000))
     assert torch.allclose(torch.cov(draws.T), model.code_cov, rtol=0.05)
-    assert torch.equal(model.prior(3, torch.Generator().manual_seed(2)), model.prior(3, torch.Generator().manual_seed(2)))
+    g1, g2 = torch.Generator().manual_seed(2), torch.Generator().manual_seed(2)
+    assert torch.equal(model.prior(3, g1), model.prior(3, g2))
     cold = model.sample(2, generator=torch.Generator().manual_seed(0), temperature=0.0)
     with torch.no_grad():
         assert torch.equal(cold, model.decode(model.code_mean.expand(2, -1)))
@@ -107,6 +110,13 @@ def test_samples_come_from_the_fitted_code_gaussian():
     s = model.code_cov + JITTER * model.code_cov.diagonal().mean() * torch.eye(2, dtype=torch.float64)
     expect = 0.5 * (d @ torch.linalg.inv(s) * d).sum(1)
     assert torch.allclose(model.prior_energy(q), expect, rtol=1e-10)
+    # and completion's misfit is the known pixels' squared error + 2 s^2 * energy (MAP, s^2 = training MSE)
+    model.recon_mse.fill_(0.03)
+    x = torch.randint(0, 256, (2, 1, 4, 4))
+    known = torch.zeros(1, 4, 4, dtype=torch.bool)
+    known[:, :2] = True
+    sq = ((model.decode_unit(q) - to_unit(x, GREY).double()) ** 2)[:, :, :2].flatten(1).sum(1)
+    assert torch.allclose(model.fit_error(q, x, known), sq + 0.06 * expect, rtol=1e-9)
 
 
 def _blobs(n: int = 600, size: int = 8, seed: int = 0) -> ImageDataset:

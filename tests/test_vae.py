@@ -1,5 +1,6 @@
 """The VAE, its likelihood heads and the importance-sampling metrics: laws checked on fixed numbers,
 and on a VAE small enough (a 1-D code, 2x2 binary images) that log p(x) is an integral we can compute."""
+import json
 import math
 
 import numpy as np
@@ -13,6 +14,9 @@ from genzoo.metrics.importance import importance_nll, log_mean_exp
 from genzoo.models.vae import VAE, VAEConfig, gaussian_kl, reparameterize
 from genzoo.nn.coders import CoderConfig, Decoder, Encoder
 from genzoo.nn.decoders import make_head, resolve_head_name
+from genzoo.training.checkpoint import load_checkpoint
+from genzoo.training.config import TrainConfig
+from genzoo.training.trainer import Trainer
 
 # -- likelihood heads ------------------------------------------------------------------------------
 
@@ -182,6 +186,31 @@ def test_kl_warmup_ramps_and_its_counter_survives_state_dict():
     assert out.metrics["nll_nats"] == pytest.approx(-(recon - kl).mean().item(), rel=1e-6)
 
 
+def test_a_resumed_run_continues_the_warm_up_exactly(tmp_path):
+    info = ImageInfo(1, 3, 3, 2)
+    data = ImageDataset(spec="rand", x=torch.randint(0, 2, (40, 1, 3, 3), generator=torch.Generator().manual_seed(0))
+                        .to(torch.uint8), info=info, splits={"train": torch.arange(40)})
+
+    def trainer(run_dir, steps):
+        torch.manual_seed(0)
+        model = VAE(VAEConfig(arch="mlp", hidden=(8,), latent_dim=2, kl_warmup_steps=6), info)
+        cfg = TrainConfig(steps=steps, batch_size=8, sample_every=0, eval_every=-1, log_every=1)
+        return Trainer(model, data, cfg, run_dir, model_name="vae", seed=1, quiet=True)
+
+    full = trainer(tmp_path / "full", 8)
+    full.fit()
+    trainer(tmp_path / "part", 3).fit()
+    torch.manual_seed(999)  # whatever happens in between must not matter
+    resumed = trainer(tmp_path / "part", 8)
+    resumed.restore(load_checkpoint(tmp_path / "part" / "checkpoint.pt"))
+    resumed.fit()
+    assert int(resumed.model.forward_passes) == 8
+    for k, v in full.model.state_dict().items():
+        assert torch.equal(v, resumed.model.state_dict()[k]), k
+    betas = [json.loads(line)["beta"] for line in (tmp_path / "part" / "metrics.jsonl").read_text().splitlines()]
+    assert betas == [0.0, 1 / 6, 2 / 6, 3 / 6, 4 / 6, 5 / 6, 1.0, 1.0]
+
+
 def test_eval_log_prob_is_reproducible_and_training_draws_fresh_noise():
     torch.manual_seed(0)
     model = VAE(VAEConfig(arch="mlp", hidden=(8,), latent_dim=2), ImageInfo(1, 3, 3, 4))
@@ -280,7 +309,7 @@ def test_importance_nll_reports_the_three_estimates_in_order_with_protocol():
     res = importance_nll(model, data, "test", k=5000, k_iwae=50, batch_size=6,
                          generator=torch.Generator().manual_seed(0))
     assert res["elbo_nats"] > res["iwae_nats"] > res["is_nats"]
-    assert res["is_nats"] == pytest.approx(-log_px.mean().item(), abs=0.02)  # ~5 standard errors of a mean over 16 images
+    assert res["is_nats"] == pytest.approx(-log_px.mean().item(), abs=0.02)  # ~5 standard errors of this mean
     assert res["is_bits_per_dim"] == pytest.approx(res["is_nats"] / (4 * math.log(2)))
     assert (res["k"], res["k_iwae"], res["n_images"], res["split"]) == (5000, 50, 16, "test")
     again = importance_nll(model, data, "test", k=5000, k_iwae=50, batch_size=16,

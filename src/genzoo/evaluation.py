@@ -51,11 +51,10 @@ def importance_section(model, data, split: str, k: int, k_iwae: int, max_images:
     proto = {"split": split, "images": res["n_images"], "seed": seed}
     dims = data.info.dims
     out = []
-    for metric, value, extra in (("negative_iwae_bound", res["iwae_nats"], {"k": res["k_iwae"]}),
-                                 ("nll", res["is_nats"], {"k": res["k"], "estimator": "importance sampling"})):
-        p = {**proto, "estimator": "IWAE bound", **extra} if metric != "nll" else {**proto, **extra}
-        out.append(record(metric, -value if value < 0 else value, "nats/image", **p))
-        out.append(record(metric, out[-1]["value"] / (dims * math.log(2)), "bits/dim", **p, dims=dims))
+    for metric, value, extra in (("negative_iwae_bound", res["iwae_nats"], {"estimator": "IWAE bound", "k": res["k_iwae"]}),
+                                 ("nll", res["is_nats"], {"estimator": "importance sampling", "k": res["k"]})):
+        out.append(record(metric, value, "nats/image", **proto, **extra))
+        out.append(record(metric, value / (dims * math.log(2)), "bits/dim", **proto, **extra, dims=dims))
     return out
 
 
@@ -66,7 +65,8 @@ def reconstruction_section(model, data, split: str, batch_size: int) -> list[dic
         for start in range(0, n, batch_size):
             x = data.images(split, torch.arange(start, min(start + batch_size, n))).to(model.device)
             total += model.reconstruction_error(x).double().sum().item()
-    return [record("reconstruction_mse", total / n, "per image, sum over [0,1] sub-pixels", split=split, images=n)]
+    return [record("reconstruction_mse", total / n, "mean squared error per sub-pixel, [0,1] units",
+                   split=split, images=n)]
 
 
 def _unit_flat(x, info):

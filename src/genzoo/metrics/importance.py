@@ -1,5 +1,7 @@
 """The ELBO, the IWAE bound and the importance-sampled log-likelihood of a latent-variable model
-(Burda, Grosse & Salakhutdinov 2015, "Importance Weighted Autoencoders", arXiv:1509.00519, eq. 8-9).
+(Burda, Grosse & Salakhutdinov 2015, "Importance Weighted Autoencoders", arXiv:1509.00519: the
+k-sample bound L_k and its Theorem 1, log p(x) >= L_{k+1} >= L_k -> log p(x) when the weights are
+bounded; their test log-likelihoods are importance-sampled with k = 5000).
 
 For one image x and k draws z_i ~ q(z | x), log w_i = log p(x | z_i) + log p(z_i) - log q(z_i | x)
 (the model's ``log_weights(x, k)``). Three estimates come from the same k draws:
@@ -7,8 +9,8 @@ For one image x and k draws z_i ~ q(z | x), log w_i = log p(x | z_i) + log p(z_i
 * ELBO:      (1/k) sum_i log w_i                          (the mean of k one-draw ELBOs)
 * IWAE_m:    log (1/m) sum_{i in group} w_i, averaged over the k // m disjoint groups of m draws:
              an unbiased estimate of the IWAE bound L_m (m = ``k_iwae``, e.g. 50)
-* IS:        log (1/k) sum_i w_i, the importance-sampled estimate of log p(x) (k = 5000 in the
-             paper's tables); consistent as k grows, and a stochastic lower bound (L_k <= log p(x))
+* IS:        log (1/k) sum_i w_i, the importance-sampled estimate of log p(x); consistent as k
+             grows, and a lower bound in expectation (E = L_k <= log p(x))
 
 and ELBO <= IWAE_m <= IS in expectation. Each is reported as a negative log-likelihood in nats per
 image (the mean over images, so -ELBO >= -IWAE_m >= -IS) and in bits per dimension, with k, k_iwae,

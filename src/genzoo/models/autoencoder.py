@@ -16,18 +16,24 @@ Variants change only two hooks: ``corrupt(u)`` (the input the encoder sees while
 
 An autoencoder has no prior of its own. For sampling, the codes are given one after the fact
 (ex-post density estimation, Ghosh et al. 2020, "From Variational to Deterministic Autoencoders",
-arXiv:1903.12436, sec. 4): a full-covariance Gaussian N(m, S) fitted to the codes of the training
-batches. m and S are running statistics kept in buffers and updated (without gradients) in every
-training forward pass: the newest batch gets weight a_t = max(1 / t, ``code_momentum``), so the first
-1 / momentum batches are averaged exactly and later ones form an exponential average that follows the
-moving encoder. With batch mean m_b and covariance S_b (divisor B), d = m_b - m:
+arXiv:1903.12436): a full-covariance Gaussian N(m, S) fitted to the codes of the training
+batches (of the clean images, also for the denoising variant). m and S are running statistics kept
+in buffers and updated (without gradients) in every training forward pass: the newest batch gets
+weight a_t = max(1 / t, ``code_momentum``), so the first 1 / momentum batches are averaged exactly
+and later ones form an exponential average that follows the moving encoder. With batch mean m_b
+and covariance S_b (divisor B), d = m_b - m:
 
     m <- m + a d,    S <- (1 - a) S + a S_b + a (1 - a) d d^T     (the two-part mixture's moments)
 
 ``prior(n)`` draws z = m + L eps, L L^T = S + jitter I (Cholesky); ``sample`` scales eps by the
-temperature. Completion fits z to the visible pixels by minimising the squared error plus the
-fitted Gaussian's energy (z - m)^T S^{-1} (z - m) / 2, i.e. MAP under x | z ~ N(g(z), I / 2) and
-z ~ N(m, S); the shared N(0, I) term is switched off (``prior_weight = 0``).
+temperature. Completion is MAP under x | z ~ N(g(z), s^2 I) and z ~ N(m, S), where s^2 is the
+training reconstructions' mean squared error per sub-pixel (a third running statistic, same
+weights): it minimises
+
+    sum_known (u - g(z))^2 + s^2 (z - m)^T S^{-1} (z - m)       (2 s^2 times the negative log posterior)
+
+so the pull towards typical codes is as strong as the decoder is inexact; the shared N(0, I) term
+is switched off (``prior_weight = 0``).
 """
 from __future__ import annotations
 
@@ -69,6 +75,7 @@ class AutoencoderBase(LatentModel):
         self.register_buffer("code_count", torch.zeros((), dtype=torch.long))  # training batches seen
         self.register_buffer("code_mean", torch.zeros(d))  # (D,)
         self.register_buffer("code_cov", torch.eye(d))  # (D, D)
+        self.register_buffer("recon_mse", torch.ones(()))  # training squared error per sub-pixel
 
     # -- hooks for the variants ---------------------------------------------------------------
     def code_activation(self, h: torch.Tensor) -> torch.Tensor:
@@ -101,19 +108,24 @@ class AutoencoderBase(LatentModel):
 
     def loss(self, batch):
         u = to_unit(batch["x"], self.info).to(self.dtype)  # (B, C', H, W)
-        z = self.code(self.corrupt(u))  # (B, D)
+        seen = self.corrupt(u)
+        z = self.code(seen)  # (B, D)
         sq = ((self.decode_unit(z) - u) ** 2).flatten(1).sum(1)  # (B,)
         recon = sq.mean()
         pen, metrics = self.penalty(z)
-        if self.training:
-            self.track_codes(z.detach())
-        return ModelOutput(recon + pen, {"recon": recon.item(), "mse": recon.item() / u[0].numel(), **metrics})
+        mse = recon.detach() / u[0].numel()
+        if self.training:  # the code Gaussian describes the codes of clean images, which encode() gives
+            with torch.no_grad():
+                self.track_codes(z if seen is u else self.code(u), mse)
+        return ModelOutput(recon + pen, {"recon": recon.item(), "mse": mse.item(), **metrics})
 
     # -- the ex-post code Gaussian ---------------------------------------------------------------
     @torch.no_grad()
-    def track_codes(self, z: torch.Tensor) -> None:
-        """Fold a training batch's codes (B, D) into the running mean and covariance."""
+    def track_codes(self, z: torch.Tensor, mse: torch.Tensor | None = None) -> None:
+        """Fold a training batch's codes (B, D) (and its reconstruction MSE) into the running statistics."""
         a = max(1.0 / (int(self.code_count) + 1), self.config.code_momentum)
+        if mse is not None:
+            self.recon_mse.add_(a * (mse - self.recon_mse))
         mb = z.mean(0)  # (D,)
         zc = z - mb
         cb = zc.T @ zc / len(z)  # (D, D)
@@ -150,7 +162,8 @@ class AutoencoderBase(LatentModel):
         return 0.5 * (y * y).sum(0)
 
     def fit_error(self, z, x, known, condition=None):
-        return super().fit_error(z, x, known, condition) + self.prior_energy(z)
+        """Squared error on the known sub-pixels + 2 s^2 * the code Gaussian's energy (see the module doc)."""
+        return super().fit_error(z, x, known, condition) + 2 * self.recon_mse * self.prior_energy(z)
 
     def sample(self, n, *, generator=None, temperature=1.0, condition=None, **_):
         self.check_condition(condition)
@@ -173,6 +186,6 @@ class Autoencoder(AutoencoderBase):
         "mlp": {"arch": "mlp", "hidden": (1000, 500, 250), "latent_dim": 30, "batch_size": 64, "lr": 1e-3},
         "conv": {"arch": "conv", "channels": (32, 64), "hidden": (256,), "latent_dim": 32, "batch_size": 64,
                  "lr": 1e-3},
-        "fashion": {"arch": "conv", "channels": (32, 64, 64), "hidden": (256,), "latent_dim": 32, "batch_size": 64,
+        "fashion": {"arch": "conv", "channels": (16, 32, 64), "hidden": (256,), "latent_dim": 32, "batch_size": 64,
                     "lr": 1e-3},
     }

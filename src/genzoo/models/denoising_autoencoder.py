@@ -1,5 +1,5 @@
 """The denoising autoencoder (Vincent, Larochelle, Bengio & Manzagol 2008, "Extracting and Composing
-Robust Features with Denoising Autoencoders", ICML, sec. 2.3).
+Robust Features with Denoising Autoencoders", ICML).
 
 The encoder sees a corrupted copy u~ ~ q_D(u~ | u) of the image u = to_unit(x) and the decoder must
 give back the clean one:
@@ -8,8 +8,9 @@ give back the clean one:
 
 Corruptions (``noise``):
 
-* ``mask`` -- the paper's masking noise: each input value is set to 0 independently with
-  probability ``mask_prob`` (nu in the paper), the rest are kept;
+* ``mask`` -- masking noise: each input value is set to 0 independently with probability
+  ``mask_prob``, the rest are kept (the paper zeroes a fixed number nu * d of the d inputs, chosen
+  at random; independent masking destroys the same fraction nu on average);
 * ``gaussian`` -- additive isotropic Gaussian noise, u~ = u + noise_std * eps.
 
 (The paper's cross-entropy loss for binary inputs is replaced by the squared error shared by
@@ -57,7 +58,7 @@ class DenoisingAutoencoder(AutoencoderBase):
                 "batch_size": 64, "lr": 1e-3},
         "conv": {"arch": "conv", "channels": (32, 64), "hidden": (256,), "latent_dim": 32, "noise": "mask",
                  "mask_prob": 0.25, "batch_size": 64, "lr": 1e-3},
-        "fashion": {"arch": "conv", "channels": (32, 64, 64), "hidden": (256,), "latent_dim": 32,
+        "fashion": {"arch": "conv", "channels": (16, 32, 64), "hidden": (256,), "latent_dim": 32,
                     "noise": "gaussian", "noise_std": 0.2, "batch_size": 64, "lr": 1e-3},
     }
 

@@ -1,4 +1,4 @@
-"""The sparse autoencoder (Ng 2011, "Sparse autoencoder", CS294A lecture notes, Stanford, sec. 3).
+"""The sparse autoencoder (Ng 2011, "Sparse autoencoder", CS294A lecture notes, Stanford).
 
 The code units are sigmoids, z_j in (0, 1). With rho_hat_j the mean activation of unit j over the
 batch (the notes average over the training set; a batch is its estimate), the loss adds a penalty
@@ -56,7 +56,7 @@ class SparseAutoencoder(AutoencoderBase):
                 "lr": 1e-3},
         "conv": {"arch": "conv", "channels": (32, 64), "hidden": (256,), "latent_dim": 64, "batch_size": 64,
                  "lr": 1e-3},
-        "fashion": {"arch": "conv", "channels": (32, 64, 64), "hidden": (256,), "latent_dim": 64,
+        "fashion": {"arch": "conv", "channels": (16, 32, 64), "hidden": (256,), "latent_dim": 64,
                     "batch_size": 64, "lr": 1e-3},
     }
 

@@ -6,7 +6,8 @@ Generative model: z ~ p(z) = N(0, I) (D numbers), x | z ~ p_theta(x | z), one li
 independent given z. Inference model: q_phi(z | x) = N(mu(x), diag sigma(x)^2), the encoder reading
 ``to_unit(x)``; sigma = softplus(.) + 1e-4.
 
-Training maximises the evidence lower bound per image (eq. 3 and eq. 10 of the paper, one sample):
+Training maximises the evidence lower bound per image (eq. 3), estimated with one draw of z and the
+KL in closed form (the second SGVB estimator, sec. 2.3, written out for this Gaussian case in sec. 3):
 
     ELBO(x) = E_q[log p(x | z)] - KL(q(z | x) || N(0, I)) <= log p(x),
     z = mu + sigma * eps, eps ~ N(0, I)                          (reparameterisation, sec. 2.4)
@@ -15,7 +16,8 @@ Training maximises the evidence lower bound per image (eq. 3 and eq. 10 of the p
 The loss is -(log p(x | z) - beta_t KL), averaged over the batch, with beta_t = beta * min(1, t / W)
 after t training forward passes (a KL warm-up over W = ``kl_warmup_steps`` passes, counted in a
 buffer so a resumed run continues the ramp exactly). The logged ``nll_nats`` is always -ELBO with
-beta = 1: an upper bound on the NLL, in the same units as the autoregressive models' exact NLL.
+beta = 1 (a one-draw estimate of an upper bound on the NLL), in the units of the autoregressive
+models' exact NLL.
 
 ``log_prob(x)`` is the one-sample ELBO (``likelihood = "bound"``). Out of training mode, and with no
 generator given, its eps comes from a fixed seed, so evaluation is reproducible.
@@ -48,14 +50,15 @@ LOG_2PI = math.log(2 * math.pi)
 
 @dataclass
 class VAEConfig(CoderConfig):
-    decoder: HeadName = "auto"  # auto: bernoulli (K = 2), categorical (palette), logistic (other K), gaussian (continuous)
+    decoder: HeadName = "auto"  # bernoulli (K = 2), categorical (palette), logistic (other K), gaussian (continuous)
     beta: float = 1.0  # weight of the KL term in the training loss (the logged NLL always uses 1)
     kl_warmup_steps: int = 0  # beta ramps linearly from 0 over this many training forward passes
 
     def __post_init__(self):
         super().__post_init__()
         if self.decoder not in ("auto", "bernoulli", "categorical", "gaussian", "logistic"):
-            raise ValueError(f"decoder must be auto, bernoulli, categorical, gaussian or logistic, got {self.decoder!r}")
+            raise ValueError("decoder must be auto, bernoulli, categorical, gaussian or logistic, "
+                             f"got {self.decoder!r}")
         if self.beta < 0:
             raise ValueError(f"beta must be >= 0, got {self.beta}")
         if self.kl_warmup_steps < 0:
@@ -81,6 +84,7 @@ class VAE(LatentModel, LikelihoodModel):
     paper = "Kingma & Welling 2013, Auto-Encoding Variational Bayes, arXiv:1312.6114"
     likelihood = "bound"
     has_encoder = True
+    prior_weight = 1.0  # fit_error is -log p(x_known | z): with |z|^2 / 2 completion is the MAP code
     Config = VAEConfig
     weights_budget = 2 ** 22  # decoder outputs per chunk in log_weights (bounds memory)
     presets = {
@@ -97,7 +101,7 @@ class VAE(LatentModel, LikelihoodModel):
         "mnist_conv": {"arch": "conv", "channels": (16, 32, 64), "hidden": (256,), "latent_dim": 32,
                        "decoder": "auto", "kl_warmup_steps": 2000, "batch_size": 64, "lr": 1e-3},
         # Fashion-MNIST (256 grey levels): discretized logistic per pixel.
-        "fashion": {"arch": "conv", "channels": (32, 64, 64), "hidden": (256,), "latent_dim": 32,
+        "fashion": {"arch": "conv", "channels": (16, 32, 64), "hidden": (256,), "latent_dim": 32,
                     "decoder": "logistic", "kl_warmup_steps": 2000, "batch_size": 64, "lr": 1e-3},
     }
 

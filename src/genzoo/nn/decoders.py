@@ -60,7 +60,7 @@ class Head:
     def split(self, params: torch.Tensor) -> torch.Tensor:
         """(B, C * P, H, W) -> (B, C, P, H, W)."""
         b, _, h, w = params.shape
-        return params.view(b, self.info.channels, self.param_channels, h, w)
+        return params.reshape(b, self.info.channels, self.param_channels, h, w)
 
     def log_prob_values(self, params: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         """log p(x_chw | params) per sub-pixel (B, C, H, W)."""
@@ -70,7 +70,7 @@ class Head:
         """log p(x | params) summed over sub-pixels, or over the ``known`` (C, H, W) ones only: (B,)."""
         lp = self.log_prob_values(params, x)  # (B, C, H, W)
         if known is not None:
-            lp = lp * known.to(lp.device, lp.dtype)
+            lp = torch.where(known.to(lp.device), lp, 0.0)  # hidden sub-pixels count for nothing
         return lp.flatten(1).sum(1)
 
     def mean_unit(self, params: torch.Tensor) -> torch.Tensor:
