@@ -19,15 +19,57 @@ def machine(r: dict) -> str:
     return hw.get("gpu") or f"{hw['cpu']}, {hw['torch_threads']} thread(s)"
 
 
+def headline(r: dict) -> tuple[float, float, str]:
+    """(nats, bits/dim, how) -- the importance-sampled estimate for bound models, else the exact NLL."""
+    imp = r.get("test_importance")
+    if imp:
+        return imp["is_nats"], imp["is_bits_per_dim"], f"IS, k={imp['k']}, {imp['n_images']} images"
+    return r["test"]["nll_nats"], r["test"]["bits_per_dim"], "exact" if r["test"].get("likelihood", "exact") == "exact" else "bound"
+
+
 def likelihood_table(rows: list[dict], per_image: bool) -> str:
-    out = ["| model | preset | params | budget | test NLL (nats/image) | test bits/dim | px/s (median step) | machine |",
-           "|---|---|---|---|---|---|---|---|"]
-    for r in sorted(rows, key=lambda r: r["test"]["bits_per_dim"]):
+    out = ["| model | preset | params | budget | test NLL (nats/image) | test bits/dim | estimate | px/s (median step) | machine |",
+           "|---|---|---|---|---|---|---|---|---|"]
+    for r in sorted(rows, key=lambda r: headline(r)[1]):
         b = r["budget"]
         budget = f"{b['steps']} steps ({b['epochs']:.1f} epochs" + (f", {b['wall_minutes']:g} min)" if b.get("wall_minutes") else ")")
+        nats, bpd, how = headline(r)
+        if r.get("test_importance"):
+            how += f"; ELBO {r['test']['nll_nats']:.2f} on all {r['test']['n_images']}"
         out.append(f"| `{r['model']['name']}` | {r['model']['preset']} | {r['model']['parameters']:,} | {budget} | "
-                   f"{r['test']['nll_nats']:.2f} | {r['test']['bits_per_dim']:.3f} | "
+                   f"{nats:.2f} | {bpd:.3f} | {how} | "
                    f"{r['median_throughput_pixels_per_s']:,.0f} | {machine(r)} |")
+    return "\n".join(out)
+
+
+def probe_table(res: dict) -> str:
+    out = ["| features | code dim | training | linear-probe test accuracy |", "|---|---|---|---|"]
+    for row in res["rows"]:
+        train = "-" if "train_steps" not in row else f"{row['train_steps']} steps ({row['train_epochs']:.1f} epochs)"
+        out.append(f"| `{row['model']}` | {row['probe'].get('code_dim', '-')} | {train} | "
+                   f"{row['probe']['test_accuracy']:.4f} |")
+    return "\n".join(out)
+
+
+def mode_table(res: dict) -> str:
+    out = []
+    for mixture in ("ring8", "grid25"):
+        rows = [r for r in res["rows"] if r["mixture"] == mixture]
+        if not rows:
+            continue
+        n = 8 if mixture == "ring8" else 25
+        out += [f"\n**{mixture}** ({len(rows[0]['runs'])} seeds, {res['budget']['steps_per_run']} steps each; mean ± std)\n",
+                "| configuration | modes covered | high-quality % | KL(modes ‖ uniform) | all modes on every seed |",
+                "|---|---|---|---|---|"]
+        for r in rows:
+            out.append(f"| {r['row']} (`{r['model']}`) | {r['modes']['mean']:.1f} ± {r['modes']['std']:.1f} / {n} | "
+                       f"{r['high_quality_pct']['mean']:.1f} ± {r['high_quality_pct']['std']:.1f} | "
+                       f"{r['kl_from_uniform']['mean']:.3f} ± {r['kl_from_uniform']['std']:.3f} | "
+                       f"{'yes' if r['all_modes_every_seed'] else 'no'} |")
+        pub = res["published"][mixture]
+        out.append("| *published (" + res["published"]["source"] + ")* | " +
+                   "; ".join(f"{k}: {v['modes']}" for k, v in pub.items()) + " | " +
+                   "; ".join(f"{k}: {v['high_quality_pct']}" for k, v in pub.items()) + " | | |")
     return "\n".join(out)
 
 
@@ -59,6 +101,12 @@ def main() -> None:
         pub = mnist[0]["published_test_nll_nats"]
         print("\nPublished (" + pub["source"] + "): " +
               "; ".join(f"{k} {v}" for k, v in pub.items() if k != "source") + " nats.\n")
+    for res in load("probe_*.json"):
+        print(f"### Linear probe on {res['data']}\n")
+        print(probe_table(res) + "\n")
+    for res in load("mode_collapse*.json"):
+        print("### Mode collapse on the 2-D mixtures\n")
+        print(mode_table(res) + "\n")
     speed = load("sampling_speed*.json")
     if speed:
         print("### Sampling speed (64 images, untrained weights)\n")
