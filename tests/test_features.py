@@ -199,18 +199,18 @@ def test_inception_extractor_repeats_grey_and_checks_inputs(saved):
 
 def test_registry_dispatch_and_unknown_prefix(monkeypatch):
     assert {"inception", "pixels"} <= set(available_extractors())
-    with pytest.raises(GenzooError, match="unknown feature extractor 'classifier'; valid: .*inception, pixels"):
-        build_extractor("classifier:runs/mnist")
+    with pytest.raises(GenzooError, match="unknown feature extractor 'toynet'; valid: .*inception, pixels"):
+        build_extractor("toynet:runs/mnist")
     monkeypatch.setattr(ex, "_BUILDERS", dict(ex._BUILDERS))  # keep the registration local to this test
     calls = []
 
-    @register_extractor("classifier")
+    @register_extractor("toynet")
     def build(arg, *, device, batch_size):
         calls.append(arg)
         net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(4, 2))
-        return ModuleExtractor("classifier", net, 2, "none", device=device, batch_size=batch_size)
+        return ModuleExtractor("toynet", net, 2, "none", device=device, batch_size=batch_size)
 
-    e = build_extractor("classifier:runs/mnist", batch_size=3)
+    e = build_extractor("toynet:runs/mnist", batch_size=3)
     assert calls == ["runs/mnist"] and e.features(torch.rand(7, 1, 2, 2)).shape == (7, 2)
     assert len(e.weights_hash) == 16
 

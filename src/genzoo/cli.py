@@ -179,7 +179,8 @@ def cmd_complete(run: Path, mask: str, out: Path, images: str = "test:0-7", samp
 
 def cmd_eval(run: Path, split: str = "test", json_path: Path | None = None, device: str = "auto",
              batch_size: int = 256, only: list[str] | None = None, k: int = 5000, k_iwae: int = 50,
-             max_images: int | None = None, samples: int = 1000, seed: int = 0) -> dict:
+             max_images: int | None = None, samples: int = 1000, seed: int = 0, features: str | None = None,
+             feature_cache: Path | None = None) -> dict:
     """Every measurement that applies to the run, each with its protocol, into RUN/eval.json."""
     from genzoo.evaluation import evaluate
     from genzoo.training.run import load_run, write_json
@@ -189,7 +190,8 @@ def cmd_eval(run: Path, split: str = "test", json_path: Path | None = None, devi
     r = load_run(run, device)
     path = Path(json_path) if json_path else r.path / "eval.json"
     result = evaluate(r, split=split, sections=only, k=k, k_iwae=k_iwae, max_images=max_images, samples=samples,
-                      seed=seed, batch_size=batch_size, figure_dir=path.parent)
+                      seed=seed, batch_size=batch_size, figure_dir=path.parent, features=features,
+                      feature_cache=feature_cache)
     headline = [m for m in result["metrics"] if m["metric"] in ("nll", "negative_elbo")
                 and m["protocol"].get("estimator") in ("exact", "ELBO (bound)")]
     if headline:  # the likelihood in the flat form earlier versions wrote
@@ -203,6 +205,14 @@ def cmd_eval(run: Path, split: str = "test", json_path: Path | None = None, devi
         print(f"  {m['metric']:<26} {value:>10} {m['unit']:<22} [{proto}]")
     print(f"-> {path}")
     return result
+
+
+def cmd_compare(runs: list[Path], out: Path, device: str = "cpu") -> None:
+    """One self-contained HTML page: runs, a metric table of comparable numbers, samples, figures, curves."""
+    from genzoo.report import build_report
+
+    path = build_report(runs, out, device=device)
+    print(f"wrote a comparison of {len(runs)} run{'s' if len(runs) != 1 else ''} to {path}", file=sys.stderr)
 
 
 def _latent_run(run: Path, device: str, what: str):
@@ -428,9 +438,21 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--k", type=int, default=5000, help="importance samples per image for the NLL estimate")
     e.add_argument("--k-iwae", type=int, default=50, help="samples per image for the IWAE bound")
     e.add_argument("--max-images", type=int, help="importance sampling on the first N images of the split only")
-    e.add_argument("--samples", type=int, default=1000, help="generated images for the memorisation check")
+    e.add_argument("--samples", type=int, default=1000,
+                   help="generated images for the memorisation check and the --features metrics")
+    e.add_argument("--features", metavar="SPEC",
+                   help="add sample quality (Frechet/kernel distance, precision/recall, density/coverage; class "
+                        "scores with a classifier) in this feature space: inception:WEIGHTS.pth | pixels | "
+                        "classifier:RUN | autoencoder:RUN")
+    e.add_argument("--feature-cache", type=Path,
+                   help="cache of reference features (default $GENZOO_CACHE_DIR or ~/.cache/genzoo/features)")
     e.add_argument("--seed", type=int, default=0)
     e.add_argument("--device", default="auto")
+
+    cp = sub.add_parser("compare", help="one self-contained HTML page comparing evaluated runs")
+    cp.add_argument("runs", type=Path, nargs="+", metavar="RUN", help="run folders, each with RUN/eval.json")
+    cp.add_argument("-o", "--out", type=Path, required=True, help="output .html")
+    cp.add_argument("--device", default="cpu", help="for drawing samples of runs without a saved grid")
     return p
 
 
@@ -441,7 +463,7 @@ def main(argv: list[str] | None = None) -> int:
     command = args.pop("command")
     fn = {"models": cmd_models, "datasets": cmd_datasets, "train": cmd_train, "sample": cmd_sample,
           "complete": cmd_complete, "eval": cmd_eval, "reconstruct": cmd_reconstruct, "traverse": cmd_traverse,
-          "interpolate": cmd_interpolate, "probe": cmd_probe}[command]
+          "interpolate": cmd_interpolate, "probe": cmd_probe, "compare": cmd_compare}[command]
     try:
         fn(**args)
     except GenzooError as e:

@@ -13,6 +13,9 @@ checks). Which sections run depends on what the model is:
 * reconstruction -- models with ``reconstruction_error`` (autoencoders): mean squared error in [0, 1] units
 * memorisation -- any model that samples images: nearest-training vs nearest-test distances of samples
 * modes        -- 2-D mixture data: modes covered and high-quality share (VEEGAN's protocol)
+* quality      -- only with ``features=SPEC``: Frechet/kernel distance, precision/recall, density/coverage
+                  (and class scores with a classifier) of generated vs held-out images (:mod:`genzoo.metrics.quality`)
+* classification -- classifiers (feature networks, not generative): accuracy and cross-entropy on the split
 """
 from __future__ import annotations
 
@@ -23,7 +26,7 @@ import torch
 
 from genzoo.errors import GenzooError
 
-SECTIONS = ("likelihood", "importance", "reconstruction", "memorisation", "modes")
+SECTIONS = ("likelihood", "importance", "reconstruction", "memorisation", "modes", "quality", "classification")
 
 
 def record(metric: str, value: float, unit: str, **protocol) -> dict:
@@ -113,10 +116,21 @@ def modes_section(model, data, seed: int) -> list[dict]:
             record("mode_kl_from_uniform", rep["kl_from_uniform"], "nats", **proto)]
 
 
+def classification_section(model, data, split: str, batch_size: int) -> list[dict]:
+    from genzoo.models.classifier import dataset_accuracy
+
+    res = dataset_accuracy(model, data, split, batch_size)
+    proto = {"split": split, "images": res["images"]}
+    return [record("accuracy", res["accuracy"], "fraction of images", **proto),
+            record("cross_entropy", res["ce_nats"], "nats/image", **proto)]
+
+
 def applicable_sections(model, data) -> list[str]:
     from genzoo.models.base import LikelihoodModel
 
     out = []
+    if type(model).family == "classifier":
+        return ["classification"]
     if data.info.continuous:
         return ["modes"] if data.spec.startswith("mixture:") else []
     if isinstance(model, LikelihoodModel):
@@ -131,17 +145,31 @@ def applicable_sections(model, data) -> list[str]:
 
 def evaluate(run, *, split: str = "test", sections: list[str] | None = None, k: int = 5000, k_iwae: int = 50,
              max_images: int | None = None, samples: int = 1000, seed: int = 0, batch_size: int = 256,
-             figure_dir=None) -> dict:
-    """Run every applicable section on a loaded run; returns the eval.json object."""
+             figure_dir=None, features: str | None = None, feature_cache=None) -> dict:
+    """Run every applicable section on a loaded run; returns the eval.json object.
+
+    ``features`` (an extractor spec, e.g. ``classifier:RUN``) adds the sample-quality section on
+    ``samples`` generated images; reference features are cached in ``feature_cache``.
+    """
     model, data = run.model, run.data()
     data.indices(split)  # unknown split -> one-line error
     possible = applicable_sections(model, data)
+    if features is not None and "memorisation" in possible:  # a model of images that may sample
+        possible.append("quality")
+    if sections and "quality" in sections and features is None:
+        raise GenzooError("--only quality: name the feature space with --features SPEC "
+                          "(inception:WEIGHTS | pixels | classifier:RUN | autoencoder:RUN)")
     if sections:
         bad = [s for s in sections if s not in possible]
         if bad:
             raise GenzooError(f"--only {bad[0]}: not applicable to {run.model_name!r} on {data.spec}; "
                               f"valid here: {', '.join(possible)}")
     chosen = sections or possible
+    extractor = None
+    if "quality" in chosen:  # built first: a bad --features fails before the slow sections run
+        from genzoo.features import build_extractor
+
+        extractor = build_extractor(features, device=model.device, batch_size=min(batch_size, 100))
     metrics: list[dict] = []
     timings = {}
     for section in chosen:
@@ -161,6 +189,14 @@ def evaluate(run, *, split: str = "test", sections: list[str] | None = None, k: 
                     raise
         elif section == "modes":
             metrics += modes_section(model, data, seed)
+        elif section == "quality":
+            from genzoo.metrics.quality import default_cache_dir, quality_section
+
+            metrics += quality_section(model, data, features=extractor, n=samples, seed=seed, split=split,
+                                       cache_dir=feature_cache or default_cache_dir(),
+                                       batch_size=min(batch_size, 100))
+        elif section == "classification":
+            metrics += classification_section(model, data, split, batch_size)
         timings[section] = time.perf_counter() - t0
     return {"model": run.model_name, "family": type(model).family, "data": data.spec,
             "checkpoint": str(run.path / "checkpoint.pt"), "checkpoint_step": run.step, "split": split,

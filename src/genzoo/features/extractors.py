@@ -62,6 +62,7 @@ def _load_builtins() -> None:
     for info in pkgutil.iter_modules(genzoo.features.__path__):
         if not info.name.startswith("_"):
             importlib.import_module(f"genzoo.features.{info.name}")
+    importlib.import_module("genzoo.metrics.quality")  # registers classifier:RUN and autoencoder:RUN
 
 
 def available_extractors() -> list[str]:
