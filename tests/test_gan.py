@@ -372,7 +372,7 @@ def test_bad_options_are_one_line_errors():
         make_config(cls.Config, {}, {"d_steps": "0"})
     with pytest.raises(GenzooError, match="minibatch_features"):
         make_config(cls.Config, {}, {"loss": "ebgan", "minibatch_features": "4"})
-    with pytest.raises(GenzooError, match="arch=conv needs images of at least 4x4"):
+    with pytest.raises(GenzooError, match="dcgan: arch=conv needs images of at least 4x4"):
         cls(cls.Config(), POINTS)
     cfg, _ = resolve_configs(cls, TrainConfig, None, {"loss": "wgan_gp", "d_norm": "layer", "betas": "0,0.9"})
     assert cfg.betas == (0.0, 0.9)

@@ -83,6 +83,7 @@ def cmd_train(model: str, data: str | None, out: Path, preset: str | None = None
         data = data or "pokemon"
         dataset = load_dataset(data, size=size, colors=colors)
         model_cfg, cfg = resolve_configs(cls, TrainConfig, preset, overrides)
+        torch.manual_seed(seed)  # initial weights belong to the seeded run
         net = cls(model_cfg, dataset.info)
     torch.manual_seed(seed)
     trainer = Trainer(net, dataset, cfg, out, model_name=model, seed=seed, device=dev, quiet=quiet)
@@ -100,7 +101,8 @@ def cmd_train(model: str, data: str | None, out: Path, preset: str | None = None
                   f"on {dev}", file=sys.stderr)
     last = trainer.fit()
     if not quiet:
-        shown = {k: round(v, 4) for k, v in last.items() if "bits_per_dim" in k or "nll" in k}
+        shown = {k: round(v, 4) for k, v in last.items() if "bits_per_dim" in k or "nll" in k
+                 or k.endswith(("/loss", "/d_real", "/d_fake", "/sample_spread", "recon", "accuracy"))}
         print(f"done: step {trainer.step}, {shown}; run folder {out}", file=sys.stderr)
     return last
 

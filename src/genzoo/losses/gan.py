@@ -18,7 +18,8 @@ real images x, g on generated images G(z).
   G minimises -E g.
 * ``ebgan`` (Zhao et al. 2016, arXiv:1609.03126, eq. 1-2): the discriminator is an autoencoder whose
   energy E(x) is its reconstruction error; D minimises E(x) + relu(m - E(G(z))) (margin m), G minimises
-  E(G(z)), optionally plus the pulling-away term (:func:`pulling_away`, eq. 5) on the codes of the fake batch.
+  E(G(z)), optionally plus the pulling-away term (:func:`pulling_away`, the paper's "repelling
+  regularizer") on the encoder codes of the fake batch.
 
 All log-sigmoids are written with softplus (log sigmoid(l) = -softplus(-l), log(1 - sigmoid(l)) =
 -softplus(l)), which stay finite for any logit.
@@ -140,7 +141,7 @@ def gradient_penalty(critic: Callable[[torch.Tensor], torch.Tensor], real: torch
 
 
 def pulling_away(codes: torch.Tensor) -> torch.Tensor:
-    """EBGAN's repelling regulariser (eq. 5): mean over ordered pairs i != j of cos^2(s_i, s_j).
+    """EBGAN's repelling regularizer (the pulling-away term): mean over ordered pairs i != j of cos^2(s_i, s_j).
 
     ``codes`` (B, K); 0 for a batch of one.
     """

@@ -6,12 +6,13 @@ With E(x) = mean_i (Dec(Enc(x))_i - x_i)^2 (per sub-pixel, images in [-1, 1]) th
     L_D = E(x) + [m - E(G(z))]^+        L_G = E(G(z)) + pt_weight * PT(Enc(G(z)))
 
 with margin m (``margin``) and the pulling-away term PT(S) = 1 / (N (N - 1)) sum_{i != j}
-(s_i^T s_j / (|s_i| |s_j|))^2 over the encoder codes of the fake batch (eq. 5; EBGAN-PT, weight 0.1 in
-the paper). :class:`~genzoo.models.gan.GAN` with ``loss=ebgan``: it builds the autoencoder in place of
-the discriminator -- DCGAN-shaped halves for images (:class:`~genzoo.nn.gan_nets.ConvAutoencoder`), an
-MLP for the 2-D points. The paper scores E as a norm of the reconstruction error; genzoo uses the mean
-square, so the margin is in those units (a per-sub-pixel squared error of 1, on [-1, 1] pixels, by
-default). The optimiser is DCGAN's (Adam 2e-4, beta1 = 0.5).
+(s_i^T s_j / (|s_i| |s_j|))^2 over the encoder codes of the fake batch (the paper's repelling
+regularizer; EBGAN-PT, weight 0.1 in the paper). This is :class:`~genzoo.models.gan.GAN` with
+``loss=ebgan``, which builds the autoencoder in place of the discriminator: DCGAN-shaped halves for
+images (:class:`~genzoo.nn.gan_nets.ConvAutoencoder`), an MLP for the 2-D points. The paper scores E as
+a norm of the reconstruction error; genzoo uses the mean square, so the margin is in those units (a
+per-sub-pixel squared error of 1, on [-1, 1] pixels, by default). The optimiser is DCGAN's (Adam 2e-4,
+beta1 = 0.5); the 2-D presets use the shared 2-D nets with Adam 1e-4.
 """
 from __future__ import annotations
 

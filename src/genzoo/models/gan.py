@@ -124,11 +124,10 @@ class GAN(AdversarialModel, LatentModel):
     Config = GANConfig
     players = ("discriminator", "generator")
     player_modules: ClassVar[dict[str, str]] = {"discriminator": "discriminator", "generator": "generator"}
-    prior_weight = 1.0
     presets = {
         "tiny": {"latent_dim": 4, "g_hidden": (16,), "d_hidden": (16,), "batch_size": 8, "lr": 1e-3},
-        # The 2-D mixtures (Metz et al. 2016, Appendix A): 256-d z, G and D with two ReLU/LeakyReLU
-        # layers of 128, Adam(1e-4, beta1 = 0.5), batches of 512, one D update per G update.
+        # The 2-D mixtures (after Metz et al. 2016, Appendix A): 256-d z, 128-unit layers (two in G,
+        # two LeakyReLU ones in D), Adam(1e-4, beta1 = 0.5), batches of 512, one D update per G update.
         "ring": {"latent_dim": 256, "g_hidden": (128, 128), "d_hidden": (128, 128), "loss": "non_saturating",
                  "optim": "adam", "d_lr": 1e-4, "g_lr": 1e-4, "betas": (0.5, 0.999), "batch_size": 512},
         "grid": {"latent_dim": 256, "g_hidden": (128, 128), "d_hidden": (128, 128), "loss": "non_saturating",
@@ -141,8 +140,11 @@ class GAN(AdversarialModel, LatentModel):
     def __init__(self, config: GANConfig, info):
         super().__init__(config, info)
         self.shape = (unit_channels(info), info.height, info.width)  # what G draws and D reads
-        self.generator = self.build_generator()
-        self.discriminator = self.build_discriminator()
+        try:
+            self.generator = self.build_generator()
+            self.discriminator = self.build_discriminator()
+        except GenzooError as e:
+            raise GenzooError(f"{self.name}: {e}") from None
         # G's batch norm starts from the statistics of its real input distribution, the prior (drawn
         # from a fixed private seed: building a model consumes no more global randomness than its init).
         z = torch.randn(256, config.latent_dim, generator=torch.Generator().manual_seed(0))  # (256, D)
@@ -163,16 +165,13 @@ class GAN(AdversarialModel, LatentModel):
     def build_discriminator(self) -> nn.Module:
         """One output per image (B,): a logit, a critic value, or (loss=ebgan) an autoencoder's energy."""
         cfg = self.config
-        try:
-            if cfg.loss == "ebgan":
-                if cfg.arch == "conv":
-                    return ConvAutoencoder(self.shape, cfg.base_channels, cfg.d_norm)
-                return MLPAutoencoder(self.shape, cfg.d_hidden)
+        if cfg.loss == "ebgan":
             if cfg.arch == "conv":
-                return DCGANDiscriminator(self.shape, cfg.base_channels, cfg.d_norm, cfg.minibatch_features)
-            return MLPDiscriminator(self.shape, cfg.d_hidden, cfg.minibatch_features)
-        except GenzooError as e:
-            raise GenzooError(f"{self.name}: {e}") from None
+                return ConvAutoencoder(self.shape, cfg.base_channels, cfg.d_norm)
+            return MLPAutoencoder(self.shape, cfg.d_hidden)
+        if cfg.arch == "conv":
+            return DCGANDiscriminator(self.shape, cfg.base_channels, cfg.d_norm, cfg.minibatch_features)
+        return MLPDiscriminator(self.shape, cfg.d_hidden, cfg.minibatch_features)
 
     # -- pixels ---------------------------------------------------------------------------------------
     def real_input(self, x: torch.Tensor) -> torch.Tensor:
@@ -253,7 +252,7 @@ class GAN(AdversarialModel, LatentModel):
     def unrolled_discriminator(self, real: torch.Tensor, fake: torch.Tensor) -> dict:
         """D's weights after ``unrolled_steps`` gradient steps on (real, fake), as a function of ``fake``.
 
-        Metz et al. 2016 (arXiv:1611.02163, eq. 4-6): theta_D^{k+1} = theta_D^k - eta dL_D(theta_G,
+        Metz et al. 2016 (arXiv:1611.02163, Sec. 2): theta_D^{k+1} = theta_D^k - eta dL_D(theta_G,
         theta_D^k)/d theta_D^k, built with ``create_graph=True`` so that G's loss
         L_G(theta_G, theta_D^K) is differentiated through all K steps (theta_G reaches theta_D^K through
         ``fake``). The same real and fake batches serve every step. D's own weights are not changed:
