@@ -38,8 +38,10 @@ def likelihood_section(model, data, split: str, batch_size: int) -> list[dict]:
 
     res = dataset_nll(model, data, split, batch_size=batch_size, progress=True)
     kind = res["likelihood"]
-    name = "nll" if kind == "exact" else "negative_elbo"
-    proto = {"split": split, "images": res["n_images"], "estimator": "exact" if kind == "exact" else "ELBO (bound)"}
+    name = "negative_elbo" if kind == "bound" else "nll"
+    estimator = {"exact": "exact", "bound": "ELBO (bound)",
+                 "approximate": "density at bin centre x bin volume (approximate)"}[kind]
+    proto = {"split": split, "images": res["n_images"], "estimator": estimator}
     return [record(name, res["nll_nats"], "nats/image", **proto),
             record(name, res["bits_per_dim"], "bits/dim", **proto, dims=res["dims"])]
 
@@ -133,7 +135,7 @@ def applicable_sections(model, data) -> list[str]:
         return ["classification"]
     if data.info.continuous:
         return ["modes"] if data.spec.startswith("mixture:") else []
-    if isinstance(model, LikelihoodModel):
+    if isinstance(model, LikelihoodModel) and getattr(model, "likelihood", "exact") != "none":
         out.append("likelihood")
     if hasattr(model, "log_weights"):
         out.append("importance")

@@ -117,7 +117,9 @@ class GenerativeModel(nn.Module):
 
 
 class LikelihoodModel(GenerativeModel):
-    likelihood: ClassVar[str] = "exact"  # or "bound" (an ELBO)
+    # "exact"; "bound" (an ELBO); "approximate" (e.g. a full-covariance mixture's density x bin volume);
+    # "none" (this instance has no likelihood of the discrete data, e.g. a mixture over palette colours)
+    likelihood: ClassVar[str] = "exact"
 
     def log_prob(self, x: torch.Tensor, condition: torch.Tensor | None = None) -> torch.Tensor:
         """log p(x) in nats, one value per image ``(B,)`` (a lower bound when ``likelihood == 'bound'``)."""

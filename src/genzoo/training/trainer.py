@@ -183,7 +183,8 @@ class Trainer:
             f.write(json.dumps(record) + "\n")
 
     def _evaluate(self) -> dict:
-        if self.eval_split is None or not hasattr(self.model, "log_prob"):
+        if (self.eval_split is None or not hasattr(self.model, "log_prob")
+                or getattr(self.model, "likelihood", "exact") == "none"):
             return {}
         res = dataset_nll(self.model, self.data, self.eval_split)
         return {f"{self.eval_split}_nll_nats": res["nll_nats"], f"{self.eval_split}_bits_per_dim": res["bits_per_dim"]}
