@@ -46,3 +46,12 @@ def _shared_data():
 
 
 SHARED_DATA = _shared_data()  # the real data sets (../shared/data beside the checkout)
+
+
+def run_cli(capsys, *argv):
+    """Run ``genzoo ARGV`` in-process: (exit status, stdout, stderr)."""
+    from genzoo.cli import main
+
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err

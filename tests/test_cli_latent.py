@@ -5,13 +5,11 @@ import json
 import pytest
 from PIL import Image
 
+from conftest import run_cli
 from genzoo.cli import main
 
 
-def run(capsys, *argv):
-    code = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
+run = run_cli
 
 
 @pytest.fixture(scope="module")
