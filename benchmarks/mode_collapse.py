@@ -39,12 +39,12 @@ from genzoo.training.trainer import Trainer  # noqa: E402
 CONFIGS = [
     ("minimax", "gan", {"loss": "minimax"}),
     ("non_saturating", "gan", {"loss": "non_saturating"}),
-    ("wasserstein (clip)", "wgan", {}),
+    ("unrolled (k=5)", "unrolled_gan", {}),
+    ("minibatch discrimination", "gan", {"loss": "non_saturating", "minibatch_features": "32"}),
     ("wgan_gp", "wgan_gp", {}),
     ("hinge", "gan", {"loss": "hinge"}),
+    ("wasserstein (clip)", "wgan", {}),
     ("ebgan", "ebgan", {}),
-    ("minibatch discrimination", "gan", {"loss": "non_saturating", "minibatch_features": "32"}),
-    ("unrolled (k=5)", "unrolled_gan", {}),
 ]
 
 # Srivastava et al. 2017 (VEEGAN), Table 1: modes covered (of 8 / 25) and % high-quality samples.
@@ -101,6 +101,7 @@ def main() -> None:
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--name", default="mode_collapse")
+    p.add_argument("--keep", action="store_true", help="keep finished rows of an earlier result of this name")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     configs = [c for c in CONFIGS if not args.only or any(o in c[0] for o in args.only)]
@@ -111,8 +112,18 @@ def main() -> None:
                            "covered": ">= 20 high-quality samples on the mode",
                            "kl": "KL(histogram of high-quality samples over modes || uniform), nats"},
               "published": PUBLISHED, "rows": []}
+    from _common import RESULTS
+    import json
+
+    done = set()
+    if args.keep and (RESULTS / f"{args.name}.json").exists():
+        old = json.loads((RESULTS / f"{args.name}.json").read_text())
+        result["rows"] = [r for r in old["rows"] if len(r["runs"]) == len(args.seeds)]
+        done = {(r["mixture"], r["row"]) for r in result["rows"]}
     for mixture in args.mixtures:
         for row, model_name, overrides in configs:
+            if (mixture, row) in done:
+                continue
             runs = []
             lr = {"d_lr": str(args.lr), "g_lr": str(args.lr)} if args.lr else {}
             lr["batch_size"] = str(args.batch_size)
