@@ -364,8 +364,11 @@ def test_sampling_uses_batch_norm_statistics_and_leaves_them_alone():
 
 def test_bad_options_are_one_line_errors():
     cls = get_model_class("dcgan")
-    with pytest.raises(GenzooError, match="d_norm"):
-        resolve_configs(cls, TrainConfig, None, {"loss": "wgan_gp"})
+    with pytest.raises(GenzooError, match="d_norm"):  # batch norm asked for explicitly with the penalty
+        resolve_configs(cls, TrainConfig, None, {"loss": "wgan_gp", "d_norm": "batch"})
+    # `genzoo train dcgan --set loss=wgan_gp` works: the default d_norm=auto takes layer norm then
+    cfg, _ = resolve_configs(cls, TrainConfig, None, {"loss": "wgan_gp"})
+    assert cfg.norm == "layer" and make_config(cls.Config, {}, {}).norm == "batch"
     with pytest.raises(GenzooError, match="loss"):
         resolve_configs(cls, TrainConfig, None, {"loss": "least_squares"})
     with pytest.raises(GenzooError, match="d_steps"):

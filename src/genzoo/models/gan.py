@@ -63,7 +63,9 @@ class GANConfig:
     g_hidden: tuple[int, ...] = (256, 256)  # arch=mlp: G's hidden layer widths
     d_hidden: tuple[int, ...] = (256, 256)  # arch=mlp: D's hidden widths (EBGAN: encoder widths; code = last)
     base_channels: int = 64  # arch=conv: channels of the level next to the image (doubling inwards, up to 8x)
-    d_norm: Literal["batch", "layer", "none"] = "batch"  # arch=conv: normalisation in D after its first layer
+    # arch=conv: normalisation in D after its first layer; auto = batch norm (DCGAN), or layer norm
+    # with loss=wgan_gp, whose per-sample gradient penalty batch norm would couple across the batch
+    d_norm: Literal["auto", "batch", "layer", "none"] = "auto"
     d_steps: int = 1  # discriminator updates per generator update (k of Algorithm 1)
     clip: float = 0.0  # > 0: clamp every discriminator weight to [-clip, clip] after each D update (WGAN)
     gp_weight: float = 10.0  # lambda of the WGAN-GP penalty (loss=wgan_gp)
@@ -88,8 +90,8 @@ class GANConfig:
             raise ValueError(f"unknown loss {self.loss!r}; valid: {', '.join(LOSSES)}")
         if self.arch not in ("mlp", "conv"):
             raise ValueError(f"arch must be mlp or conv, got {self.arch!r}")
-        if self.d_norm not in ("batch", "layer", "none"):
-            raise ValueError(f"d_norm must be batch, layer or none, got {self.d_norm!r}")
+        if self.d_norm not in ("auto", "batch", "layer", "none"):
+            raise ValueError(f"d_norm must be auto, batch, layer or none, got {self.d_norm!r}")
         if self.optim not in (None, "adam", "rmsprop", "sgd"):
             raise ValueError(f"optim must be adam, rmsprop, sgd or none, got {self.optim!r}")
         if self.latent_dim < 1 or self.base_channels < 1 or self.d_steps < 1:
@@ -112,6 +114,13 @@ class GANConfig:
         if self.minibatch_features and self.loss in ("wgan_gp", "ebgan"):
             raise ValueError(f"minibatch_features does not combine with loss={self.loss} "
                              "(a per-sample penalty / an autoencoder discriminator)")
+
+    @property
+    def norm(self) -> str:
+        """The discriminator's normalisation with ``auto`` resolved."""
+        if self.d_norm != "auto":
+            return self.d_norm
+        return "layer" if self.loss == "wgan_gp" else "batch"
 
 
 @register_model("gan")
@@ -167,10 +176,10 @@ class GAN(AdversarialModel, LatentModel):
         cfg = self.config
         if cfg.loss == "ebgan":
             if cfg.arch == "conv":
-                return ConvAutoencoder(self.shape, cfg.base_channels, cfg.d_norm)
+                return ConvAutoencoder(self.shape, cfg.base_channels, cfg.norm)
             return MLPAutoencoder(self.shape, cfg.d_hidden)
         if cfg.arch == "conv":
-            return DCGANDiscriminator(self.shape, cfg.base_channels, cfg.d_norm, cfg.minibatch_features)
+            return DCGANDiscriminator(self.shape, cfg.base_channels, cfg.norm, cfg.minibatch_features)
         return MLPDiscriminator(self.shape, cfg.d_hidden, cfg.minibatch_features)
 
     # -- pixels ---------------------------------------------------------------------------------------
