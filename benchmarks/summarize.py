@@ -51,6 +51,23 @@ def probe_table(res: dict) -> str:
     return "\n".join(out)
 
 
+def gan_table(res: dict) -> str:
+    keys = ["frechet_distance", "kernel_distance", "precision", "recall", "density", "coverage", "inception_score",
+            "classes_generated", "near_copy_share"]
+    out = ["| model | loss | params | training | " + " | ".join(keys) + " |", "|---" * (4 + len(keys)) + "|"]
+    for row in res["rows"]:
+        vals = {m["metric"]: m["value"] for m in row["eval"]}
+        ref = vals.get("reference_inception_score")
+        cells = [f"{vals[k]:.3g}" + (f" (data {ref:.2f})" if k == "inception_score" and ref else "")
+                 if k in vals else "-" for k in keys]
+        out.append(f"| `{row['model']}` | {row['loss']} | {row['parameters']:,} | {row['steps']} steps "
+                   f"({row['epochs']:.2f} epochs, {row['train_seconds'] / 60:.0f} min) | " + " | ".join(cells) + " |")
+    proto = next((m["protocol"] for row in res["rows"] for m in row["eval"] if m["metric"] == "frechet_distance"), None)
+    if proto:
+        out.append("\nProtocol: " + ", ".join(f"{k}={v}" for k, v in proto.items() if k not in ("extractor_run",)))
+    return "\n".join(out)
+
+
 def mode_table(res: dict) -> str:
     out = []
     for mixture in ("ring8", "grid25"):
@@ -104,9 +121,14 @@ def main() -> None:
     for res in load("probe_*.json"):
         print(f"### Linear probe on {res['data']}\n")
         print(probe_table(res) + "\n")
-    for res in load("mode_collapse*.json"):
+    modes = load("mode_collapse*.json")
+    if modes:
         print("### Mode collapse on the 2-D mixtures\n")
+    for res in modes:
         print(mode_table(res) + "\n")
+    for res in load("gan_images_*.json"):
+        print(f"### GANs on {res['data']}\n")
+        print(gan_table(res) + "\n")
     speed = load("sampling_speed*.json")
     if speed:
         print("### Sampling speed (64 images, untrained weights)\n")
