@@ -40,11 +40,11 @@ CONFIGS = [
     ("minimax", "gan", {"loss": "minimax"}),
     ("non_saturating", "gan", {"loss": "non_saturating"}),
     ("unrolled (k=5)", "unrolled_gan", {}),
-    ("minibatch discrimination", "gan", {"loss": "non_saturating", "minibatch_features": "32"}),
-    ("wgan_gp", "wgan_gp", {}),
     ("hinge", "gan", {"loss": "hinge"}),
     ("wasserstein (clip)", "wgan", {}),
     ("ebgan", "ebgan", {}),
+    ("wgan_gp", "wgan_gp", {}),
+    ("minibatch discrimination", "gan", {"loss": "non_saturating", "minibatch_features": "32"}),
 ]
 
 # Srivastava et al. 2017 (VEEGAN), Table 1: modes covered (of 8 / 25) and % high-quality samples.
@@ -118,7 +118,7 @@ def main() -> None:
     done = set()
     if args.keep and (RESULTS / f"{args.name}.json").exists():
         old = json.loads((RESULTS / f"{args.name}.json").read_text())
-        result["rows"] = [r for r in old["rows"] if len(r["runs"]) == len(args.seeds)]
+        result["rows"] = old["rows"]  # finished rows (each records its own seeds)
         done = {(r["mixture"], r["row"]) for r in result["rows"]}
     for mixture in args.mixtures:
         for row, model_name, overrides in configs:

@@ -75,16 +75,17 @@ def mode_table(res: dict) -> str:
         if not rows:
             continue
         n = 8 if mixture == "ring8" else 25
-        out += [f"\n**{mixture}** ({len(rows[0]['runs'])} seeds, {res['budget']['steps_per_run']} steps each; mean ± std)\n",
-                "| configuration | modes covered | high-quality % | KL(modes ‖ uniform) | all modes on every seed |",
-                "|---|---|---|---|---|"]
+        out += [f"\n**{mixture}** ({res['budget']['steps_per_run']} steps each; mean ± std over seeds)\n",
+                "| configuration | seeds | modes covered | high-quality % | KL(modes ‖ uniform) | all modes on every seed |",
+                "|---|---|---|---|---|---|"]
         for r in rows:
-            out.append(f"| {r['row']} (`{r['model']}`) | {r['modes']['mean']:.1f} ± {r['modes']['std']:.1f} / {n} | "
+            out.append(f"| {r['row']} (`{r['model']}`) | {len(r['runs'])} | "
+                       f"{r['modes']['mean']:.1f} ± {r['modes']['std']:.1f} / {n} | "
                        f"{r['high_quality_pct']['mean']:.1f} ± {r['high_quality_pct']['std']:.1f} | "
                        f"{r['kl_from_uniform']['mean']:.3f} ± {r['kl_from_uniform']['std']:.3f} | "
                        f"{'yes' if r['all_modes_every_seed'] else 'no'} |")
         pub = res["published"][mixture]
-        out.append("| *published (" + res["published"]["source"] + ")* | " +
+        out.append("| *published (" + res["published"]["source"] + ")* | | " +
                    "; ".join(f"{k}: {v['modes']}" for k, v in pub.items()) + " | " +
                    "; ".join(f"{k}: {v['high_quality_pct']}" for k, v in pub.items()) + " | | |")
     return "\n".join(out)

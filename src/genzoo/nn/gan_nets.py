@@ -100,9 +100,9 @@ class MinibatchDiscrimination(nn.Module):
         return self.T.shape[0] + self.num_kernels
 
     def forward(self, f: torch.Tensor) -> torch.Tensor:
-        m = (f @ self.T).view(-1, self.num_kernels, self.kernel_dim)  # (N, B, C)
-        l1 = (m.unsqueeze(0) - m.unsqueeze(1)).abs().sum(-1)  # (N, N, B): ||M_i,b - M_j,b||_1
-        o = torch.exp(-l1).sum(1) - 1.0  # (N, B): sum over j != i (the j = i term is exp(0) = 1)
+        m = (f @ self.T).view(-1, self.num_kernels, self.kernel_dim).transpose(0, 1)  # (B, N, C)
+        l1 = torch.cdist(m, m, p=1)  # (B, N, N): ||M_i,b - M_j,b||_1, without an (N, N, B, C) intermediate
+        o = (torch.exp(-l1).sum(2) - 1.0).T  # (N, B): sum over j != i (the j = i term is exp(0) = 1)
         return torch.cat([f, o], dim=1)  # (N, A + B)
 
 
