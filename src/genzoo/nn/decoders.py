@@ -198,6 +198,12 @@ class DiscretizedGaussianHead(DiscreteHead):
         mu, log_sigma = self._mu_log_sigma(params)
         return self._bins(x, mu, log_sigma)  # (B, C, H, W)
 
+    def mode(self, params):
+        """The level at the density's peak mu. (The argmax over levels would favour the edge bins, which
+        hold the whole tail beyond them: a wide density then shows as black-and-white pictures.)"""
+        mu, _ = self._mu_log_sigma(params)
+        return (mu.clamp(0, 1) * (self.info.num_values - 1)).round().long()  # (B, C, H, W)
+
     def log_prob_all(self, params):
         mu, log_sigma = self._mu_log_sigma(params)
         v = torch.arange(self.info.num_values, device=params.device)  # (K,)
@@ -219,6 +225,11 @@ class DiscretizedLogisticHead(DiscreteHead):
         lp = logistic_mixture.log_prob_values(self._mixture_params(params), x.reshape(b * c, 1, h, w),
                                               self.info.num_values)  # (B*C, 1, H, W)
         return lp.view(b, c, h, w)
+
+    def mode(self, params):
+        """The level at the density's peak (see DiscretizedGaussianHead.mode on the edge bins)."""
+        mean = self.split(params)[:, :, 0]  # (B, C, H, W) on the [-1, 1] grid
+        return ((mean.clamp(-1, 1) + 1) / 2 * (self.info.num_values - 1)).round().long()
 
     def log_prob_all(self, params):
         mp = self._mixture_params(params)
