@@ -115,19 +115,20 @@ def main() -> None:
     from _common import RESULTS
     import json
 
-    done = set()
+    earlier: dict[tuple[str, str], list[dict]] = {}
     if args.keep and (RESULTS / f"{args.name}.json").exists():
         old = json.loads((RESULTS / f"{args.name}.json").read_text())
         result["rows"] = old["rows"]  # finished rows (each records its own seeds)
-        done = {(r["mixture"], r["row"]) for r in result["rows"]}
+        earlier = {(r["mixture"], r["row"]): r["runs"] for r in result["rows"]}
     for mixture in args.mixtures:
         for row, model_name, overrides in configs:
-            if (mixture, row) in done:
+            runs = list(earlier.get((mixture, row), []))  # --keep: run only the seeds not measured yet
+            todo = [seed for seed in args.seeds if seed not in {r["seed"] for r in runs}]
+            if not todo:
                 continue
-            runs = []
             lr = {"d_lr": str(args.lr), "g_lr": str(args.lr)} if args.lr else {}
             lr["batch_size"] = str(args.batch_size)
-            for seed in args.seeds:
+            for seed in todo:
                 rep = one_run(model_name, mixture, {**overrides, **lr}, seed, args.steps)
                 runs.append(rep)
                 print(f"{mixture:7s} {row:26s} seed {seed}: {rep['modes']}/{rep['n_modes']} modes, "
