@@ -205,3 +205,13 @@ def test_a_run_whose_model_cannot_be_drawn_is_reported_not_hidden(runs, tmp_path
     page = Page(out.read_text())
     assert [r[0] for r in page.tables["metric-table"]["rows"]] == ["first", "broken"]
     assert re.search(r"broken: no samples: .*checkpoint", out.read_text())
+
+
+def test_the_compare_command_writes_the_page_or_exits_2_with_one_line(runs, tmp_path, capsys):
+    from conftest import run_cli
+
+    code, _, err = run_cli(capsys, "compare", *runs, "-o", tmp_path / "r.html")
+    assert code == 0 and (tmp_path / "r.html").read_text().count("<img") > 0, err
+    code, _, err = run_cli(capsys, "compare", runs[0], tmp_path / "missing", "-o", tmp_path / "s.html")
+    assert code == 2 and "no such run folder" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "s.html").exists()
