@@ -34,7 +34,7 @@ def peak_rss_mb() -> float:
 
 
 def write_result(name: str, payload: dict) -> Path:
-    from genzoo import __version__
+    from genzoo._version import __version__
 
     RESULTS.mkdir(parents=True, exist_ok=True)
     payload = {"benchmark": name, "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),

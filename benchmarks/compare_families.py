@@ -22,9 +22,10 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import RESULTS, peak_rss_mb, write_result  # noqa: E402
 
+from genzoo.evaluation.report import build_report  # noqa: E402
 from genzoo.evaluation import evaluate  # noqa: E402
-from genzoo.report import build_report  # noqa: E402
-from genzoo.training.run import load_run, write_json  # noqa: E402
+from genzoo.io import write_json  # noqa: E402
+from genzoo.training.run import load_run  # noqa: E402
 
 
 def main() -> None:

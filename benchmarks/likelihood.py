@@ -29,9 +29,11 @@ from _common import RESULTS, peak_rss_mb, write_result  # noqa: E402
 from genzoo.cli import cmd_complete, cmd_sample  # noqa: E402
 from genzoo.data import load_dataset  # noqa: E402
 from genzoo.metrics.likelihood import dataset_nll  # noqa: E402
-from genzoo.registry import get_model_class, resolve_configs  # noqa: E402
+from genzoo.models.registry import get_model_class, resolve_configs  # noqa: E402
 from genzoo.training.config import TrainConfig  # noqa: E402
-from genzoo.training.run import RUN_JSON, run_description, write_json  # noqa: E402
+from genzoo.io import write_json  # noqa: E402
+from genzoo.training.run import RUN_JSON, run_description  # noqa: E402
+from genzoo.training.callbacks import OnStep  # noqa: E402
 from genzoo.training.trainer import Trainer  # noqa: E402
 
 # Published test NLLs in nats on binarized MNIST (van den Oord et al. 2016, Table 4).
@@ -92,7 +94,7 @@ def main() -> None:
     run_dir.mkdir(parents=True)
     write_json(run_dir / RUN_JSON, run_description(args.model, model, train_cfg, data, args.seed))
     round_seconds: list[float] = []
-    trainer.on_step = lambda t: round_seconds.append(t.last_round_seconds)
+    trainer.callbacks.append(OnStep(lambda t: round_seconds.append(t.last_round_seconds)))
     t0 = time.perf_counter()
     trainer.fit()
     wall = time.perf_counter() - t0

@@ -23,7 +23,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -31,7 +30,7 @@ from _common import write_result  # noqa: E402
 
 from genzoo.data import load_dataset  # noqa: E402
 from genzoo.data.toy import mode_report  # noqa: E402
-from genzoo.registry import get_model_class, resolve_configs  # noqa: E402
+from genzoo.models.registry import get_model_class, resolve_configs  # noqa: E402
 from genzoo.training.config import TrainConfig  # noqa: E402
 from genzoo.training.trainer import Trainer  # noqa: E402
 
@@ -112,8 +111,9 @@ def main() -> None:
                            "covered": ">= 20 high-quality samples on the mode",
                            "kl": "KL(histogram of high-quality samples over modes || uniform), nats"},
               "published": PUBLISHED, "rows": []}
-    from _common import RESULTS
     import json
+
+    from _common import RESULTS
 
     earlier: dict[tuple[str, str], list[dict]] = {}
     if args.keep and (RESULTS / f"{args.name}.json").exists():

@@ -5,7 +5,7 @@
 
 Each model (``fashion`` preset) trains on the 60,000 training images for the same wall-clock
 budget through genzoo's Trainer; then a softmax classifier is fitted on its frozen codes of the
-training split and scored on the 10,000 test images (:func:`genzoo.probe.linear_probe`). The
+training split and scored on the 10,000 test images (:func:`genzoo.evaluation.probe.linear_probe`). The
 baseline row is the same classifier on the raw pixels. The JSON is rewritten after every row.
 """
 from __future__ import annotations
@@ -21,10 +21,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import peak_rss_mb, write_result  # noqa: E402
 
 from genzoo.data import load_dataset  # noqa: E402
-from genzoo.probe import linear_probe, pixel_probe  # noqa: E402
-from genzoo.registry import get_model_class, resolve_configs  # noqa: E402
+from genzoo.evaluation.probe import linear_probe, pixel_probe  # noqa: E402
+from genzoo.models.registry import get_model_class, resolve_configs  # noqa: E402
 from genzoo.training.config import TrainConfig  # noqa: E402
-from genzoo.training.run import RUN_JSON, run_description, write_json  # noqa: E402
+from genzoo.io import write_json  # noqa: E402
+from genzoo.training.run import RUN_JSON, run_description  # noqa: E402
 from genzoo.training.trainer import Trainer  # noqa: E402
 
 FASHION = "idx:/usr/share/datasets/fashion-mnist"

@@ -31,7 +31,7 @@ from _common import write_result  # noqa: E402
 
 from genzoo.data import ImageInfo  # noqa: E402
 from genzoo.models.base import AutoregressiveModel  # noqa: E402
-from genzoo.registry import available_models, make_config  # noqa: E402
+from genzoo.models.registry import available_models, make_config  # noqa: E402
 
 SHAPES = {"20x20x167": ImageInfo(channels=1, height=20, width=20, num_values=167),
           "28x28x2": ImageInfo(channels=1, height=28, width=28, num_values=2)}

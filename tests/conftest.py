@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from genzoo.data import ImageDataset, ImageInfo, every_tenth_split
-from genzoo.registry import available_models, make_config
+from genzoo.models.registry import available_models, make_config
 
 torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))  # tiny models: overhead-bound
 

@@ -8,9 +8,9 @@ import torch
 
 from genzoo.data import ImageDataset, ImageInfo, every_tenth_split
 from genzoo.data.continuous import to_unit
-from genzoo.models.autoencoder import JITTER, Autoencoder, AutoencoderConfig
-from genzoo.models.denoising_autoencoder import DenoisingAutoencoder, DenoisingAutoencoderConfig
-from genzoo.models.sparse_autoencoder import SparseAutoencoder, SparseAutoencoderConfig
+from genzoo.models.autoencoders.autoencoder import JITTER, Autoencoder, AutoencoderConfig
+from genzoo.models.autoencoders.denoising_autoencoder import DenoisingAutoencoder, DenoisingAutoencoderConfig
+from genzoo.models.autoencoders.sparse_autoencoder import SparseAutoencoder, SparseAutoencoderConfig
 from genzoo.training.config import TrainConfig
 from genzoo.training.trainer import Trainer
 

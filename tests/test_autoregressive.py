@@ -4,11 +4,12 @@ import itertools
 import pytest
 import torch
 import torch.nn.functional as F
-
 from conftest import tiny_model
+
 from genzoo.data import ImageInfo
-from genzoo.models.base import AutoregressiveModel, position
-from genzoo.registry import available_models
+from genzoo.data.base import position
+from genzoo.models.base import AutoregressiveModel
+from genzoo.models.registry import available_models
 
 AR_MODELS = sorted(n for n, c in available_models().items() if issubclass(c, AutoregressiveModel))
 SHAPES = [ImageInfo(channels=1, height=3, width=4, num_values=4), ImageInfo(channels=3, height=2, width=3, num_values=3)]

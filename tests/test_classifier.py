@@ -11,14 +11,13 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-import genzoo.metrics.quality  # noqa: F401  (registers classifier: and autoencoder:)
 from genzoo.cli import main
 from genzoo.data import ImageInfo, load_dataset
 from genzoo.data.continuous import to_unit
 from genzoo.errors import GenzooError
 from genzoo.features import build_extractor, state_dict_hash
 from genzoo.models.classifier import Classifier, ClassifierConfig, dataset_accuracy
-from genzoo.registry import resolve_configs
+from genzoo.models.registry import resolve_configs
 from genzoo.training.config import TrainConfig
 from genzoo.training.run import load_run
 
@@ -215,7 +214,7 @@ def test_run_extractors_check_the_image_shape_and_the_kind_of_run(clf_run, idx_f
 
 
 def test_quality_on_data_of_another_shape_fails_before_generating(clf_run, pokemon, tmp_path):
-    from genzoo.metrics.quality import quality_section
+    from genzoo.evaluation.quality import quality_section
 
     model = Replay(pokemon.images("test"))
     with pytest.raises(GenzooError, match=r"trained on idx:.* images of shape \(1, 8, 8\).*pokemon has \(3, 20, 20\)"):
@@ -241,7 +240,8 @@ class Replay:
 
 
 def test_classifier_scores_of_held_out_images(clf_run, idx_folder, tmp_path):
-    from genzoo.metrics.quality import class_histogram_scores, inception_score, quality_section
+    from genzoo.evaluation.quality import quality_section
+    from genzoo.metrics.quality import class_histogram_scores, inception_score
 
     data = load_dataset(f"idx:{idx_folder}")
     test = data.images("test")

@@ -3,11 +3,10 @@ import json
 from pathlib import Path
 
 import pytest
+from conftest import run_cli
 from PIL import Image
 
-from conftest import run_cli
 from genzoo.cli import main
-
 
 run = run_cli
 

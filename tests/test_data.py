@@ -13,13 +13,12 @@ import numpy as np
 import pytest
 import scipy.io
 import torch
+from conftest import SHARED_DATA
 from PIL import Image
 
 from genzoo.data import load_dataset
 from genzoo.data.palette import kmeans_palette, quantize
 from genzoo.errors import GenzooError
-
-from conftest import SHARED_DATA
 
 DATA = SHARED_DATA
 FASHION = Path("/usr/share/datasets/fashion-mnist")

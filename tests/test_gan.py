@@ -6,15 +6,20 @@ import math
 
 import pytest
 import torch
-
 from conftest import random_dataset, tiny_model
+
 from genzoo.data import ImageDataset, ImageInfo, every_tenth_split
 from genzoo.errors import GenzooError
 from genzoo.losses.gan import discriminator_loss, generator_loss, gradient_penalty, pulling_away
-from genzoo.models.gan import GAN, GANConfig
-from genzoo.nn.gan_nets import (DCGANDiscriminator, DCGANGenerator, MinibatchDiscrimination, MLPDiscriminator,
-                                conv_geometry)
-from genzoo.registry import get_model_class, make_config, resolve_configs
+from genzoo.models.gan.gan import GAN, GANConfig
+from genzoo.models.registry import get_model_class, make_config, resolve_configs
+from genzoo.nn.gan_nets import (
+    DCGANDiscriminator,
+    DCGANGenerator,
+    MinibatchDiscrimination,
+    MLPDiscriminator,
+    conv_geometry,
+)
 from genzoo.training.config import TrainConfig
 from genzoo.training.trainer import Trainer
 

@@ -10,7 +10,13 @@ import torch
 
 from genzoo.data import ImageInfo
 from genzoo.errors import GenzooError
-from genzoo.models.gmm import GaussianMixture, GMMConfig, log_normal_mass, truncated_normal_moments
+from genzoo.evaluation.callbacks import HeldOutLikelihood
+from genzoo.models.classic.gmm import (
+    GaussianMixture,
+    GMMConfig,
+    log_normal_mass,
+    truncated_normal_moments,
+)
 
 Normal = torch.distributions.Normal
 
@@ -305,6 +311,7 @@ def test_bad_config_and_bad_images_are_rejected():
 
 def test_trainer_runs_full_batch_em_with_sample_grids_and_test_nll(tmp_path):
     from conftest import random_dataset
+
     from genzoo.training.config import TrainConfig
     from genzoo.training.trainer import Trainer
 
@@ -312,7 +319,8 @@ def test_trainer_runs_full_batch_em_with_sample_grids_and_test_nll(tmp_path):
     assert model.conditional is False and model.default_condition(4) is None
     data = random_dataset(LEVELS, n=50)
     cfg = TrainConfig(steps=3, batch_size=10**9, sample_every=3, n_samples=4, checkpoint_every=3)
-    last = Trainer(model, data, cfg, tmp_path, model_name="gmm", quiet=True).fit()
+    last = Trainer(model, data, cfg, tmp_path, model_name="gmm", quiet=True,
+                   callbacks=[HeldOutLikelihood("test")]).fit()
     assert (tmp_path / "samples" / "step_0000003.png").exists()
     assert last["test_nll_nats"] == pytest.approx(-model.log_prob(data.images("test")).mean().item(), rel=1e-9)
     assert int(model.em_steps) == 3

@@ -8,9 +8,9 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 import torch
+from conftest import random_dataset
 from PIL import Image
 
-from conftest import random_dataset
 from genzoo.data import ImageInfo, load_dataset
 from genzoo.data.continuous import from_unit, to_unit, unit_channels
 from genzoo.data.toy import draw_mixture, mode_report

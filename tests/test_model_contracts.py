@@ -4,10 +4,10 @@ import dataclasses
 
 import pytest
 import torch
-
 from conftest import random_dataset, tiny_info, tiny_model
+
 from genzoo.models.base import GenerativeModel, LikelihoodModel
-from genzoo.registry import available_models
+from genzoo.models.registry import available_models
 from genzoo.training.config import TrainConfig
 from genzoo.training.run import load_run
 from genzoo.training.trainer import Trainer
@@ -98,7 +98,7 @@ def test_loss_is_mean_nll_in_nats(name):
 
 @pytest.mark.parametrize("name", MODELS)
 def test_every_preset_resolves_and_builds(name):
-    from genzoo.registry import resolve_configs
+    from genzoo.models.registry import resolve_configs
 
     cls = available_models()[name]
     for preset in cls.presets:
@@ -109,8 +109,8 @@ def test_every_preset_resolves_and_builds(name):
 
 def test_lecture_preset_is_the_lectures_network():
     from genzoo.data import ImageInfo
-    from genzoo.registry import resolve_configs
-    from genzoo.models.pixelrnn import PixelRNN
+    from genzoo.models.autoregressive.pixelrnn import PixelRNN
+    from genzoo.models.registry import resolve_configs
 
     cfg, _ = resolve_configs(PixelRNN, TrainConfig, "lecture")
     model = PixelRNN(cfg, ImageInfo(channels=1, height=20, width=20, num_values=167))

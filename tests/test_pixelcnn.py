@@ -5,10 +5,10 @@ import torch
 import torch.nn.functional as F
 
 from genzoo.data import ImageInfo
+from genzoo.data.base import position
 from genzoo.errors import GenzooError
-from genzoo.models.base import position
-from genzoo.models.gated_pixelcnn import GatedPixelCNN, GatedPixelCNNConfig
-from genzoo.models.pixelcnn import PixelCNN, PixelCNNConfig
+from genzoo.models.autoregressive.gated_pixelcnn import GatedPixelCNN, GatedPixelCNNConfig
+from genzoo.models.autoregressive.pixelcnn import PixelCNN, PixelCNNConfig
 from genzoo.nn.masked import CausalConv2d, IncrementalConv, MaskedConv2d, channel_groups
 
 TINY_GATED = dict(hidden=6, layers=2, kernel=3, first_kernel=3, embed=3, skip=6, out_hidden=6)

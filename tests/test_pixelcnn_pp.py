@@ -9,9 +9,10 @@ import torch
 import torch.nn.functional as F
 
 from genzoo.data import ImageInfo
+from genzoo.data.base import position
 from genzoo.errors import GenzooError
-from genzoo.models.base import AutoregressiveModel, position
-from genzoo.models.pixelcnn_pp import PixelCNNPP, PixelCNNPPConfig
+from genzoo.models.autoregressive.pixelcnn_pp import PixelCNNPP, PixelCNNPPConfig
+from genzoo.models.base import AutoregressiveModel
 from genzoo.nn.logistic_mixture import all_value_log_probs, channel_log_probs, log_prob_values, num_params, value_grid
 
 

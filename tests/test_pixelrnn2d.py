@@ -7,13 +7,13 @@ import torch
 import torch.nn.functional as F
 
 from genzoo.data import ImageInfo
+from genzoo.data.base import position
 from genzoo.errors import GenzooError
-from genzoo.models.base import position
-from genzoo.models.diagonal_bilstm import DiagonalBiLSTM
-from genzoo.models.multiscale_pixelrnn import MultiscalePixelRNN
-from genzoo.models.row_lstm import RowLSTM
+from genzoo.models.autoregressive.diagonal_bilstm import DiagonalBiLSTM
+from genzoo.models.autoregressive.multiscale_pixelrnn import MultiscalePixelRNN
+from genzoo.models.autoregressive.row_lstm import RowLSTM
+from genzoo.models.registry import make_config
 from genzoo.nn.recurrent import GroupMaskedConv2d, skew, unskew
-from genzoo.registry import make_config
 
 TRAIN_KEYS = ("batch_size", "lr")
 WIDE = {"hidden": 8, "head": 16}  # tiny widths leave a colour group 1-2 units, which an untrained ReLU can zero

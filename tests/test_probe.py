@@ -11,8 +11,8 @@ from torch import nn
 from genzoo.data import ImageDataset, ImageInfo
 from genzoo.data.continuous import to_unit
 from genzoo.errors import GenzooError
+from genzoo.evaluation.probe import encode_split, linear_probe, pixel_probe
 from genzoo.models.base import LatentModel
-from genzoo.probe import encode_split, linear_probe, pixel_probe
 
 INFO = ImageInfo(channels=1, height=4, width=4, num_values=8, num_classes=3)
 N_TRAIN, N_TEST = 600, 600

@@ -12,8 +12,8 @@ from genzoo.data import ImageDataset, ImageInfo, every_tenth_split
 from genzoo.data.continuous import to_unit
 from genzoo.errors import GenzooError
 from genzoo.features import PixelExtractor
-from genzoo.metrics.quality import (class_histogram_scores, inception_score, quality_section,
-                                    reference_positions)
+from genzoo.evaluation.quality import quality_section, reference_positions
+from genzoo.metrics.quality import class_histogram_scores, inception_score
 
 PROTOCOL_FIELDS = {"samples", "seed", "reference_split", "reference_images", "reference_selection", "extractor",
                    "weights_hash", "resize", "dim"}

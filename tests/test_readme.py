@@ -4,7 +4,7 @@ import shlex
 from pathlib import Path
 
 from genzoo.cli import build_parser
-from genzoo.registry import available_models
+from genzoo.models.registry import available_models
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -16,7 +16,7 @@ import pytest
 
 from genzoo.cli import main
 from genzoo.errors import GenzooError
-from genzoo.report import build_report, loss_keys, metric_columns
+from genzoo.evaluation.report import build_report, loss_keys, metric_columns
 
 CHROMIUM = "chromium"
 

@@ -4,9 +4,9 @@ from dataclasses import dataclass
 
 import pytest
 import torch
+from conftest import random_dataset
 from torch import nn
 
-from conftest import random_dataset, tiny_model
 from genzoo.data import ImageInfo
 from genzoo.errors import GenzooError
 from genzoo.models.base import AdversarialModel, ModelOutput
@@ -14,13 +14,14 @@ from genzoo.training import checkpoint as ckpt_mod
 from genzoo.training.checkpoint import load_checkpoint
 from genzoo.training.config import TrainConfig
 from genzoo.training.run import load_run
+from genzoo.training.callbacks import OnStep
 from genzoo.training.trainer import Trainer, TrainingInterrupted
 
 INFO = ImageInfo(channels=1, height=4, width=4, num_values=5)
 
 
 def _pixelrnn_trainer(run_dir, steps=12, dropout=0.2):
-    from genzoo.models.pixelrnn import PixelRNN, PixelRNNConfig
+    from genzoo.models.autoregressive.pixelrnn import PixelRNN, PixelRNNConfig
 
     torch.manual_seed(0)
     model = PixelRNN(PixelRNNConfig(hidden=16, layers=2, dropout=dropout), INFO)  # dropout: uses the RNG
@@ -38,7 +39,7 @@ def test_interrupted_then_resumed_run_equals_uninterrupted(tmp_path):
         if trainer.step == 7:
             trainer._request_stop(None, None)
 
-    part.on_step = ctrl_c_at_7
+    part.callbacks.append(OnStep(ctrl_c_at_7))
     with pytest.raises(TrainingInterrupted):
         part.fit()
     assert load_checkpoint(tmp_path / "part" / "checkpoint.pt")["step"] == 7
@@ -174,7 +175,7 @@ def test_a_nan_loss_stops_training_and_keeps_the_last_good_checkpoint(tmp_path):
             with torch.no_grad():
                 t.model.head.bias.fill_(float("nan"))
 
-    trainer.on_step = poison
+    trainer.callbacks.append(OnStep(poison))
     with pytest.raises(GenzooError, match="loss became nan at step 9"):
         trainer.fit()
     state = load_checkpoint(tmp_path / "checkpoint.pt")

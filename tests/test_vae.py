@@ -11,7 +11,7 @@ from scipy.stats import norm
 from genzoo.data import ImageDataset, ImageInfo
 from genzoo.errors import GenzooError
 from genzoo.metrics.importance import importance_nll, log_mean_exp
-from genzoo.models.vae import VAE, VAEConfig, gaussian_kl, reparameterize
+from genzoo.models.autoencoders.vae import VAE, VAEConfig, gaussian_kl, reparameterize
 from genzoo.nn.coders import CoderConfig, Decoder, Encoder
 from genzoo.nn.decoders import make_head, resolve_head_name
 from genzoo.training.checkpoint import load_checkpoint

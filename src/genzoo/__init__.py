@@ -3,10 +3,9 @@
 Data flows one way: dataset -> batch -> model.loss(batch) -> trainer -> checkpoint
 -> sampler / evaluator -> CLI.
 """
-__version__ = "0.1.0"
-
+from genzoo._version import __version__
 from genzoo.errors import GenzooError
-from genzoo.registry import available_models, build_model, get_model_class, register_model
+from genzoo.models import available_models, build_model, get_model_class, register_model
 
 __all__ = [
     "__version__",

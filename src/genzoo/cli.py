@@ -5,21 +5,46 @@ Bad input of any kind is a :class:`GenzooError`: one line on stderr, exit status
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
+import numpy as np
 import torch
 
+from genzoo._version import __version__
+from genzoo.data import dataset_kinds, load_dataset
 from genzoo.errors import GenzooError
+from genzoo.evaluation.callbacks import HeldOutLikelihood
+from genzoo.evaluation.probe import linear_probe
+from genzoo.evaluation.report import build_report
+from genzoo.evaluation.sections import evaluate
+from genzoo.io import write_json
+from genzoo.models.base import LatentModel
+from genzoo.models.registry import available_models, get_model_class, resolve_configs
+from genzoo.sampling.latent import interpolate, traversal_codes
+from genzoo.sampling.masks import make_mask
+from genzoo.training.checkpoint import load_checkpoint
+from genzoo.training.config import TrainConfig
+from genzoo.training.run import (
+    CHECKPOINT,
+    RUN_JSON,
+    build_from_state,
+    load_run,
+    make_config,
+    reload_data,
+    resolve_device,
+    run_description,
+)
+from genzoo.training.trainer import Trainer, TrainingInterrupted
+from genzoo.viz import completion_figure, grid, labelled_grid, mask_rgb, sample_picture, save_png
 
 # ----------------------------------------------------------------------------------------
 # commands
 
+HELD_OUT_IMAGES = 2000  # test NLL during training: the split's first 2,000 images (`genzoo eval`: all)
+
 
 def cmd_models() -> None:
-    from genzoo.registry import available_models
-
     for name, cls in available_models().items():
         kind = getattr(cls, "likelihood", None)
         lik = {"exact": "exact log-likelihood", "bound": "likelihood bound"}.get(kind, "no likelihood")
@@ -28,8 +53,6 @@ def cmd_models() -> None:
 
 
 def cmd_datasets() -> None:
-    from genzoo.data import dataset_kinds
-
     for kind in dataset_kinds():
         print(f"{kind.syntax:<24} {kind.help}")
 
@@ -48,13 +71,6 @@ def cmd_train(model: str, data: str | None, out: Path, preset: str | None = None
               steps: int | None = None, epochs: float | None = None, seed: int = 0, device: str = "auto",
               resume: bool = False, size: int | None = None, colors: int | None = None, quiet: bool = False) -> dict:
     """Train MODEL on DATA into the run folder OUT (or continue it with ``resume``)."""
-    from genzoo.data import load_dataset
-    from genzoo.registry import get_model_class, resolve_configs
-    from genzoo.training.checkpoint import load_checkpoint
-    from genzoo.training.config import TrainConfig
-    from genzoo.training.run import (CHECKPOINT, RUN_JSON, build_from_state, make_config, reload_data,
-                                     resolve_device, run_description, write_json)
-    from genzoo.training.trainer import Trainer
 
     out = Path(out)
     dev = resolve_device(device)
@@ -86,7 +102,9 @@ def cmd_train(model: str, data: str | None, out: Path, preset: str | None = None
         torch.manual_seed(seed)  # initial weights belong to the seeded run
         net = cls(model_cfg, dataset.info)
     torch.manual_seed(seed)
-    trainer = Trainer(net, dataset, cfg, out, model_name=model, seed=seed, device=dev, quiet=quiet)
+    callbacks = [HeldOutLikelihood("test", max_images=HELD_OUT_IMAGES)] if HeldOutLikelihood.applies(net) else []
+    trainer = Trainer(net, dataset, cfg, out, model_name=model, seed=seed, device=dev, quiet=quiet,
+                      callbacks=callbacks)
     if resume:
         trainer.restore(state)
         if not quiet:
@@ -110,9 +128,6 @@ def cmd_train(model: str, data: str | None, out: Path, preset: str | None = None
 def cmd_sample(run: Path, n: int, out: Path, seed: int = 0, temperature: float = 1.0, device: str = "auto",
                condition: int | None = None, naive: bool = False, ncols: int | None = None,
                precision: str = "float64") -> None:
-    from genzoo.training.run import load_run
-    from genzoo.viz import grid, save_png
-
     _check_out_png(out)
     if n < 1:
         raise GenzooError(f"-n must be >= 1, got {n}")
@@ -124,7 +139,6 @@ def cmd_sample(run: Path, n: int, out: Path, seed: int = 0, temperature: float =
         kwargs["precision"] = None  # the model's own dtype
     x = r.model.sample(n, generator=g, temperature=temperature, condition=cond, progress=True, **kwargs)
     if r.info.continuous:  # 2-D points: a scatter plot over the mixture's centres
-        from genzoo.viz import sample_picture
 
         save_png(sample_picture(x, r.data()), out)
     else:
@@ -153,10 +167,6 @@ def parse_image_selection(spec: str, data) -> tuple[str, list[int]]:
 
 def cmd_complete(run: Path, mask: str, out: Path, images: str = "test:0-7", samples: int = 4, seed: int = 0,
                  temperature: float = 1.0, device: str = "auto") -> None:
-    from genzoo.sampling.masks import make_mask
-    from genzoo.training.run import load_run
-    from genzoo.viz import completion_figure, mask_rgb, save_png
-
     _check_out_png(out)
     r = load_run(run, device)
     known = make_mask(mask, r.info)  # (C, H, W)
@@ -184,8 +194,6 @@ def cmd_eval(run: Path, split: str = "test", json_path: Path | None = None, devi
              max_images: int | None = None, samples: int = 1000, seed: int = 0, features: str | None = None,
              feature_cache: Path | None = None) -> dict:
     """Every measurement that applies to the run, each with its protocol, into RUN/eval.json."""
-    from genzoo.evaluation import evaluate
-    from genzoo.training.run import load_run, write_json
 
     if k < 1 or k_iwae < 1 or samples < 1 or (max_images is not None and max_images < 1):
         raise GenzooError("--k, --k-iwae, --samples and --max-images must be >= 1")
@@ -211,16 +219,12 @@ def cmd_eval(run: Path, split: str = "test", json_path: Path | None = None, devi
 
 def cmd_compare(runs: list[Path], out: Path, device: str = "cpu") -> None:
     """One self-contained HTML page: runs, a metric table of comparable numbers, samples, figures, curves."""
-    from genzoo.report import build_report
 
     path = build_report(runs, out, device=device)
     print(f"wrote a comparison of {len(runs)} run{'s' if len(runs) != 1 else ''} to {path}", file=sys.stderr)
 
 
 def _latent_run(run: Path, device: str, what: str):
-    from genzoo.models.base import LatentModel
-    from genzoo.training.run import load_run
-
     r = load_run(run, device)
     if not isinstance(r.model, LatentModel):
         raise GenzooError(f"model {r.model_name!r} has no code space to {what} (only autoencoders, VAEs and GANs do)")
@@ -237,7 +241,6 @@ def _select_one(spec: str, data) -> torch.Tensor:
 
 def cmd_reconstruct(run: Path, out: Path, images: str = "test:0-15", seed: int = 0, device: str = "auto") -> None:
     """Rows of originals above their reconstructions decode(encode(x))."""
-    from genzoo.viz import grid, save_png
 
     _check_out_png(out)
     r = _latent_run(run, device, "reconstruct through")
@@ -251,7 +254,6 @@ def cmd_reconstruct(run: Path, out: Path, images: str = "test:0-15", seed: int =
     n = len(x)
     tiles = [r.info.to_rgb(x[i:i + 8]) for i in range(0, n, 8)]
     recs = [r.info.to_rgb(rec[i:i + 8]) for i in range(0, n, 8)]
-    import numpy as np
 
     rows = np.concatenate([np.concatenate([a, b]) for a, b in zip(tiles, recs)])
     save_png(grid(rows, ncols=min(8, n)), out)
@@ -261,8 +263,6 @@ def cmd_reconstruct(run: Path, out: Path, images: str = "test:0-15", seed: int =
 def cmd_traverse(run: Path, out: Path, dims: list[int], value_range: list[float] = (-3.0, 3.0), steps: int = 11,
                  image: str | None = None, seed: int = 0, device: str = "auto") -> None:
     """The lecture's figure: sweep two code dimensions on a grid, the others fixed."""
-    from genzoo.sampling.latent import traversal_codes
-    from genzoo.viz import labelled_grid, save_png
 
     _check_out_png(out)
     if len(dims) != 2:
@@ -287,8 +287,6 @@ def cmd_traverse(run: Path, out: Path, dims: list[int], value_range: list[float]
 def cmd_interpolate(run: Path, out: Path, between: list[str], steps: int = 10, kind: str = "linear", seed: int = 0,
                     device: str = "auto") -> None:
     """Decode codes along the path between two images (their codes) or two prior draws (``seed:N``)."""
-    from genzoo.sampling.latent import interpolate
-    from genzoo.viz import labelled_grid, save_png
 
     _check_out_png(out)
     if len(between) != 2:
@@ -316,9 +314,6 @@ def cmd_interpolate(run: Path, out: Path, between: list[str], steps: int = 10, k
 def cmd_probe(run: Path, data: str | None = None, finetune: bool = False, epochs: int = 30, seed: int = 0,
               json_path: Path | None = None, device: str = "auto") -> dict:
     """Softmax classifier on the frozen codes (or encoder + classifier end to end with --finetune)."""
-    from genzoo.data import load_dataset
-    from genzoo.probe import linear_probe
-    from genzoo.training.run import reload_data, write_json
 
     r = _latent_run(run, device, "probe")
     dataset = load_dataset(data) if data else reload_data(r.data_desc)
@@ -344,8 +339,6 @@ def _check_out_png(out: Path) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from genzoo import __version__
-
     p = argparse.ArgumentParser(prog="genzoo", description="Train, sample, complete and evaluate generative models.")
     p.add_argument("--version", action="version", version=f"genzoo {__version__}")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -459,8 +452,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from genzoo.training.trainer import TrainingInterrupted
-
     args = vars(build_parser().parse_args(argv))
     command = args.pop("command")
     fn = {"models": cmd_models, "datasets": cmd_datasets, "train": cmd_train, "sample": cmd_sample,

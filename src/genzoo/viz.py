@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-from genzoo.training.checkpoint import atomic_write
+from genzoo.io import atomic_write
 
 HIDDEN_RGB = (255, 0, 255)  # masked-out pixels: a colour no sprite palette is likely to hold
 

@@ -143,3 +143,10 @@ def reject_options(spec: str, options: dict) -> None:
     used = sorted(k for k, v in options.items() if v is not None)
     if used:
         raise GenzooError(f"{spec}: options {used} do not apply (the images are already discrete)")
+
+
+def position(t: int, info: ImageInfo) -> tuple[int, int, int]:
+    """Raster index t -> (channel, row, column); channels are innermost (R, G, B of one pixel)."""
+    pixel, c = divmod(t, info.channels)
+    h, w = divmod(pixel, info.width)
+    return c, h, w

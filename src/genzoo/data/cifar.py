@@ -17,8 +17,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from genzoo.data import register_dataset
 from genzoo.data.base import ImageDataset, ImageInfo
+from genzoo.data.kinds import register_dataset
 from genzoo.errors import GenzooError
 
 EXTENSIONS = (".jpg", ".jpeg", ".png")

@@ -24,8 +24,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from genzoo.data import register_dataset
 from genzoo.data.base import ImageDataset, ImageInfo, every_tenth_split, storage_dtype
+from genzoo.data.kinds import register_dataset
 from genzoo.data.palette import kmeans_palette, quantize
 from genzoo.errors import GenzooError
 

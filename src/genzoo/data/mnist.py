@@ -15,8 +15,8 @@ import numpy as np
 import scipy.io
 import torch
 
-from genzoo.data import register_dataset
 from genzoo.data.base import ImageDataset, ImageInfo, every_tenth_split, reject_options
+from genzoo.data.kinds import register_dataset
 from genzoo.errors import GenzooError
 
 BINARIZED_SPLITS = ("train", "valid", "test")

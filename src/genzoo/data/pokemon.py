@@ -14,8 +14,8 @@ from pathlib import Path
 
 import torch
 
-from genzoo.data import register_dataset
 from genzoo.data.base import ImageDataset, ImageInfo, every_tenth_split, reject_options, storage_dtype
+from genzoo.data.kinds import register_dataset
 from genzoo.errors import GenzooError
 
 

@@ -16,8 +16,8 @@ import math
 import numpy as np
 import torch
 
-from genzoo.data import register_dataset
 from genzoo.data.base import ImageDataset, ImageInfo, every_tenth_split, reject_options
+from genzoo.data.kinds import register_dataset
 from genzoo.errors import choices_error
 
 N_POINTS = 50_000

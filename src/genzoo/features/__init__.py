@@ -15,8 +15,11 @@ from genzoo.features.extractors import (
     state_dict_hash,
 )
 from genzoo.features.inception import FIDInceptionV3, load_inception
+from genzoo.features.runs import ClassifierExtractor, RunExtractor
 
 __all__ = [
+    "ClassifierExtractor",
+    "RunExtractor",
     "FIDInceptionV3",
     "FeatureExtractor",
     "ModuleExtractor",

@@ -8,9 +8,9 @@ Specs (``prefix`` or ``prefix:argument``):
 * ``pixels`` -- the flattened pixels in [0, 1] themselves (C*H*W dims). A BASELINE only: Euclidean
   pixel distance ignores that a shifted image is the same picture, and with more dimensions than
   samples the pixel covariance is singular, so a "pixel FID" is not comparable with FID.
-* more prefixes (``classifier:RUN``, ``autoencoder:RUN``, ...) are added with
-  :func:`register_extractor` by the module that defines the network; every module in
-  :mod:`genzoo.features` is imported before a spec is resolved, so a new file registers itself.
+* more prefixes (``classifier:RUN``, ``autoencoder:RUN`` in :mod:`genzoo.features.runs`) are added
+  with :func:`register_extractor` by the module that defines the network; :mod:`genzoo.features`
+  imports each such module, so the registry is complete once the package is imported.
 
 Every extractor has ``name`` (the spec), ``weights_hash`` (first 16 hex digits of the sha256 of its
 weights file or state-dict bytes), ``resize`` (how images are brought to the network's input),
@@ -25,9 +25,7 @@ change of the five gives another file, so stale features are never reused.
 from __future__ import annotations
 
 import hashlib
-import importlib
 import json
-import pkgutil
 import re
 import warnings
 from pathlib import Path
@@ -36,7 +34,10 @@ from typing import Callable, Iterable
 import numpy as np
 import torch
 
+from genzoo._version import __version__
 from genzoo.errors import GenzooError, choices_error
+from genzoo.features.inception import FEATURE_DIM, FID_WEIGHTS_NAME, INPUT_SIZE, load_inception
+from genzoo.io import atomic_write, atomic_write_text
 from genzoo.metrics.distances import GaussianStats
 
 _BUILDERS: dict[str, Callable[..., "FeatureExtractor"]] = {}
@@ -56,18 +57,8 @@ def register_extractor(prefix: str):
     return deco
 
 
-def _load_builtins() -> None:
-    import genzoo.features
-
-    for info in pkgutil.iter_modules(genzoo.features.__path__):
-        if not info.name.startswith("_"):
-            importlib.import_module(f"genzoo.features.{info.name}")
-    importlib.import_module("genzoo.metrics.quality")  # registers classifier:RUN and autoencoder:RUN
-
-
 def available_extractors() -> list[str]:
     """Registered spec prefixes, sorted."""
-    _load_builtins()
     return sorted(_BUILDERS)
 
 
@@ -161,8 +152,6 @@ def to_rgb3(x: torch.Tensor, what: str) -> torch.Tensor:
 
 @register_extractor("inception")
 def _inception(arg: str | None, *, device="cpu", batch_size: int = 50) -> FeatureExtractor:
-    from genzoo.features.inception import FEATURE_DIM, FID_WEIGHTS_NAME, INPUT_SIZE, load_inception
-
     if not arg:
         raise GenzooError(f"feature extractor 'inception' needs a weights file: inception:PATH "
                           f"(pytorch-fid's {FID_WEIGHTS_NAME})")
@@ -233,9 +222,6 @@ def _read_cached(path: Path, key: dict, kind: str):
 
 
 def _write_cached(path: Path, key: dict, kind: str, value, extractor: FeatureExtractor) -> None:
-    from genzoo import __version__
-    from genzoo.training.checkpoint import atomic_write, atomic_write_text
-
     def write(tmp):
         with open(tmp, "wb") as f:
             if kind == "features":

@@ -22,6 +22,7 @@ from __future__ import annotations
 import math
 
 import torch
+from tqdm.auto import tqdm
 
 from genzoo.errors import GenzooError
 
@@ -36,7 +37,6 @@ def importance_nll(model, data, split: str = "test", k: int = 5000, batch_size: 
                    generator: torch.Generator | None = None, max_images: int | None = None,
                    progress: bool = False, k_iwae: int = 50) -> dict:
     """-ELBO, -IWAE_{k_iwae} and the importance-sampled NLL (k draws) over ``split``; see the module doc."""
-    from tqdm.auto import tqdm
 
     if not hasattr(model, "log_weights"):
         raise GenzooError(f"model {getattr(model, 'name', type(model).__name__)!r} has no importance weights "

@@ -8,16 +8,22 @@ from __future__ import annotations
 import math
 
 import torch
+from tqdm.auto import tqdm
+
+from genzoo.errors import GenzooError
 
 
 @torch.no_grad()
-def dataset_nll(model, data, split: str = "test", batch_size: int = 256, progress: bool = False) -> dict:
-    """Mean NLL of every image in ``split``; eval mode, no gradients."""
-    from tqdm.auto import tqdm
-
+def dataset_nll(model, data, split: str = "test", batch_size: int = 256, progress: bool = False,
+                max_images: int | None = None) -> dict:
+    """Mean NLL of every image in ``split`` (or of its first ``max_images``); eval mode, no gradients."""
+    if batch_size < 1:
+        raise GenzooError(f"batch size must be >= 1, got {batch_size}")
+    if max_images is not None and max_images < 1:
+        raise GenzooError(f"max images must be >= 1, got {max_images}")
     was_training = model.training
     model.eval()
-    n = data.size(split)
+    n = data.size(split) if max_images is None else min(max_images, data.size(split))
     total, device = 0.0, model.device
     for start in tqdm(range(0, n, batch_size), desc=f"eval {split}", disable=not progress, leave=False):
         batch = data.batch(split, torch.arange(start, min(start + batch_size, n)))

@@ -47,6 +47,7 @@ from PIL import Image, ImageDraw
 
 from genzoo.errors import GenzooError
 from genzoo.metrics.distances import DEFAULT_CHUNK, knn
+from genzoo.viz import grid, upscale_for
 
 NEAR_COPY_RATIO = 1 / 3
 
@@ -159,7 +160,6 @@ def nearest_figure(samples_rgb: np.ndarray, train_rgb: np.ndarray, idx: np.ndarr
     any array that ``idx`` indexes); ``idx`` (N,) or (N, k) indices into ``train_rgb``; optional
     ``distances`` (N,) printed beside each row.
     """
-    from genzoo.viz import grid, upscale_for
 
     idx = np.asarray(idx).reshape(len(samples_rgb), -1)  # (N, k)
     if samples_rgb.ndim != 4 or samples_rgb.shape[-1] != 3 or train_rgb.shape[1:] != samples_rgb.shape[1:]:

@@ -27,7 +27,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from genzoo.data.continuous import from_unit, to_unit, unit_channels
 from genzoo.errors import GenzooError
+from genzoo.sampling.autoregressive import sample_raster
+from genzoo.sampling.latent import fit_codes
 
 
 @dataclass
@@ -46,6 +49,7 @@ class GenerativeModel(nn.Module):
     presets: ClassVar[dict[str, dict]] = {}
     players: ClassVar[tuple[str, ...]] = ("model",)
     gradient_free: ClassVar[bool] = False  # True: the trainer calls update(batch), no optimiser
+    can_sample: ClassVar[bool] = True  # False for networks trained by the trainer that do not generate
 
     def __init__(self, config, info):
         super().__init__()
@@ -162,25 +166,15 @@ class AutoregressiveModel(LikelihoodModel):
 
     def sample(self, n, *, generator=None, temperature=1.0, condition=None, naive=False, progress=False,
                precision=torch.float64):
-        from genzoo.sampling.autoregressive import sample_raster
-
         return sample_raster(self, n, generator=generator, temperature=temperature, condition=condition,
                              naive=naive, progress=progress, precision=precision)
 
     def complete(self, x, known, *, generator=None, temperature=1.0, condition=None, naive=False, progress=False,
                  precision=torch.float64):
-        from genzoo.sampling.autoregressive import sample_raster
-
         return sample_raster(self, len(x), known_values=x, known=known, generator=generator,
                              temperature=temperature, condition=condition, naive=naive, progress=progress,
                              precision=precision)
 
-
-def position(t: int, info) -> tuple[int, int, int]:
-    """Raster index t -> (channel, row, column); channels are innermost (R, G, B of one pixel)."""
-    pixel, c = divmod(t, info.channels)
-    h, w = divmod(pixel, info.width)
-    return c, h, w
 
 
 class LatentModel(GenerativeModel):
@@ -218,14 +212,12 @@ class LatentModel(GenerativeModel):
 
     def decode(self, z: torch.Tensor, condition: torch.Tensor | None = None) -> torch.Tensor:
         """Codes (B, D) -> discrete images (B, C, H, W): the decoder's most likely image."""
-        from genzoo.data.continuous import from_unit
 
         return from_unit(self.decode_unit(z, condition), self.info)
 
     def encode(self, x: torch.Tensor, condition: torch.Tensor | None = None, *,
                generator: torch.Generator | None = None) -> torch.Tensor:
         """Images (B, C, H, W) -> codes (B, D). Without an encoder: fit z to all pixels."""
-        from genzoo.sampling.latent import fit_codes
 
         known = torch.ones(self.info.shape, dtype=torch.bool, device=x.device)
         return fit_codes(self, x, known, generator=generator, condition=condition)
@@ -233,7 +225,6 @@ class LatentModel(GenerativeModel):
     def fit_error(self, z: torch.Tensor, x: torch.Tensor, known: torch.Tensor,
                   condition: torch.Tensor | None = None) -> torch.Tensor:
         """Per-image misfit (B,) of decode(z) to ``x`` on the ``known`` (C, H, W) sub-pixels."""
-        from genzoo.data.continuous import to_unit, unit_channels
 
         target = to_unit(x, self.info)  # (B, C', H, W)
         mask = known.to(target.device)
@@ -251,8 +242,6 @@ class LatentModel(GenerativeModel):
             return self.decode(z, _to(condition, self.device))
 
     def complete(self, x, known, *, generator=None, temperature=1.0, condition=None, **_):
-        from genzoo.sampling.latent import fit_codes
-
         self.check_condition(condition)
         x = x.to(self.device)
         known = known.to(self.device)

@@ -19,7 +19,7 @@ the Fréchet distance (Heusel et al. 2017, arXiv:1706.08500) and the Inception S
 arXiv:1606.03498) in the feature and label space of a classifier trained on the data set itself, and to
 count the classes (modes) the samples fall into with it (the stacked-MNIST protocol of Metz et al. 2016,
 arXiv:1611.02163, and Srivastava et al. 2017, arXiv:1705.07761). ``features`` gives f (the ``classifier:RUN``
-extractor of :mod:`genzoo.metrics.quality`), ``predict_proba`` gives p(y | x).
+extractor of :mod:`genzoo.features.runs`), ``predict_proba`` gives p(y | x).
 
 This is not a generative model: ``sample`` and ``complete`` raise :class:`GenzooError` (from the base class).
 """
@@ -35,7 +35,7 @@ from genzoo.data.base import ImageInfo
 from genzoo.data.continuous import to_unit, unit_channels
 from genzoo.errors import GenzooError
 from genzoo.models.base import GenerativeModel, ModelOutput
-from genzoo.registry import register_model
+from genzoo.models.registry import register_model
 
 
 @dataclass

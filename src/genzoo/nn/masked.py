@@ -31,6 +31,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from genzoo.data.base import position
+
 
 def channel_groups(n: int, groups: int) -> torch.Tensor:
     """Group of each of ``n`` feature channels split into ``groups`` contiguous, near-equal blocks ``(n,)``.
@@ -71,8 +73,6 @@ class ChannelEmbedding(nn.Module):
     def write_previous(self, buffer: torch.Tensor, t: int, canvas: torch.Tensor, info) -> None:
         """Cached sampling: sub-pixel t-1 of ``canvas`` is now known; write its embedding into ``buffer``."""
         if t > 0:
-            from genzoo.models.base import position
-
             c, h, w = position(t - 1, info)
             buffer[:, self.group_slice(c), h, w] = self.lookup(canvas[:, c, h, w], c)
 

@@ -20,8 +20,8 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from genzoo.data.base import position
 from genzoo.errors import GenzooError
-from genzoo.models.base import position
 
 
 def draw(logits: torch.Tensor, u: torch.Tensor, temperature: float) -> torch.Tensor:

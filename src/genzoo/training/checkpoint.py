@@ -11,50 +11,17 @@ than tensors and plain containers: a file carrying code is rejected without runn
 from __future__ import annotations
 
 import json
-import os
 import pickle
-import tempfile
 import zipfile
 from pathlib import Path
 
 import torch
 
 from genzoo.errors import GenzooError
+from genzoo.io import atomic_write
 
 FORMAT = "genzoo-checkpoint-1"
 REQUIRED = ("format", "version", "model_name", "model_config", "train_config", "data", "step", "model")
-
-
-def atomic_write(path: Path, write) -> None:
-    """Call ``write(tmp_path)`` then atomically rename onto ``path`` (same folder, fsync'd)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        with open(tmp, "rb+") as f:
-            os.fsync(f.fileno())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the file the permissions open() would
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    try:  # make the rename itself durable
-        dfd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
-    except OSError:
-        pass
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    atomic_write(path, lambda tmp: Path(tmp).write_text(text))
 
 
 def save_checkpoint(path: Path, state: dict) -> None:

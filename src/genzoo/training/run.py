@@ -8,16 +8,15 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
-from genzoo import __version__
+from genzoo._version import __version__
 from genzoo.data import ImageInfo, load_dataset
 from genzoo.errors import GenzooError
-from genzoo.registry import get_model_class, make_config
+from genzoo.models.registry import get_model_class, make_config
 from genzoo.training.checkpoint import load_checkpoint
 from genzoo.training.config import TrainConfig
 
@@ -127,9 +126,3 @@ def run_description(model_name: str, model, train_cfg: TrainConfig, data, seed: 
         "data": data_description(data),
         "seed": seed,
     }
-
-
-def write_json(path: Path, obj) -> None:
-    from genzoo.training.checkpoint import atomic_write_text
-
-    atomic_write_text(path, json.dumps(obj, indent=2) + "\n")

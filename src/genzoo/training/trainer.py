@@ -11,6 +11,7 @@ RNG state this makes ``--resume`` reproduce an uninterrupted run exactly.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import signal
@@ -21,12 +22,13 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from genzoo import __version__
+from genzoo._version import __version__
 from genzoo.errors import GenzooError
-from genzoo.metrics.likelihood import dataset_nll
+from genzoo.io import atomic_write_text
+from genzoo.training.callbacks import Callback, default_callbacks
 from genzoo.training.checkpoint import save_checkpoint
 from genzoo.training.config import TrainConfig
-from genzoo.training.run import CHECKPOINT, METRICS, data_description
+from genzoo.training.run import CHECKPOINT, METRICS, data_description, load_weights
 
 DEFAULT_STEPS = 2000
 
@@ -68,22 +70,24 @@ class BatchStream:
 class Trainer:
     def __init__(self, model, data, cfg: TrainConfig, run_dir: Path, *, model_name: str, seed: int = 0,
                  device: torch.device = torch.device("cpu"), quiet: bool = False, split: str = "train",
-                 eval_split: str | None = "test"):
+                 callbacks: list[Callback] | None = None):
         self.model = model.to(device)
         self.data, self.cfg, self.run_dir = data, cfg, Path(run_dir)
         self.model_name, self.seed, self.device, self.quiet = model_name, seed, device, quiet
         self.stream = BatchStream(data, split, cfg.batch_size, seed)
-        self.eval_split = eval_split if eval_split in data.splits and cfg.eval_every >= 0 else None
         self.players = list(model.schedule)
         self.params = {p: model.player_parameters(p) for p in self.players}
         overrides = getattr(model, "optimizer_overrides", lambda p: {})
         self.optims = {} if model.gradient_free else {
             p: make_optimizer(self.params[p], cfg, overrides(p)) for p in self.players}
-        self._warned: dict[str, int] = {}  # warning text -> step it was last shown
         self.step = 0  # finished rounds
         self.batches = 0  # batches drawn
         self._stop_requested = False
-        self.on_step = None  # test hook: called with the trainer after every finished round
+        self.saved_step = -1  # the step of the checkpoint on disk written by this trainer
+        # the caller's callbacks run first (they may add numbers to the record), then the built-in ones
+        self.callbacks: list[Callback] = [*(callbacks or []), *default_callbacks()]
+        # flags of the current step, set before the callbacks run
+        self.is_log_step = self.is_checkpoint_step = self.is_eval_step = self.is_final_step = False
 
     # -- how long ------------------------------------------------------------------------
     def total_steps(self) -> int:
@@ -96,8 +100,6 @@ class Trainer:
 
     # -- state -----------------------------------------------------------------------------
     def state(self) -> dict:
-        import dataclasses
-
         rng = {"torch": torch.get_rng_state()}
         if torch.cuda.is_available():
             rng["cuda"] = torch.cuda.get_rng_state_all()
@@ -117,10 +119,9 @@ class Trainer:
 
     def save(self) -> None:
         save_checkpoint(self.run_dir / CHECKPOINT, self.state())
+        self.saved_step = self.step
 
     def restore(self, state: dict) -> None:
-        from genzoo.training.run import load_weights
-
         load_weights(self.model, state["model"], str(self.run_dir / CHECKPOINT))
         for p, o in self.optims.items():
             o.load_state_dict(state["optim"][p])
@@ -136,7 +137,6 @@ class Trainer:
         if not path.exists():
             return
         keep = [ln for ln in path.read_text().splitlines() if ln.strip() and json.loads(ln).get("step", 0) <= self.step]
-        from genzoo.training.checkpoint import atomic_write_text
 
         atomic_write_text(path, "".join(ln + "\n" for ln in keep))
 
@@ -178,39 +178,9 @@ class Trainer:
                 metrics.update({prefix + k: float(v) for k, v in out.metrics.items()})
         return metrics
 
-    def _log(self, record: dict) -> None:
+    def log(self, record: dict) -> None:
         with open(self.run_dir / METRICS, "a") as f:
             f.write(json.dumps(record) + "\n")
-
-    def _evaluate(self) -> dict:
-        if (self.eval_split is None or not hasattr(self.model, "log_prob")
-                or getattr(self.model, "likelihood", "exact") == "none"):
-            return {}
-        res = dataset_nll(self.model, self.data, self.eval_split)
-        return {f"{self.eval_split}_nll_nats": res["nll_nats"], f"{self.eval_split}_bits_per_dim": res["bits_per_dim"]}
-
-    def _warn(self, record: dict) -> None:
-        """Show the model's diagnostics (each distinct warning at most once per 500 steps) and log them."""
-        warnings = self.model.diagnose(record)
-        if warnings:
-            record["warnings"] = warnings
-        for w in warnings:
-            if self.step - self._warned.get(w, -10**9) >= 500:
-                self._warned[w] = self.step
-                if not self.quiet:
-                    tqdm.write(f"warning (step {self.step}): {w}", file=sys.stderr)
-
-    def _sample_grid(self) -> None:
-        from genzoo.viz import sample_picture, save_png
-
-        g = torch.Generator(device=self.device).manual_seed(self.seed)
-        n = self.cfg.n_samples if not self.data.info.continuous else max(self.cfg.n_samples, 1000)
-        try:
-            x = self.model.sample(n, generator=g, temperature=self.cfg.temperature,
-                                  condition=self.model.default_condition(n))
-        except GenzooError:
-            return  # a model that cannot sample has no grid to draw
-        save_png(sample_picture(x, self.data), self.run_dir / "samples" / f"step_{self.step:07d}.png")
 
     def _request_stop(self, signum, frame):
         if self._stop_requested:  # second Ctrl-C: stop now
@@ -231,6 +201,8 @@ class Trainer:
         bar = tqdm(total=None if self.cfg.time_budget_s else total, initial=self.step, desc="train",
                    disable=self.quiet, dynamic_ncols=True)
         t0, b0, last = time.perf_counter(), self.batches, {}
+        for cb in self.callbacks:
+            cb.on_fit_start(self)
         self.train_seconds = 0.0  # time inside optimiser rounds only: the throughput denominator
         try:
             while self.step < total:
@@ -246,32 +218,30 @@ class Trainer:
                 record = {"step": self.step, "epoch": self.batches / self.stream.per_epoch, **metrics,
                           "pixels_per_s": px_s}
                 out_of_time = 0 < self.cfg.time_budget_s <= now - t0
-                is_ckpt = self.step % self.cfg.checkpoint_every == 0 or self.step == total or out_of_time
-                evaluated = (self.cfg.eval_every > 0 and self.step % self.cfg.eval_every == 0) or (
-                    self.cfg.eval_every == 0 and is_ckpt)
-                if evaluated:
-                    record.update(self._evaluate())
-                if self.step % self.cfg.log_every == 0 or is_ckpt or evaluated:
-                    self._warn(record)
-                    self._log(record)
+                self.is_final_step = self.step == total or out_of_time
+                self.is_checkpoint_step = (self.step % self.cfg.checkpoint_every == 0 or self.is_final_step
+                                           or self._stop_requested)
+                self.is_eval_step = (self.cfg.eval_every > 0 and self.step % self.cfg.eval_every == 0) or (
+                    self.cfg.eval_every == 0 and self.is_checkpoint_step)
+                self.is_log_step = self.step % self.cfg.log_every == 0 or self.is_checkpoint_step or self.is_eval_step
+                for cb in self.callbacks:
+                    cb.on_step_end(self, record)
+                if self.is_log_step:
                     show = {k: f"{v:.4g}" for k, v in record.items() if k in ("loss", "bits_per_dim") or k.endswith("/loss")}
                     bar.set_postfix(**show, px_s=f"{px_s:,.0f}")
-                if self.cfg.sample_every and (self.step % self.cfg.sample_every == 0 or self.step == total or out_of_time):
-                    self._sample_grid()
-                if is_ckpt:
-                    self.save()
                 last = record
-                if self.on_step is not None:
-                    self.on_step(self)
                 if out_of_time:
                     if not self.quiet:
                         print(f"\ntime budget of {self.cfg.time_budget_s:g}s reached at step {self.step}", file=sys.stderr)
                     break
                 if self._stop_requested:
-                    self.save()
+                    if self.saved_step != self.step:
+                        self.save()
                     raise TrainingInterrupted(f"interrupted at step {self.step}; checkpoint saved in {self.run_dir}")
         finally:
             bar.close()
+            for cb in self.callbacks:
+                cb.on_fit_end(self)
             if old_handler is not None:
                 signal.signal(signal.SIGINT, old_handler)
         return last

@@ -7,7 +7,7 @@ With E(x) = mean_i (Dec(Enc(x))_i - x_i)^2 (per sub-pixel, images in [-1, 1]) th
 
 with margin m (``margin``) and the pulling-away term PT(S) = 1 / (N (N - 1)) sum_{i != j}
 (s_i^T s_j / (|s_i| |s_j|))^2 over the encoder codes of the fake batch (the paper's repelling
-regularizer; EBGAN-PT, weight 0.1 in the paper). This is :class:`~genzoo.models.gan.GAN` with
+regularizer; EBGAN-PT, weight 0.1 in the paper). This is :class:`~genzoo.models.gan.gan.GAN` with
 ``loss=ebgan``, which builds the autoencoder in place of the discriminator: DCGAN-shaped halves for
 images (:class:`~genzoo.nn.gan_nets.ConvAutoencoder`), an MLP for the 2-D points. The paper scores E as
 a norm of the reconstruction error; genzoo uses the mean square, so the margin is in those units (a
@@ -19,9 +19,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from genzoo.losses.gan import LossName
-from genzoo.models.dcgan import IMAGE_PRESETS, DCGANConfig
-from genzoo.models.gan import GAN
-from genzoo.registry import register_model
+from genzoo.models.gan.dcgan import IMAGE_PRESETS, DCGANConfig
+from genzoo.models.gan.gan import GAN
+from genzoo.models.registry import register_model
 
 
 @dataclass

@@ -10,7 +10,7 @@ that pulls every unit's average activation towards a small target rho:
 the KL divergence between Bernoulli(rho) and Bernoulli(rho_hat) (the notes' eq. for J_sparse; their
 weight decay term is the optimiser's ``weight_decay`` here). Everything else -- squared error,
 encoder/decoder bodies, the ex-post code Gaussian for sampling -- is the plain autoencoder's
-(:mod:`genzoo.models.autoencoder`). The notes' network is one sigmoid hidden layer, the ``mlp``
+(:mod:`genzoo.models.autoencoders.autoencoder`). The notes' network is one sigmoid hidden layer, the ``mlp``
 preset (784 -> 196 -> 784).
 """
 from __future__ import annotations
@@ -19,8 +19,8 @@ from dataclasses import dataclass
 
 import torch
 
-from genzoo.models.autoencoder import AutoencoderBase, AutoencoderConfig
-from genzoo.registry import register_model
+from genzoo.models.autoencoders.autoencoder import AutoencoderBase, AutoencoderConfig
+from genzoo.models.registry import register_model
 
 RHO_HAT_CLAMP = 1e-6  # keeps log(rho_hat) and log(1 - rho_hat) finite
 

@@ -16,7 +16,7 @@ Corruptions (``noise``):
 (The paper's cross-entropy loss for binary inputs is replaced by the squared error shared by
 every autoencoder here.) Corruption is applied in the training loss only; ``encode``,
 ``reconstruction_error`` and everything after training read clean images. All else is the plain
-autoencoder's (:mod:`genzoo.models.autoencoder`).
+autoencoder's (:mod:`genzoo.models.autoencoders.autoencoder`).
 """
 from __future__ import annotations
 
@@ -25,8 +25,8 @@ from typing import Literal
 
 import torch
 
-from genzoo.models.autoencoder import AutoencoderBase, AutoencoderConfig
-from genzoo.registry import register_model
+from genzoo.models.autoencoders.autoencoder import AutoencoderBase, AutoencoderConfig
+from genzoo.models.registry import register_model
 
 
 @dataclass

@@ -14,7 +14,7 @@ checks). Which sections run depends on what the model is:
 * memorisation -- any model that samples images: nearest-training vs nearest-test distances of samples
 * modes        -- 2-D mixture data: modes covered and high-quality share (VEEGAN's protocol)
 * quality      -- only with ``features=SPEC``: Frechet/kernel distance, precision/recall, density/coverage
-                  (and class scores with a classifier) of generated vs held-out images (:mod:`genzoo.metrics.quality`)
+                  (and class scores with a classifier) of generated vs held-out images (:mod:`genzoo.evaluation.quality`)
 * classification -- classifiers (feature networks, not generative): accuracy and cross-entropy on the split
 """
 from __future__ import annotations
@@ -24,18 +24,23 @@ import time
 
 import torch
 
+from genzoo.data.continuous import to_unit
+from genzoo.data.toy import mode_report
 from genzoo.errors import GenzooError
+from genzoo.evaluation.quality import default_cache_dir, quality_section
+from genzoo.evaluation.records import record
+from genzoo.features import build_extractor
+from genzoo.metrics.importance import importance_nll
+from genzoo.metrics.likelihood import dataset_nll
+from genzoo.metrics.memorisation import memorisation_report, nearest_figure
+from genzoo.models.base import LikelihoodModel
+from genzoo.models.classifier import dataset_accuracy
+from genzoo.viz import save_png
 
 SECTIONS = ("likelihood", "importance", "reconstruction", "memorisation", "modes", "quality", "classification")
 
 
-def record(metric: str, value: float, unit: str, **protocol) -> dict:
-    return {"metric": metric, "value": float(value), "unit": unit, "protocol": protocol}
-
-
 def likelihood_section(model, data, split: str, batch_size: int) -> list[dict]:
-    from genzoo.metrics.likelihood import dataset_nll
-
     res = dataset_nll(model, data, split, batch_size=batch_size, progress=True)
     kind = res["likelihood"]
     name = "negative_elbo" if kind == "bound" else "nll"
@@ -48,8 +53,6 @@ def likelihood_section(model, data, split: str, batch_size: int) -> list[dict]:
 
 def importance_section(model, data, split: str, k: int, k_iwae: int, max_images: int | None, seed: int,
                        batch_size: int) -> list[dict]:
-    from genzoo.metrics.importance import importance_nll
-
     g = torch.Generator(device=model.device).manual_seed(seed)
     res = importance_nll(model, data, split, k=k, k_iwae=k_iwae, batch_size=batch_size, generator=g,
                          max_images=max_images, progress=True)
@@ -75,14 +78,10 @@ def reconstruction_section(model, data, split: str, batch_size: int) -> list[dic
 
 
 def _unit_flat(x, info):
-    from genzoo.data.continuous import to_unit
-
     return to_unit(x, info).flatten(1)
 
 
 def memorisation_section(model, data, n: int, seed: int, figure_path=None) -> list[dict]:
-    from genzoo.metrics.memorisation import memorisation_report, nearest_figure
-
     g = torch.Generator(device=model.device).manual_seed(seed)
     samples = model.sample(n, generator=g, condition=model.default_condition(n)).cpu()
     train, test = data.images("train"), data.images("test")
@@ -91,8 +90,6 @@ def memorisation_section(model, data, n: int, seed: int, figure_path=None) -> li
     proto = {"samples": n, "seed": seed, "train_images": len(train), "test_images": len(test),
              "space": "pixels in [0,1]", "near_copy_rule": rep.rule}
     if figure_path is not None:
-        from genzoo.viz import save_png
-
         k = min(16, n)
         save_png(nearest_figure(data.info.to_rgb(samples[:k]), data.info.to_rgb(train), rep.nearest_train[:k],
                                 distances=rep.d_train[:k]), figure_path)
@@ -106,8 +103,6 @@ def memorisation_section(model, data, n: int, seed: int, figure_path=None) -> li
 
 
 def modes_section(model, data, seed: int) -> list[dict]:
-    from genzoo.data.toy import mode_report
-
     name = data.spec.partition(":")[2]
     g = torch.Generator(device=model.device).manual_seed(seed)
     pts = model.sample(2500, generator=g).reshape(2500, -1)[:, :2].cpu().numpy()
@@ -119,8 +114,6 @@ def modes_section(model, data, seed: int) -> list[dict]:
 
 
 def classification_section(model, data, split: str, batch_size: int) -> list[dict]:
-    from genzoo.models.classifier import dataset_accuracy
-
     res = dataset_accuracy(model, data, split, batch_size)
     proto = {"split": split, "images": res["images"]}
     return [record("accuracy", res["accuracy"], "fraction of images", **proto),
@@ -128,8 +121,6 @@ def classification_section(model, data, split: str, batch_size: int) -> list[dic
 
 
 def applicable_sections(model, data) -> list[str]:
-    from genzoo.models.base import LikelihoodModel
-
     out = []
     if type(model).family == "classifier":
         return ["classification"]
@@ -169,7 +160,6 @@ def evaluate(run, *, split: str = "test", sections: list[str] | None = None, k: 
     chosen = sections or possible
     extractor = None
     if "quality" in chosen:  # built first: a bad --features fails before the slow sections run
-        from genzoo.features import build_extractor
 
         extractor = build_extractor(features, device=model.device, batch_size=min(batch_size, 100))
     metrics: list[dict] = []
@@ -192,8 +182,6 @@ def evaluate(run, *, split: str = "test", sections: list[str] | None = None, k: 
         elif section == "modes":
             metrics += modes_section(model, data, seed)
         elif section == "quality":
-            from genzoo.metrics.quality import default_cache_dir, quality_section
-
             metrics += quality_section(model, data, features=extractor, n=samples, seed=seed, split=split,
                                        cache_dir=feature_cache or default_cache_dir(),
                                        batch_size=min(batch_size, 100))

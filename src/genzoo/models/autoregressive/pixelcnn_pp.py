@@ -47,11 +47,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from genzoo.data.base import position
 from genzoo.errors import GenzooError
-from genzoo.models.base import AutoregressiveModel, position
-from genzoo.nn.logistic_mixture import (all_value_log_probs, channel_log_probs, log_prob_values, num_params,
-                                        value_grid)
-from genzoo.registry import register_model
+from genzoo.models.base import AutoregressiveModel
+from genzoo.models.registry import register_model
+from genzoo.nn.logistic_mixture import all_value_log_probs, channel_log_probs, log_prob_values, num_params, value_grid
 
 Box = tuple[int, int, int, int]  # rows [r0, r1), columns [c0, c1) of a layer's output
 ACT = ":act"  # an input named "key:act" is concat_elu of node key's output, computed once per position

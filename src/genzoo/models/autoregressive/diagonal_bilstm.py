@@ -42,9 +42,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from genzoo.models._recurrent import RecurrentConfig, RecurrentPixelModel
+from genzoo.models.autoregressive._recurrent import RecurrentConfig, RecurrentPixelModel
+from genzoo.models.registry import register_model
 from genzoo.nn.recurrent import GroupMaskedConv2d, lstm_cell, skew, unskew
-from genzoo.registry import register_model
 
 
 class DiagonalLSTM(nn.Module):

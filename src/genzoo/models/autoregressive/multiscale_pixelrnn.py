@@ -36,12 +36,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from genzoo.data.base import position
 from genzoo.errors import GenzooError
-from genzoo.models.base import AutoregressiveModel, LikelihoodModel, position
-from genzoo.models.diagonal_bilstm import DiagonalBiLSTMLayer
-from genzoo.models.row_lstm import RowLSTMLayer
+from genzoo.models.autoregressive.diagonal_bilstm import DiagonalBiLSTMLayer
+from genzoo.models.autoregressive.row_lstm import RowLSTMLayer
+from genzoo.models.base import AutoregressiveModel, LikelihoodModel
+from genzoo.models.registry import register_model
 from genzoo.nn.recurrent import RecurrentPixelNet
-from genzoo.registry import register_model
+from genzoo.sampling.autoregressive import sample_raster
 
 
 @dataclass
@@ -208,7 +210,6 @@ class MultiscalePixelRNN(LikelihoodModel):
     def complete(self, x, known, *, generator=None, temperature=1.0, condition=None, naive=False, progress=False,
                  precision=torch.float64):
         """x_s first (from its own known pixels), then the rest with all of x_s known."""
-        from genzoo.sampling.autoregressive import sample_raster
 
         self.check_condition(condition)
         f, n = self.config.factor, len(x)

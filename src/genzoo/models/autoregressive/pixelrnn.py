@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from genzoo.models.base import AutoregressiveModel
-from genzoo.registry import register_model
+from genzoo.models.registry import register_model
 
 
 @dataclass

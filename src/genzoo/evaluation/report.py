@@ -26,7 +26,13 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import torch
+
+from genzoo._version import __version__
 from genzoo.errors import GenzooError
+from genzoo.io import atomic_write_text
+from genzoo.training.run import load_run
+from genzoo.viz import grid, sample_picture
 
 MAX_EMBED_BYTES = 8 << 20  # a picture larger than this is listed, not embedded
 GENERATED_SAMPLES = 16  # grid size when a run has no saved sample grid
@@ -185,10 +191,7 @@ def latest_sample_grid(path: Path) -> Path | None:
 def draw_samples(path: Path, device: str = "cpu", seed: int = 0,
                  n: int = GENERATED_SAMPLES) -> tuple[bytes | None, str]:
     """A fresh sample grid of the run's model (PNG bytes), or None and why not (shown on the page)."""
-    import torch
 
-    from genzoo.training.run import load_run
-    from genzoo.viz import grid, sample_picture
 
     try:
         run = load_run(path, device)
@@ -326,8 +329,6 @@ def _pictures(r: RunSummary, device: str) -> tuple[str, str]:
 
 
 def render(runs: list[RunSummary], device: str = "cpu") -> str:
-    from genzoo import __version__
-
     cols, notes = metric_columns([r.records for r in runs])
     note_html = "".join(f'<p class="note">{_e(n)}</p>' for n in notes)
     samples, figures, curves = [], [], []
@@ -356,7 +357,6 @@ def render(runs: list[RunSummary], device: str = "cpu") -> str:
 
 def build_report(run_dirs, out_path, *, device: str = "cpu") -> Path:
     """Write the comparison page of ``run_dirs`` to ``out_path`` (atomically); returns the path."""
-    from genzoo.training.checkpoint import atomic_write_text
 
     run_dirs = [Path(d) for d in run_dirs]
     out_path = Path(out_path)

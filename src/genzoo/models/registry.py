@@ -6,7 +6,6 @@ config is built as defaults <- preset <- ``--set key=value`` overrides, every ke
 from __future__ import annotations
 
 import dataclasses
-import importlib
 import typing
 
 from genzoo.errors import GenzooError, choices_error
@@ -25,19 +24,7 @@ def register_model(name: str):
     return deco
 
 
-def _load_builtins() -> None:
-    """Import every module of :mod:`genzoo.models`; each registers its models on import."""
-    import pkgutil
-
-    import genzoo.models
-
-    for info in pkgutil.iter_modules(genzoo.models.__path__):
-        if not info.name.startswith("_") and info.name != "base":
-            importlib.import_module(f"genzoo.models.{info.name}")
-
-
 def available_models() -> dict[str, type]:
-    _load_builtins()
     return dict(sorted(_MODELS.items()))
 
 

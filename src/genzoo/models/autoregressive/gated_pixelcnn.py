@@ -39,10 +39,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from genzoo.data.base import position
 from genzoo.errors import GenzooError
-from genzoo.models.base import AutoregressiveModel, position
-from genzoo.nn.masked import ChannelEmbedding, CausalConv2d, IncrementalConv, MaskedConv2d, channel_groups
-from genzoo.registry import register_model
+from genzoo.models.base import AutoregressiveModel
+from genzoo.models.registry import register_model
+from genzoo.nn.masked import CausalConv2d, ChannelEmbedding, IncrementalConv, MaskedConv2d, channel_groups
 
 
 @dataclass

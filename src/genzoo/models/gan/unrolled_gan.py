@@ -13,7 +13,7 @@ updated normally, with its plain loss. K = ``unrolled_steps`` (the paper compare
 2-D ring; 5 here, about five extra D forward-backward passes per G update), eta = ``unrolled_lr``.
 
 The unrolled steps are plain gradient descent on copies of D's weights
-(:meth:`genzoo.models.gan.GAN.unrolled_discriminator`, via ``torch.func.functional_call`` and
+(:meth:`genzoo.models.gan.gan.GAN.unrolled_discriminator`, via ``torch.func.functional_call`` and
 ``create_graph=True``), where the paper unrolls its Adam optimiser; every step reuses the update's
 real and fake batches. ``unrolled_steps`` is an option of every GAN in genzoo; this model registers it
 with the paper's 2-D setting (Appendix A): z of 256 dimensions, 128-unit ReLU layers (two in G; genzoo's
@@ -23,8 +23,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from genzoo.models.gan import GAN, GANConfig
-from genzoo.registry import register_model
+from genzoo.models.gan.gan import GAN, GANConfig
+from genzoo.models.registry import register_model
 
 
 @dataclass

@@ -46,9 +46,16 @@ from genzoo.data.continuous import to_unit, unit_channels
 from genzoo.errors import GenzooError
 from genzoo.losses.gan import LOSSES, LossName, discriminator_loss, generator_loss, gradient_penalty, pulling_away
 from genzoo.models.base import AdversarialModel, LatentModel, ModelOutput
-from genzoo.nn.gan_nets import (ConvAutoencoder, DCGANDiscriminator, DCGANGenerator, MLPAutoencoder,
-                                MLPDiscriminator, MLPGenerator, calibrate_batch_norm)
-from genzoo.registry import register_model
+from genzoo.models.registry import register_model
+from genzoo.nn.gan_nets import (
+    ConvAutoencoder,
+    DCGANDiscriminator,
+    DCGANGenerator,
+    MLPAutoencoder,
+    MLPDiscriminator,
+    MLPGenerator,
+    calibrate_batch_norm,
+)
 
 D_WINS_PROB = 0.01  # diagnose(): D(G(z)) below this ...
 TINY_GRAD = 1e-3  # ... with g_grad_norm below this: the discriminator wins outright

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from genzoo.models.base import AutoregressiveModel, position
+from genzoo.data.base import position
+from genzoo.models.base import AutoregressiveModel
 from genzoo.nn.recurrent import RecurrentPixelNet
 
 

@@ -32,9 +32,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from genzoo.models._recurrent import RecurrentConfig, RecurrentPixelModel
+from genzoo.models.autoregressive._recurrent import RecurrentConfig, RecurrentPixelModel
+from genzoo.models.registry import register_model
 from genzoo.nn.recurrent import GroupMaskedConv2d, lstm_cell, row_window
-from genzoo.registry import register_model
 
 
 class RowLSTMLayer(nn.Module):

@@ -1,6 +1,6 @@
 """DCGAN (Radford, Metz & Chintala 2015, "Unsupervised Representation Learning with Deep Convolutional
 Generative Adversarial Networks", arXiv:1511.06434): the GAN game of Goodfellow et al. with
-convolutional networks -- :class:`~genzoo.models.gan.GAN` with ``arch=conv`` and the paper's settings.
+convolutional networks -- :class:`~genzoo.models.gan.gan.GAN` with ``arch=conv`` and the paper's settings.
 
 The architecture guidelines of Sec. 3, as built by :mod:`genzoo.nn.gan_nets`: no pooling (stride-2
 convs in D, stride-2 transposed convs in G), batch norm in both nets except G's output layer and D's
@@ -20,8 +20,8 @@ from dataclasses import dataclass
 from typing import Literal
 
 from genzoo.losses.gan import LossName
-from genzoo.models.gan import GAN, GANConfig
-from genzoo.registry import register_model
+from genzoo.models.gan.gan import GAN, GANConfig
+from genzoo.models.registry import register_model
 
 
 @dataclass

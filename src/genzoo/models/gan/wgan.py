@@ -24,9 +24,9 @@ from dataclasses import dataclass
 from typing import Literal
 
 from genzoo.losses.gan import LossName
-from genzoo.models.dcgan import IMAGE_PRESETS, DCGANConfig
-from genzoo.models.gan import GAN
-from genzoo.registry import register_model
+from genzoo.models.gan.dcgan import IMAGE_PRESETS, DCGANConfig
+from genzoo.models.gan.gan import GAN
+from genzoo.models.registry import register_model
 
 # The 2-D mixtures: the unrolled GAN paper's networks, shared by every GAN's ring/grid preset so that
 # benchmark rows differ only in the loss; each loss keeps its own optimiser.

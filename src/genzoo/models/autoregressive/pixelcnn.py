@@ -20,7 +20,7 @@ first fxf mask-A layer reaches columns up to c+f//2 in the f//2 rows above. So f
 r-d (d >= 1) is seen only up to column c + f//2 + min(d-1, n)*(k//2) (n residual blocks), whatever the
 depth: with the defaults, pixels (r-1, c') with c' > c+3 never influence p(x_{r,c}) although they come
 earlier in the order. tests/test_pixelcnn.py checks this edge by gradients. The Gated PixelCNN
-(:mod:`genzoo.models.gated_pixelcnn`) removes the blind spot.
+(:mod:`genzoo.models.autoregressive.gated_pixelcnn`) removes the blind spot.
 
 Cached sampling keeps, for every conv with a spatial window (the 7x7 input conv and each block's 3x3), a
 full-size buffer of its input; the 1x1 convs only need the current pixel's features. Step t = (r, c, k)
@@ -36,10 +36,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from genzoo.data.base import position
 from genzoo.errors import GenzooError
-from genzoo.models.base import AutoregressiveModel, position
+from genzoo.models.base import AutoregressiveModel
+from genzoo.models.registry import register_model
 from genzoo.nn.masked import ChannelEmbedding, IncrementalConv, MaskedConv2d
-from genzoo.registry import register_model
 
 
 @dataclass

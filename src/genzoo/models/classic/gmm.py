@@ -73,7 +73,7 @@ from torch import nn
 from genzoo.data.continuous import from_unit, to_unit, unit_channels
 from genzoo.errors import GenzooError
 from genzoo.models.base import LikelihoodModel, ModelOutput
-from genzoo.registry import register_model
+from genzoo.models.registry import register_model
 
 CHUNK = 1024  # images per E-step chunk: bounds memory only
 LOG_2PI = math.log(2 * math.pi)

@@ -39,9 +39,9 @@ import torch.nn.functional as F
 
 from genzoo.data.continuous import to_unit, unit_channels
 from genzoo.models.base import LatentModel, LikelihoodModel, ModelOutput
+from genzoo.models.registry import register_model
 from genzoo.nn.coders import CoderConfig, Decoder, Encoder
 from genzoo.nn.decoders import HeadName, make_head
-from genzoo.registry import register_model
 
 SIGMA_FLOOR = 1e-4
 EVAL_SEED = 0  # eps of log_prob in eval mode when no generator is given

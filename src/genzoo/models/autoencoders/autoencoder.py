@@ -11,8 +11,8 @@ The paper pretrained a deep stack of RBMs and fine-tuned by backpropagation; her
 is trained by backpropagation from a random start (``mlp`` or ``conv`` bodies, :mod:`genzoo.nn.coders`).
 
 Variants change only two hooks: ``corrupt(u)`` (the input the encoder sees while training;
-:mod:`genzoo.models.denoising_autoencoder`) and ``penalty(z)`` (a term added to L;
-:mod:`genzoo.models.sparse_autoencoder`), plus ``code_activation`` (sigmoid codes for the sparse one).
+:mod:`genzoo.models.autoencoders.denoising_autoencoder`) and ``penalty(z)`` (a term added to L;
+:mod:`genzoo.models.autoencoders.sparse_autoencoder`), plus ``code_activation`` (sigmoid codes for the sparse one).
 
 An autoencoder has no prior of its own. For sampling, the codes are given one after the fact
 (ex-post density estimation, Ghosh et al. 2020, "From Variational to Deterministic Autoencoders",
@@ -44,8 +44,8 @@ import torch
 from genzoo.data.continuous import to_unit, unit_channels
 from genzoo.errors import GenzooError
 from genzoo.models.base import LatentModel, ModelOutput
+from genzoo.models.registry import register_model
 from genzoo.nn.coders import CoderConfig, Decoder, Encoder
-from genzoo.registry import register_model
 
 JITTER = 1e-5  # added to the code covariance, times its mean variance, before the Cholesky factor
 

@@ -1,0 +1,46 @@
+"""The registry of data kinds: each loader module registers itself with :func:`register_dataset`."""
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from genzoo.data.base import ImageDataset
+from genzoo.errors import GenzooError, choices_error
+
+
+@dataclass(frozen=True)
+class DatasetKind:
+    name: str
+    syntax: str
+    help: str
+    loader: Callable[..., ImageDataset]
+    needs_path: bool
+
+
+_KINDS: dict[str, DatasetKind] = {}
+
+
+def register_dataset(name: str, syntax: str, help: str, needs_path: bool = True):
+    def deco(fn):
+        _KINDS[name] = DatasetKind(name, syntax, help, fn, needs_path)
+        return fn
+
+    return deco
+
+
+def dataset_kinds() -> list[DatasetKind]:
+    return [_KINDS[k] for k in sorted(_KINDS)]
+
+
+def load_dataset(spec: str, **options) -> ImageDataset:
+    """Load ``KIND`` or ``KIND:PATH``. Options (``size``, ``colors``, ``palette``) go to the loader."""
+    kind, _, path = spec.partition(":")
+    if kind not in _KINDS:
+        raise choices_error("dataset", kind, [k.syntax for k in _KINDS.values()])
+    entry = _KINDS[kind]
+    if entry.needs_path and not path:
+        raise GenzooError(f"dataset {kind!r} needs a path: {entry.syntax}")
+    data = entry.loader(spec, path or None, **options)
+    # Recorded so a run can reload the same images (a fitted palette is saved separately).
+    data.meta.setdefault("options", {k: v for k, v in options.items() if v is not None and k != "palette"})
+    return data
