@@ -13,18 +13,41 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from typing import Any, Protocol
 
 import torch
 from tqdm.auto import tqdm
 
+from genzoo.data.base import ImageDataset
 from genzoo.errors import GenzooError
+from genzoo.models.base import TrainableModel
+from genzoo.training.config import TrainConfig
 from genzoo.viz import sample_picture, save_png
 
-if TYPE_CHECKING:  # the trainer imports this module; the annotation only names its class
-    from genzoo.training.trainer import Trainer
-
 Record = dict[str, Any]
+
+
+class Trainer(Protocol):
+    """What a callback may read of the trainer (:class:`genzoo.training.trainer.Trainer`) and call."""
+
+    model: TrainableModel
+    data: ImageDataset
+    cfg: TrainConfig
+    run_dir: Path
+    device: torch.device
+    seed: int
+    quiet: bool
+    step: int
+    last_round_seconds: float
+    is_log_step: bool
+    is_checkpoint_step: bool
+    is_eval_step: bool
+    is_final_step: bool
+
+    def log(self, record: Record) -> None: ...
+
+    def save(self) -> None: ...
 
 
 class Callback:
