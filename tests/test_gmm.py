@@ -11,12 +11,8 @@ import torch
 from genzoo.data import ImageInfo
 from genzoo.errors import GenzooError
 from genzoo.evaluation.callbacks import HeldOutLikelihood
-from genzoo.models.classic.gmm import (
-    GaussianMixture,
-    GMMConfig,
-    log_normal_mass,
-    truncated_normal_moments,
-)
+from genzoo.models.classic.gmm import GaussianMixture, GMMConfig, truncated_normal_moments
+from genzoo.nn.gaussian import log_normal_mass
 
 Normal = torch.distributions.Normal
 

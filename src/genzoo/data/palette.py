@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from genzoo.data.kmeans import kmeans_pp
 from genzoo.errors import GenzooError
 
 _CHUNK_ELEMENTS = 1 << 22  # points x centres per distance block (32 MiB of float64)
@@ -55,7 +56,7 @@ def kmeans_palette(
     if len(points) <= k:  # the sample happened to miss colours: its colours are the answer
         return _decode(colours)
 
-    centres = _kmeans_pp(points, weights, k, rng)  # (k, 3)
+    centres = points[kmeans_pp(points, k, rng, weights)]  # (k, 3)
     assign = None
     for _ in range(iters):
         new_assign, dist = _nearest(points, centres)
@@ -146,22 +147,6 @@ def _nearest(points: np.ndarray, centres: np.ndarray) -> tuple[np.ndarray, np.nd
         assign[start : start + step] = score.argmin(1)
     dist = ((points - centres[assign]) ** 2).sum(1)  # (P,) exact squared distances
     return assign, dist
-
-
-def _kmeans_pp(points: np.ndarray, weights: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
-    """k-means++ seeding: each next centre drawn with probability ∝ weight x D(point)^2."""
-    centres = np.empty((k, 3), dtype=np.float64)
-    centres[0] = points[rng.choice(len(points), p=weights / weights.sum())]
-    d2 = ((points - centres[0]) ** 2).sum(1)  # (P,) squared distance to the nearest centre so far
-    for j in range(1, k):
-        mass = weights * d2
-        total = mass.sum()
-        if total <= 0:  # cannot happen while distinct points outnumber centres; kept for safety
-            centres[j:] = centres[0]
-            break
-        centres[j] = points[rng.choice(len(points), p=mass / total)]
-        np.minimum(d2, ((points - centres[j]) ** 2).sum(1), out=d2)
-    return centres
 
 
 def _update_centres(

@@ -19,10 +19,13 @@ C_out channels mean is up to the model (a likelihood head's parameters, or the m
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from typing import Literal
 
 import torch
 from torch import nn
+
+from genzoo.nn.mlp import mlp
 
 Arch = Literal["mlp", "conv"]
 Activation = Literal["relu", "tanh"]
@@ -69,21 +72,13 @@ def conv_sizes(height: int, width: int, stages: int) -> list[tuple[int, int]]:
     return sizes
 
 
-def _mlp(sizes: list[int], act: str, last_act: bool) -> list[nn.Module]:
-    layers: list[nn.Module] = []
-    for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
-        layers.append(nn.Linear(a, b))
-        if last_act or i < len(sizes) - 2:
-            layers.append(make_activation(act))
-    return layers
-
-
 class Encoder(nn.Module):
     """Images (B, C_in, H, W) in [0, 1] -> vectors (B, out_dim)."""
 
     def __init__(self, in_channels: int, height: int, width: int, out_dim: int, cfg: CoderConfig):
         super().__init__()
         layers: list[nn.Module] = []
+        act = partial(make_activation, cfg.activation)
         if cfg.arch == "conv":
             sizes = conv_sizes(height, width, len(cfg.channels))
             prev = in_channels
@@ -95,7 +90,7 @@ class Encoder(nn.Module):
         else:
             flat = in_channels * height * width
         layers.append(nn.Flatten())
-        layers += _mlp([flat, *cfg.hidden, out_dim], cfg.activation, last_act=False)
+        layers += mlp([flat, *cfg.hidden, out_dim], act, last_activation=False)
         self.net = nn.Sequential(*layers)
 
     def forward(self, u: torch.Tensor) -> torch.Tensor:
@@ -108,11 +103,12 @@ class Decoder(nn.Module):
     def __init__(self, code_dim: int, out_channels: int, height: int, width: int, cfg: CoderConfig):
         super().__init__()
         self.out_channels, self.height, self.width = out_channels, height, width
+        act = partial(make_activation, cfg.activation)
         if cfg.arch == "conv":
             sizes = conv_sizes(height, width, len(cfg.channels))
             hn, wn = sizes[-1]
             self.start = (cfg.channels[-1], hn, wn)
-            fc = _mlp([code_dim, *reversed(cfg.hidden), cfg.channels[-1] * hn * wn], cfg.activation, last_act=True)
+            fc = mlp([code_dim, *reversed(cfg.hidden), cfg.channels[-1] * hn * wn], act)
             ups: list[nn.Module] = []
             outs = list(reversed(cfg.channels[:-1])) + [cfg.channels[0]]  # channels after each transposed conv
             prev = cfg.channels[-1]
@@ -127,8 +123,8 @@ class Decoder(nn.Module):
             self.fc, self.ups = nn.Sequential(*fc), nn.Sequential(*ups)
         else:
             self.start = None
-            self.fc = nn.Sequential(*_mlp([code_dim, *reversed(cfg.hidden), out_channels * height * width],
-                                          cfg.activation, last_act=False))
+            self.fc = nn.Sequential(*mlp([code_dim, *reversed(cfg.hidden), out_channels * height * width], act,
+                                         last_activation=False))
             self.ups = nn.Identity()
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:

@@ -15,11 +15,8 @@ autoregressive models'.
 
       P(v) = Phi((c_v + h - mu) / sigma) - Phi((c_v - h - mu) / sigma)
 
-  sums to one over v. Computed in log space: for standardised edges a < b,
-  Phi(b) - Phi(a) = Phi(-a) - Phi(-b), and taking the pair with a + b <= 0 (the lower tail),
-  log P = log Phi(b) + log(1 - exp(log Phi(a) - log Phi(b))) never cancels; log Phi is
-  :func:`log_ndtr` (an asymptotic series far in the tail, where torch's gradient drifts).
-  log sigma is clamped below at -7.
+  sums to one over v, computed in log space without cancellation by
+  :func:`genzoo.nn.gaussian.log_normal_mass`. log sigma is clamped below at -7.
 * :class:`DiscretizedLogisticHead` (P = 2): one logistic per sub-pixel on the [-1, 1] grid of
   Salimans et al. 2017 (PixelCNN++, arXiv:1701.05517, eq. 2), i.e. the single-component case of
   :mod:`genzoo.nn.logistic_mixture`, which computes it.
@@ -44,6 +41,7 @@ import torch.nn.functional as F
 from genzoo.data.continuous import palette_tensor
 from genzoo.errors import GenzooError
 from genzoo.nn import logistic_mixture
+from genzoo.nn.gaussian import log_normal_mass
 
 HeadName = Literal["auto", "bernoulli", "categorical", "gaussian", "logistic"]
 MIN_LOG_SIGMA = -7.0
@@ -136,44 +134,6 @@ class CategoricalHead(DiscreteHead):
         return self.log_prob_all(params).gather(-1, x.unsqueeze(-1)).squeeze(-1)  # (B, C, H, W)
 
 
-TAIL = -10.0  # below this, log Phi uses its asymptotic series (torch's log_ndtr gradient drifts far out)
-
-
-def log_ndtr(x: torch.Tensor) -> torch.Tensor:
-    """log Phi(x) with accurate values and gradients for any x.
-
-    For x < -10: Phi(x) = phi(x) / (-x) * (1 - r + 3 r^2 - 15 r^3 + 105 r^4 - ...), r = 1 / x^2
-    (truncation error below 1e-7 relative there); elsewhere ``torch.special.log_ndtr``.
-    """
-    tail = x < TAIL
-    xt = torch.where(tail, x, TAIL)  # finite stand-ins keep the unused branch's gradient finite
-    r = 1.0 / (xt * xt)
-    series = -0.5 * xt * xt - 0.5 * math.log(2 * math.pi) - torch.log(-xt) + torch.log1p(
-        r * (-1.0 + r * (3.0 + r * (-15.0 + 105.0 * r))))
-    return torch.where(tail, series, torch.special.log_ndtr(torch.where(tail, TAIL, x)))
-
-
-def log_normal_bin(lower: torch.Tensor, upper: torch.Tensor, first: torch.Tensor, last: torch.Tensor,
-                   mid: torch.Tensor, log_width: float) -> torch.Tensor:
-    """log(Phi(upper) - Phi(lower)) for standardised bin edges, stably; all arguments broadcast.
-
-    ``first``/``last`` mark bins reaching -inf/+inf (their ``lower``/``upper`` are ignored but must
-    be finite). Where the two log-CDFs coincide in floating point (a bin far narrower than sigma)
-    the mid-bin density log(phi(mid) * width / sigma) is used: ``mid`` is the standardised bin
-    centre and ``log_width`` = log(width / sigma).
-    """
-    flip = (lower + upper) > 0  # upper tail: use Phi(-lower) - Phi(-upper)
-    a = torch.where(flip, -upper, lower)
-    b = torch.where(flip, -lower, upper)
-    log_a, log_b = log_ndtr(a), log_ndtr(b)
-    diff = log_a - log_b  # <= 0
-    resolved = diff < 0
-    inner = log_b + torch.log(-torch.expm1(torch.where(resolved, diff, -1.0)))
-    inner = torch.where(resolved, inner, -0.5 * mid * mid - 0.5 * math.log(2 * math.pi) + log_width)
-    out = torch.where(last, log_ndtr(-lower), inner)
-    return torch.where(first, log_ndtr(upper), out)
-
-
 class DiscretizedGaussianHead(DiscreteHead):
     param_channels = 2
 
@@ -188,11 +148,10 @@ class DiscretizedGaussianHead(DiscreteHead):
         centre = v.to(mu.dtype) / (k - 1)
         lower = (centre - half - mu) * inv_sigma
         upper = (centre + half - mu) * inv_sigma
-        first, last = v == 0, v == k - 1
-        lower = torch.where(first, upper - 1.0, lower)  # finite stand-ins for the infinite edges
-        upper = torch.where(last, lower + 1.0, upper)
+        lower = torch.where(v == 0, -math.inf, lower)  # the outer bins reach -inf and +inf
+        upper = torch.where(v == k - 1, math.inf, upper)
         mid = (centre - mu) * inv_sigma
-        return log_normal_bin(lower, upper, first, last, mid, math.log(2 * half) - log_sigma)
+        return log_normal_mass(lower, upper, mid=mid, log_width=math.log(2 * half) - log_sigma)
 
     def log_prob_values(self, params, x):
         mu, log_sigma = self._mu_log_sigma(params)

@@ -33,6 +33,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from genzoo.errors import GenzooError
+from genzoo.nn.mlp import mlp
 
 Norm = Literal["batch", "layer", "none"]
 MAX_WIDTH_MULT = 8  # DCGAN's widest layer is 8 x base channels
@@ -118,11 +119,8 @@ def _head(features: int, minibatch_features: int) -> nn.Sequential:
 
 
 # -- fully connected nets -----------------------------------------------------------------------------
-def _mlp(sizes: list[int], act) -> list[nn.Module]:
-    layers: list[nn.Module] = []
-    for a, b in zip(sizes[:-1], sizes[1:]):
-        layers += [nn.Linear(a, b), act()]
-    return layers
+def _leaky() -> nn.Module:
+    return nn.LeakyReLU(0.2)
 
 
 class MLPGenerator(nn.Module):
@@ -131,8 +129,7 @@ class MLPGenerator(nn.Module):
     def __init__(self, latent_dim: int, shape: tuple[int, int, int], hidden: tuple[int, ...], tanh: bool = True):
         super().__init__()
         self.shape = tuple(shape)
-        sizes = [latent_dim, *hidden]
-        self.net = nn.Sequential(*_mlp(sizes, nn.ReLU), nn.Linear(sizes[-1], math.prod(shape)))
+        self.net = nn.Sequential(*mlp([latent_dim, *hidden, math.prod(shape)], nn.ReLU, last_activation=False))
         self.tanh = tanh
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
@@ -146,7 +143,7 @@ class MLPDiscriminator(nn.Module):
     def __init__(self, shape: tuple[int, int, int], hidden: tuple[int, ...], minibatch_features: int = 0):
         super().__init__()
         sizes = [math.prod(shape), *hidden]
-        self.body = nn.Sequential(*_mlp(sizes, lambda: nn.LeakyReLU(0.2)))
+        self.body = nn.Sequential(*mlp(sizes, _leaky))
         self.head = _head(sizes[-1], minibatch_features)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -163,9 +160,8 @@ class MLPAutoencoder(nn.Module):
     def __init__(self, shape: tuple[int, int, int], hidden: tuple[int, ...]):
         super().__init__()
         flat = math.prod(shape)
-        self.encoder = nn.Sequential(*_mlp([flat, *hidden], lambda: nn.LeakyReLU(0.2)))
-        back = [*reversed(hidden)]
-        self.decoder = nn.Sequential(*_mlp(back, nn.ReLU), nn.Linear(back[-1], flat))
+        self.encoder = nn.Sequential(*mlp([flat, *hidden], _leaky))
+        self.decoder = nn.Sequential(*mlp([*reversed(hidden), flat], nn.ReLU, last_activation=False))
 
     def forward(self, x: torch.Tensor, return_code: bool = False):
         flat = x.flatten(1)  # (B, D)

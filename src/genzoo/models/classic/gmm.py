@@ -66,17 +66,19 @@ import math
 from dataclasses import dataclass
 from typing import ClassVar, Literal
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from genzoo.data.continuous import from_unit, to_unit, unit_channels
+from genzoo.data.kmeans import kmeans_pp
 from genzoo.errors import GenzooError
 from genzoo.models.base import LikelihoodModel, ModelOutput
 from genzoo.models.registry import register_model
+from genzoo.nn.gaussian import LOG_2PI, log_normal_mass
 
 CHUNK = 1024  # images per E-step chunk: bounds memory only
-LOG_2PI = math.log(2 * math.pi)
 WHOLE_SPLIT = 10**9  # a batch_size the trainer clips to the split size: full-batch EM
 
 
@@ -348,7 +350,8 @@ class GaussianMixture(LikelihoodModel):
         if self.config.init == "random":
             pick = torch.randperm(b)[:m] if b >= m else torch.randint(0, b, (m,))
         else:
-            pick = kmeans_pp(v, m)
+            rng = np.random.default_rng(int(torch.randint(0, 2**62, ())))  # drawn from torch's global RNG
+            pick = torch.from_numpy(kmeans_pp(v.cpu().numpy(), m, rng))
         seeds = v[pick.to(v.device)]  # (M, D)
         spread = v.var(0, unbiased=False).clamp_min(self.config.reg) if b > 1 else torch.full_like(v[0], 1 / 12)
         self.mean.copy_(seeds)  # kept, with the batch's spread, by a seed that wins no image (a duplicate)
@@ -464,24 +467,6 @@ class GaussianMixture(LikelihoodModel):
 
 
 # -- the pieces, as functions of tensors -------------------------------------------------------
-def log_normal_mass(lo: torch.Tensor, hi: torch.Tensor) -> torch.Tensor:
-    """log(Phi(hi) - Phi(lo)) for standardised edges lo < hi (either may be infinite), accurate in the tails.
-
-    An interval mostly above zero is mirrored to (-hi, -lo) (same mass), so both CDF values are
-    small and ``log_ndtr`` is exact; the difference is then log Phi(b) + log(-expm1(log Phi(a) - log Phi(b))).
-    Where the two CDFs coincide in floating point, the mid-point density times the width stands in.
-    """
-    flip = (lo + hi) > 0
-    a, b = torch.where(flip, -hi, lo), torch.where(flip, -lo, hi)
-    la, lb = torch.special.log_ndtr(a), torch.special.log_ndtr(b)
-    out = lb + torch.log(-torch.expm1(la - lb))
-    bad = out == -math.inf  # the true mass is never 0: the CDFs coincided in floating point
-    if bad.any():
-        a, b = a[bad], b[bad]
-        out[bad] = -0.5 * (0.5 * (a + b)) ** 2 - 0.5 * LOG_2PI + torch.log(b - a)
-    return out
-
-
 def truncated_normal_moments(a: torch.Tensor, b: torch.Tensor, log_z: torch.Tensor | None = None):
     """Mean and variance of a standard normal truncated to [a, b] (elementwise; ends may be infinite).
 
@@ -525,21 +510,3 @@ def soft_counts(idx: torch.Tensor, r: torch.Tensor, rows: int) -> torch.Tensor:
     counts = torch.bincount(key, minlength=rows)
     offsets = counts.cumsum(0) - counts
     return F.embedding_bag(order // idx.shape[1], r, offsets, mode="sum")  # (rows, M)
-
-
-def kmeans_pp(v: torch.Tensor, m: int) -> torch.Tensor:
-    """Indices of m seeds: the first uniform, each next with probability proportional to its squared
-    distance to the nearest seed so far (Arthur & Vassilvitskii 2007); uniform when all distances are 0."""
-    b = len(v)
-    sq = (v * v).sum(1)  # (B,)
-    picks = [int(torch.randint(0, b, ()))]
-    dist = (sq - 2 * (v @ v[picks[0]]) + sq[picks[0]]).clamp_min(0)  # (B,) squared distance to the nearest seed
-    for _ in range(1, m):
-        total = dist.sum()
-        if total > 0:
-            nxt = int(torch.multinomial((dist / total).cpu(), 1))
-        else:
-            nxt = int(torch.randint(0, b, ()))
-        picks.append(nxt)
-        dist = torch.minimum(dist, (sq - 2 * (v @ v[nxt]) + sq[nxt]).clamp_min(0))
-    return torch.tensor(picks)
