@@ -1,33 +1,49 @@
-"""The ``genzoo`` command. Each subcommand is a typed function; argparse only maps flags to it.
+"""The ``genzoo`` command. Each subcommand is a typed function; the parser is built from it.
 
-Bad input of any kind is a :class:`GenzooError`: one line on stderr, exit status 2.
+Each command function's signature is the single source of its options: the parameter's type
+annotation chooses the parser (numbers are checked finite and in range here, once, at the
+boundary), its default is the option's default (shown in ``--help``), and the :class:`Opt`
+beside it gives the help line and the allowed range. Choices come from the registries (models,
+data kinds, masks, evaluation sections), so help never lists a stale set.
+
+Bad input of any kind is a :class:`GenzooError` (or an argparse error): one line on stderr,
+exit status 2. Ctrl-C after a checkpoint exits 130, SIGTERM 143.
 """
 from __future__ import annotations
 
 import argparse
+import inspect
+import math
 import sys
+import typing
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, NoReturn
 
 import numpy as np
 import torch
 
 from genzoo._version import __version__
 from genzoo.data import dataset_kinds, load_dataset
-from genzoo.errors import GenzooError
+from genzoo.errors import GenzooError, choices_error
 from genzoo.evaluation.callbacks import HeldOutLikelihood
 from genzoo.evaluation.probe import linear_probe
 from genzoo.evaluation.report import build_report
-from genzoo.evaluation.sections import evaluate
+from genzoo.evaluation.sections import SECTIONS, evaluate
+from genzoo.features import available_extractors
 from genzoo.io import write_json
-from genzoo.models.base import LatentModel
+from genzoo.models.base import MAX_SAMPLE_VALUES, GenerativeModel, LatentModel
 from genzoo.models.registry import available_models, get_model_class, resolve_configs
 from genzoo.sampling.latent import interpolate, traversal_codes
-from genzoo.sampling.masks import make_mask
+from genzoo.sampling.masks import MASKS, make_mask
 from genzoo.training.checkpoint import load_checkpoint
 from genzoo.training.config import TrainConfig
 from genzoo.training.run import (
     CHECKPOINT,
+    EVAL_JSON,
     RUN_JSON,
+    LoadedRun,
     build_from_state,
     load_run,
     make_config,
@@ -36,45 +52,325 @@ from genzoo.training.run import (
     run_description,
 )
 from genzoo.training.trainer import Trainer, TrainingInterrupted
-from genzoo.viz import completion_figure, grid, labelled_grid, mask_rgb, sample_picture, save_png
+from genzoo.viz import (
+    completion_figure,
+    grid,
+    labelled_grid,
+    mask_rgb,
+    sample_picture,
+    save_png,
+)
+
+HELD_OUT_IMAGES = 2000  # test NLL during training: the split's first 2,000 images (`genzoo eval`: all of them)
+MAX_GRID_IMAGES = 10_000  # tiles in one picture written by sample / complete / reconstruct
+MAX_GRID_SIDE = 64  # steps of a traversal (a side of its square grid)
+MAX_PATH_STEPS = 1000  # steps of an interpolation
+MAX_SEED = 2**63 - 1  # torch generators take seeds in [0, 2^63)
+
+
+# ----------------------------------------------------------------------------------------
+# how options are described
+
+
+@dataclass(frozen=True)
+class Opt:
+    """Help and checks of one command parameter; the default comes from the function's signature."""
+
+    help: str
+    flags: tuple[str, ...] = ()  # default: --name-with-dashes; () and positional=True for a positional
+    positional: bool = False
+    lo: float | None = None  # smallest allowed value (numbers)
+    hi: float | None = None  # largest allowed value (numbers)
+    above: float | None = None  # the value must be strictly greater (numbers)
+    choices: Callable[[], Sequence[str]] | None = None  # the registry to choose from
+    metavar: str | None = None
+    nargs: int | str | None = None
+    repeat: bool = False  # the flag may be given several times; the values are collected in a list
+
+
+@dataclass(frozen=True)
+class Command:
+    name: str
+    help: str
+    fn: Callable[..., Any]
+    opts: dict[str, Opt]
+
+
+COMMANDS: dict[str, Command] = {}
+
+
+def command(name: str, help: str, **opts: Opt) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Register ``fn`` as ``genzoo NAME``; every parameter of ``fn`` must have an :class:`Opt`."""
+    def deco(fn: Callable[..., Any]) -> Callable[..., Any]:
+        params = list(inspect.signature(fn).parameters)
+        missing = [p for p in params if p not in opts]
+        extra = [o for o in opts if o not in params]
+        if missing or extra:
+            raise TypeError(f"genzoo {name}: options {missing or extra} do not match the parameters of {fn.__name__}")
+        COMMANDS[name] = Command(name, help, fn, opts)
+        return fn
+
+    return deco
+
+
+def _number(kind: type, opt: Opt, flag: str) -> Callable[[str], Any]:
+    """An argparse type: parse, then refuse non-finite values and values out of the option's range."""
+    def parse(raw: str) -> Any:
+        try:
+            value = kind(raw)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{flag} {raw!r}: expected {'an integer' if kind is int else 'a number'}"
+                                             ) from None
+        if kind is float and not math.isfinite(value):
+            raise argparse.ArgumentTypeError(f"{flag} {raw}: must be a finite number")
+        if opt.lo is not None and value < opt.lo:
+            raise argparse.ArgumentTypeError(f"{flag} {raw}: must be >= {opt.lo:g}")
+        if opt.hi is not None and value > opt.hi:
+            raise argparse.ArgumentTypeError(f"{flag} {raw}: must be <= {int(opt.hi) if opt.hi == int(opt.hi) else opt.hi}")
+        if opt.above is not None and value <= opt.above:
+            raise argparse.ArgumentTypeError(f"{flag} {raw}: must be > {opt.above:g}")
+        return value
+
+    parse.__name__ = kind.__name__
+    return parse
+
+
+def _choice(opt: Opt, flag: str) -> Callable[[str], str]:
+    def parse(raw: str) -> str:
+        valid = list(opt.choices()) if opt.choices else []
+        value = raw.replace("-", "_") if raw.replace("-", "_") in valid and raw not in valid else raw
+        if value not in valid:
+            noun = (opt.metavar if isinstance(opt.metavar, str) else flag).strip("-").lower()
+            raise argparse.ArgumentTypeError(str(choices_error(noun, raw, valid)))
+        return value
+
+    return parse
+
+
+class _Formatter(argparse.HelpFormatter):
+    """Every option's help line ends with its default (when it has one and the help does not say it)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        if (action.option_strings and action.default is not None and action.default is not False
+                and action.default is not argparse.SUPPRESS and "default" not in text):
+            shown = " ".join(map(str, action.default)) if isinstance(action.default, (list, tuple)) else action.default
+            text += f" (default: {shown})"
+        return text
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors (``genzoo: error: ...``, exit 2) instead of usage dumps."""
+
+    def error(self, message: str) -> NoReturn:
+        print(f"genzoo: error: {self.prog.removeprefix('genzoo ')}: {message}", file=sys.stderr)
+        raise SystemExit(2)
+
+
+def _add_parameter(p: argparse.ArgumentParser, name: str, param: inspect.Parameter, hint: Any, opt: Opt) -> None:
+    flags = opt.flags or (name if opt.positional else "--" + name.replace("_", "-"),)
+    flag = flags[-1]
+    kwargs: dict[str, Any] = {"help": opt.help}
+    required = param.default is inspect.Parameter.empty
+    if not opt.positional:
+        kwargs["dest"] = name
+        if required:
+            kwargs["required"] = True
+        else:
+            kwargs["default"] = param.default
+    args = typing.get_args(hint)
+    base = next((a for a in args if a is not type(None)), hint) if args and type(None) in args else hint
+    item = typing.get_args(base)[0] if typing.get_origin(base) in (list, tuple, Sequence) else None
+    scalar = item or base
+    if scalar is bool:
+        kwargs["action"] = "store_true"
+    elif opt.choices is not None:
+        kwargs["type"] = _choice(opt, flag)
+        kwargs["metavar"] = opt.metavar or "{" + ",".join(opt.choices()) + "}"
+    elif scalar in (int, float):
+        kwargs["type"] = _number(scalar, opt, flag)
+    elif scalar is Path:
+        kwargs["type"] = Path
+    if opt.repeat:
+        kwargs["action"] = "append"
+    elif item is not None:
+        kwargs["nargs"] = opt.nargs or "+"
+    elif opt.nargs is not None:
+        kwargs["nargs"] = opt.nargs
+    if opt.metavar and "metavar" not in kwargs:
+        kwargs["metavar"] = opt.metavar
+    if required and not opt.positional:
+        kwargs["help"] += " (required)"
+    p.add_argument(*flags, **kwargs)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="genzoo", description="Train, sample, complete and evaluate generative models.",
+                formatter_class=_Formatter)
+    p.add_argument("--version", action="version", version=f"genzoo {__version__}")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
+    for cmd in COMMANDS.values():
+        sp = sub.add_parser(cmd.name, help=cmd.help, description=(cmd.fn.__doc__ or cmd.help).strip(),
+                            formatter_class=_Formatter)
+        hints = typing.get_type_hints(cmd.fn)
+        mutually_exclusive: dict[str, argparse._MutuallyExclusiveGroup] = {}
+        for name, param in inspect.signature(cmd.fn).parameters.items():
+            target: Any = sp
+            if cmd.name == "train" and name in ("steps", "epochs"):
+                if "budget" not in mutually_exclusive:
+                    mutually_exclusive["budget"] = sp.add_mutually_exclusive_group()
+                target = mutually_exclusive["budget"]
+            _add_parameter(target, name, param, hints[name], cmd.opts[name])
+    return p
+
+
+# ----------------------------------------------------------------------------------------
+# shared checks
+
+
+def _check_out_file(out: Path, suffix: str, flag: str = "-o") -> None:
+    out = Path(out)
+    if out.suffix.lower() != suffix:
+        raise GenzooError(f"{flag} {out}: the output must be a {suffix} file")
+    if out.is_dir():
+        raise GenzooError(f"{flag} {out}: is a folder; name a {suffix} file")
+    if out.parent.exists() and not out.parent.is_dir():
+        raise GenzooError(f"{flag} {out}: {out.parent} is not a folder")
+
+
+def _check_json_out(path: Path | None) -> None:
+    if path is not None:
+        _check_out_file(path, ".json", "--json")
+
+
+def _generative_run(run: Path, device: str, what: str) -> LoadedRun:
+    r = load_run(run, device)
+    if not isinstance(r.model, GenerativeModel):
+        raise GenzooError(f"{run}: holds a {r.model_name!r} run, which does not generate images, so it cannot {what}")
+    return r
+
+
+def _latent_run(run: Path, device: str, what: str) -> LoadedRun:
+    r = load_run(run, device)
+    if not isinstance(r.model, LatentModel):
+        raise GenzooError(f"model {r.model_name!r} has no code space to {what} (only autoencoders, VAEs and GANs do)")
+    return r
+
+
+def _check_grid(n: int, what: str) -> None:
+    if n > MAX_GRID_IMAGES:
+        raise GenzooError(f"{what}: {n:,} images exceed the limit of {MAX_GRID_IMAGES:,} in one picture")
+
+
+def parse_image_selection(spec: str, data, option: str = "--images") -> tuple[str, list[int]]:
+    """``test:0-7`` or ``train:3,5,9`` -> (split, positions), checked against the data before expanding."""
+    split, colon, rest = spec.partition(":")
+    usage = f"{option} {spec!r}: expected SPLIT:A-B or SPLIT:i,j,k (e.g. test:0-7)"
+    if not colon:
+        raise GenzooError(usage)
+    n = data.size(split)
+    ranges: list[tuple[int, int]] = []
+    try:
+        for part in rest.split(","):
+            a, dash, b = part.partition("-")
+            ranges.append((int(a), int(b)) if dash else (int(a), int(a)))
+    except ValueError:
+        raise GenzooError(usage) from None
+    for a, b in ranges:
+        if not (0 <= a < n and 0 <= b < n) or b < a:
+            raise GenzooError(f"{option} {spec!r}: split {split!r} has images 0-{n - 1}")
+    count = sum(b - a + 1 for a, b in ranges)
+    _check_grid(count, f"{option} {spec!r}")
+    return split, [i for a, b in ranges for i in range(a, b + 1)]
+
+
+def _select_one(spec: str, data, option: str) -> torch.Tensor:
+    """``test:4`` -> that image (1, C, H, W)."""
+    split, positions = parse_image_selection(spec, data, option)
+    if len(positions) != 1:
+        raise GenzooError(f"{option} {spec!r}: name one image, e.g. test:4")
+    return data.images(split, positions)
+
+
+def _generator(model: torch.nn.Module, seed: int) -> torch.Generator:
+    return torch.Generator(device=next(model.parameters()).device).manual_seed(seed)
+
+
+def _models() -> list[str]:
+    return list(available_models())
+
+
+def _sections() -> list[str]:
+    return list(SECTIONS)
+
+
+def _masks() -> list[str]:
+    return list(MASKS)
+
 
 # ----------------------------------------------------------------------------------------
 # commands
 
-HELD_OUT_IMAGES = 2000  # test NLL during training: the split's first 2,000 images (`genzoo eval`: all)
+_SEED = Opt("random seed", lo=0, hi=MAX_SEED)
+_DEVICE = Opt("auto | cpu | cuda (auto takes CUDA when present)")
+_RUN = Opt("a run folder (made by genzoo train)", positional=True)
+_PNG = Opt("output .png", flags=("-o", "--out"))
 
 
+@command("models", "list registered models and their presets")
 def cmd_models() -> None:
+    """List the registered models: family, likelihood, presets and paper."""
     for name, cls in available_models().items():
-        kind = getattr(cls, "likelihood", None)
+        kind = getattr(cls, "likelihood", None)  # likelihood models declare it; other families have none
         lik = {"exact": "exact log-likelihood", "bound": "likelihood bound"}.get(kind, "no likelihood")
         print(f"{name:<20} {cls.family:<15} {lik:<21} presets: {', '.join(cls.presets) or '-'}")
         print(f"{'':<20} {cls.paper}")
 
 
+@command("datasets", "list data set kinds and their syntax")
 def cmd_datasets() -> None:
+    """List the data kinds and their syntax."""
     for kind in dataset_kinds():
         print(f"{kind.syntax:<24} {kind.help}")
 
 
-def parse_sets(pairs: list[str]) -> dict[str, str]:
+def parse_sets(pairs: Sequence[str]) -> dict[str, str]:
     out = {}
     for pair in pairs:
         key, eq, value = pair.partition("=")
-        if not eq or not key:
+        if not eq or not key.strip():
             raise GenzooError(f"--set {pair!r}: expected key=value")
         out[key.strip()] = value.strip()
     return out
 
 
-def cmd_train(model: str, data: str | None, out: Path, preset: str | None = None, sets: list[str] = (),
-              steps: int | None = None, epochs: float | None = None, seed: int = 0, device: str = "auto",
-              resume: bool = False, size: int | None = None, colors: int | None = None, quiet: bool = False) -> dict:
-    """Train MODEL on DATA into the run folder OUT (or continue it with ``resume``)."""
-
+@command("train", "train a model into a run folder",
+         model=Opt("a registered model (see `genzoo models`; - and _ are the same)", positional=True,
+                   choices=_models, metavar="MODEL"),
+         out=Opt("run folder to create (or continue with --resume)"),
+         data=Opt("data spec (see `genzoo datasets`); default: pokemon, or the run's own with --resume"),
+         preset=Opt("named settings of the model (see `genzoo models`)"),
+         sets=Opt("override a model or trainer setting; repeatable", flags=("--set",), metavar="KEY=VALUE",
+                  repeat=True),
+         steps=Opt("total training steps (rounds); default: the preset's, else 2000", lo=1),
+         epochs=Opt("total passes over the training split", above=0),
+         seed=_SEED, device=_DEVICE,
+         resume=Opt("continue the run in --out from its checkpoint"),
+         size=Opt("folder/CIFAR data: resize images to SIZE x SIZE (default 32)", lo=1),
+         colors=Opt("folder data: quantise to this many colours (default 64)", lo=2),
+         quiet=Opt("no progress bar or messages"))
+def cmd_train(model: str, out: Path, data: str | None = None, preset: str | None = None,
+              sets: list[str] | None = None, steps: int | None = None, epochs: float | None = None, seed: int = 0,
+              device: str = "auto", resume: bool = False, size: int | None = None, colors: int | None = None,
+              quiet: bool = False) -> dict:
+    """Train MODEL on DATA into the run folder OUT (or continue it with --resume)."""
     out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise GenzooError(f"--out {out}: is a file; name a folder for the run")
+    model = model.replace("-", "_") if model.replace("-", "_") in available_models() else model
+    preset = None if preset is None else preset.replace("-", "_")
     dev = resolve_device(device)
-    overrides = parse_sets(list(sets))
+    overrides = parse_sets(list(sets or []))
     if steps is not None:
         overrides["steps"], overrides["epochs"] = str(steps), "0"
     if epochs is not None:
@@ -125,62 +421,68 @@ def cmd_train(model: str, data: str | None, out: Path, preset: str | None = None
     return last
 
 
-def cmd_sample(run: Path, n: int, out: Path, seed: int = 0, temperature: float = 1.0, device: str = "auto",
+@command("sample", "draw new images from a trained run",
+         run=_RUN, out=_PNG,
+         n=Opt("number of samples", flags=("-n",), lo=1),
+         seed=_SEED,
+         temperature=Opt("softmax temperature (0 = the most likely value)", lo=0),
+         condition=Opt("class label for conditional models (default: classes in turn)", lo=0),
+         naive=Opt("autoregressive: recompute every step (the slow reference path; the same samples)"),
+         ncols=Opt("tiles per row of the grid (default: a square grid)", lo=1),
+         precision=Opt("autoregressive: sample in float64 (cached and --naive give identical samples) or in the "
+                       "model's dtype (faster; rare float-rounding differences between the two paths)",
+                       choices=lambda: ("float64", "model")),
+         device=_DEVICE)
+def cmd_sample(run: Path, out: Path, n: int = 64, seed: int = 0, temperature: float = 1.0,
                condition: int | None = None, naive: bool = False, ncols: int | None = None,
-               precision: str = "float64") -> None:
-    _check_out_png(out)
-    if n < 1:
-        raise GenzooError(f"-n must be >= 1, got {n}")
-    r = load_run(run, device)
-    g = torch.Generator(device=r.model.device).manual_seed(seed)
-    cond = r.model.default_condition(n) if condition is None else torch.full((n,), condition, dtype=torch.long)
-    kwargs = {"naive": naive} if naive else {}
+               precision: str = "float64", device: str = "auto") -> None:
+    """A grid of N new images (a scatter plot for 2-D data)."""
+    _check_out_file(out, ".png")
+    _check_grid(n, f"-n {n}")
+    r = _generative_run(run, device, "sample")
+    model = r.model
+    if n * r.info.dims > MAX_SAMPLE_VALUES:
+        raise GenzooError(f"-n {n}: {n:,} samples of {r.info.dims} values exceed the limit of "
+                          f"{MAX_SAMPLE_VALUES:,} values per request")
+    cond = model.default_condition(n) if condition is None else torch.full((n,), condition, dtype=torch.long)
+    options: dict[str, Any] = {"progress": True}
+    if naive:
+        options["naive"] = True
     if precision != "float64":
-        kwargs["precision"] = None  # the model's own dtype
-    x = r.model.sample(n, generator=g, temperature=temperature, condition=cond, progress=True, **kwargs)
+        options["precision"] = None  # the model's own dtype
+    x = model.sample(n, generator=_generator(model, seed), temperature=temperature, condition=cond, **options)
     if r.info.continuous:  # 2-D points: a scatter plot over the mixture's centres
-
         save_png(sample_picture(x, r.data()), out)
     else:
         save_png(grid(r.info.to_rgb(x), ncols=ncols), out)
     print(f"wrote {n} samples to {out}", file=sys.stderr)
 
 
-def parse_image_selection(spec: str, data) -> tuple[str, list[int]]:
-    """``test:0-7`` or ``train:3,5,9`` -> (split, positions), checked against the data."""
-    split, colon, rest = spec.partition(":")
-    if not colon:
-        raise GenzooError(f"--images {spec!r}: expected SPLIT:A-B or SPLIT:i,j,k (e.g. test:0-7)")
-    n = data.size(split)
-    positions: list[int] = []
-    try:
-        for part in rest.split(","):
-            a, dash, b = part.partition("-")
-            positions.extend(range(int(a), int(b) + 1) if dash else [int(a)])
-    except ValueError:
-        raise GenzooError(f"--images {spec!r}: expected SPLIT:A-B or SPLIT:i,j,k (e.g. test:0-7)") from None
-    bad = [p for p in positions if not 0 <= p < n]
-    if bad or not positions:
-        raise GenzooError(f"--images {spec!r}: split {split!r} has images 0-{n - 1}")
-    return split, positions
-
-
-def cmd_complete(run: Path, mask: str, out: Path, images: str = "test:0-7", samples: int = 4, seed: int = 0,
+@command("complete", "show the model part of unseen images and let it draw the rest",
+         run=_RUN, out=_PNG,
+         mask=Opt("the part hidden", choices=_masks),
+         images=Opt("which images, e.g. test:0-7 or test:3,9"),
+         samples=Opt("completions per image", lo=1),
+         seed=_SEED, temperature=Opt("softmax temperature (0 = the most likely value)", lo=0),
+         device=_DEVICE)
+def cmd_complete(run: Path, out: Path, mask: str, images: str = "test:0-7", samples: int = 4, seed: int = 0,
                  temperature: float = 1.0, device: str = "auto") -> None:
-    _check_out_png(out)
-    r = load_run(run, device)
+    """Rows of original | shown | completions (hidden pixels magenta in the middle column)."""
+    _check_out_file(out, ".png")
+    r = _generative_run(run, device, "complete images")
     known = make_mask(mask, r.info)  # (C, H, W)
     data = r.data()
     split, positions = parse_image_selection(images, data)
+    _check_grid(len(positions) * (samples + 2), f"--images {images} with --samples {samples}")
     x = data.images(split, positions)  # (N, C, H, W)
     n = len(x)
-    g = torch.Generator(device=r.model.device).manual_seed(seed)
     reps = x.repeat_interleave(samples, dim=0)  # (N*k, C, H, W)
     cond = None
     if r.model.conditional:  # complete each image under its own label
         labels = data.batch(split, positions).get("y")
         cond = labels.repeat_interleave(samples) if labels is not None else r.model.default_condition(len(reps))
-    filled = r.model.complete(reps, known, generator=g, temperature=temperature, condition=cond, progress=True)
+    filled = r.model.complete(reps, known, generator=_generator(r.model, seed), temperature=temperature,
+                              condition=cond, progress=True)
     info = r.info
     original = info.to_rgb(x)
     shown = mask_rgb(original, known.all(0).numpy())
@@ -189,16 +491,28 @@ def cmd_complete(run: Path, mask: str, out: Path, images: str = "test:0-7", samp
     print(f"wrote completions of {n} {split} images ({mask} hidden, {samples} each) to {out}", file=sys.stderr)
 
 
-def cmd_eval(run: Path, split: str = "test", json_path: Path | None = None, device: str = "auto",
-             batch_size: int = 256, only: list[str] | None = None, k: int = 5000, k_iwae: int = 50,
-             max_images: int | None = None, samples: int = 1000, seed: int = 0, features: str | None = None,
-             feature_cache: Path | None = None) -> dict:
+@command("eval", "every measurement that applies (likelihoods, bounds, memorisation, ...)",
+         run=_RUN,
+         split=Opt("the held-out split measured"),
+         json_path=Opt("write results here (default RUN/eval.json)", flags=("--json",)),
+         batch_size=Opt("images per forward pass", lo=1),
+         only=Opt("sections to run (default: all that apply)", choices=_sections, metavar="SECTION"),
+         k=Opt("importance samples per image for the NLL estimate", lo=1),
+         k_iwae=Opt("samples per image for the IWAE bound", lo=1),
+         max_images=Opt("importance sampling on the first N images of the split only", lo=1),
+         samples=Opt("generated images for the memorisation check and the --features metrics", lo=1),
+         features=Opt("add sample quality in this feature space: " + " | ".join(
+             f"{p}:ARG" if p != "pixels" else p for p in available_extractors()), metavar="SPEC"),
+         feature_cache=Opt("cache of reference features (default $GENZOO_CACHE_DIR or ~/.cache/genzoo/features)"),
+         seed=_SEED, device=_DEVICE)
+def cmd_eval(run: Path, split: str = "test", json_path: Path | None = None, batch_size: int = 256,
+             only: list[str] | None = None, k: int = 5000, k_iwae: int = 50, max_images: int | None = None,
+             samples: int = 1000, features: str | None = None, feature_cache: Path | None = None, seed: int = 0,
+             device: str = "auto") -> dict:
     """Every measurement that applies to the run, each with its protocol, into RUN/eval.json."""
-
-    if k < 1 or k_iwae < 1 or samples < 1 or (max_images is not None and max_images < 1):
-        raise GenzooError("--k, --k-iwae, --samples and --max-images must be >= 1")
+    _check_json_out(json_path)
     r = load_run(run, device)
-    path = Path(json_path) if json_path else r.path / "eval.json"
+    path = Path(json_path) if json_path else r.path / EVAL_JSON
     result = evaluate(r, split=split, sections=only, k=k, k_iwae=k_iwae, max_images=max_images, samples=samples,
                       seed=seed, batch_size=batch_size, figure_dir=path.parent, features=features,
                       feature_cache=feature_cache)
@@ -211,84 +525,90 @@ def cmd_eval(run: Path, split: str = "test", json_path: Path | None = None, devi
     print(f"{r.model_name} on {result['data']} (step {r.step}):")
     for m in result["metrics"]:
         proto = ", ".join(f"{k_}={v}" for k_, v in m["protocol"].items() if k_ not in ("near_copy_rule",))
-        value = f"{m['value']:.4f}" if m["unit"] == "bits/dim" or abs(m["value"]) < 10 else f"{m['value']:.2f}"
+        v = m["value"]
+        value = "null" if v is None or not math.isfinite(v) else (
+            f"{v:.4f}" if m["unit"] == "bits/dim" or abs(v) < 10 else f"{v:.2f}")
         print(f"  {m['metric']:<26} {value:>10} {m['unit']:<22} [{proto}]")
     print(f"-> {path}")
     return result
 
 
+@command("compare", "one self-contained HTML page comparing evaluated runs",
+         runs=Opt("run folders, each with RUN/eval.json", positional=True, metavar="RUN"),
+         out=Opt("output .html", flags=("-o", "--out")),
+         device=Opt("for drawing samples of runs without a saved grid"))
 def cmd_compare(runs: list[Path], out: Path, device: str = "cpu") -> None:
     """One self-contained HTML page: runs, a metric table of comparable numbers, samples, figures, curves."""
-
+    _check_out_file(out, ".html")
     path = build_report(runs, out, device=device)
     print(f"wrote a comparison of {len(runs)} run{'s' if len(runs) != 1 else ''} to {path}", file=sys.stderr)
 
 
-def _latent_run(run: Path, device: str, what: str):
-    r = load_run(run, device)
-    if not isinstance(r.model, LatentModel):
-        raise GenzooError(f"model {r.model_name!r} has no code space to {what} (only autoencoders, VAEs and GANs do)")
-    return r
-
-
-def _select_one(spec: str, data) -> torch.Tensor:
-    """``test:4`` -> that image (1, C, H, W)."""
-    split, positions = parse_image_selection(spec, data)
-    if len(positions) != 1:
-        raise GenzooError(f"{spec!r}: name one image, e.g. test:4")
-    return data.images(split, positions)
-
-
+@command("reconstruct", "images and their reconstructions through the code",
+         run=_RUN, out=_PNG,
+         images=Opt("which images, e.g. test:0-15"),
+         seed=Opt("for models that encode by fitting the code (GANs)", lo=0, hi=MAX_SEED),
+         device=_DEVICE)
 def cmd_reconstruct(run: Path, out: Path, images: str = "test:0-15", seed: int = 0, device: str = "auto") -> None:
     """Rows of originals above their reconstructions decode(encode(x))."""
-
-    _check_out_png(out)
+    _check_out_file(out, ".png")
     r = _latent_run(run, device, "reconstruct through")
     data = r.data()
     split, positions = parse_image_selection(images, data)
+    _check_grid(2 * len(positions), f"--images {images}")
     x = data.images(split, positions).to(r.model.device)  # (N, C, H, W)
-    g = torch.Generator(device=r.model.device).manual_seed(seed)
-    z = r.model.encode(x, generator=g)
+    z = r.model.encode(x, generator=_generator(r.model, seed))
     with torch.no_grad():
         rec = r.model.decode(z)
     n = len(x)
     tiles = [r.info.to_rgb(x[i:i + 8]) for i in range(0, n, 8)]
     recs = [r.info.to_rgb(rec[i:i + 8]) for i in range(0, n, 8)]
-
     rows = np.concatenate([np.concatenate([a, b]) for a, b in zip(tiles, recs)])
     save_png(grid(rows, ncols=min(8, n)), out)
     print(f"wrote {n} {split} images (odd rows) and their reconstructions (even rows) to {out}", file=sys.stderr)
 
 
-def cmd_traverse(run: Path, out: Path, dims: list[int], value_range: list[float] = (-3.0, 3.0), steps: int = 11,
-                 image: str | None = None, seed: int = 0, device: str = "auto") -> None:
+@command("traverse", "decode a grid over two code dimensions, the others fixed",
+         run=_RUN, out=_PNG,
+         dims=Opt("two code dimensions", metavar="D", lo=0),
+         value_range=Opt("the values each dimension sweeps", flags=("--range",), metavar=("LO", "HI"), nargs=2),
+         steps=Opt(f"values per dimension (the grid is STEPS x STEPS; at most {MAX_GRID_SIDE})", lo=2,
+                   hi=MAX_GRID_SIDE),
+         image=Opt("hold the other dimensions at this image's code (e.g. test:0); default 0"),
+         seed=_SEED, device=_DEVICE)
+def cmd_traverse(run: Path, out: Path, dims: list[int], value_range: tuple[float, float] = (-3.0, 3.0),
+                 steps: int = 11, image: str | None = None, seed: int = 0, device: str = "auto") -> None:
     """The lecture's figure: sweep two code dimensions on a grid, the others fixed."""
-
-    _check_out_png(out)
+    _check_out_file(out, ".png")
+    lo, hi = value_range
     if len(dims) != 2:
         raise GenzooError(f"--dims takes two code dimensions, got {len(dims)}")
     r = _latent_run(run, device, "traverse")
     model = r.model
     if image is not None:
-        g = torch.Generator(device=model.device).manual_seed(seed)
-        base = model.encode(_select_one(image, r.data()).to(model.device), generator=g)[0]
+        base = model.encode(_select_one(image, r.data(), "--image").to(model.device),
+                            generator=_generator(model, seed))[0]
     else:
         base = torch.zeros(model.latent_dim, device=model.device)
-    z = traversal_codes(base, (dims[0], dims[1]), value_range[0], value_range[1], steps)
+    z = traversal_codes(base, (dims[0], dims[1]), lo, hi, steps)
     with torch.no_grad():
         x = model.decode(z)
-    lo, hi = value_range
     caption = f"rows: z[{dims[0]}], columns: z[{dims[1]}], both {lo:g} .. {hi:g}; other dims " + (
         f"from {image}" if image else "0")
     save_png(labelled_grid(r.info.to_rgb(x), ncols=steps, caption=caption), out)
     print(f"wrote a {steps}x{steps} traversal of dims {dims[0]} and {dims[1]} to {out}", file=sys.stderr)
 
 
+@command("interpolate", "decode codes along a path between two images or prior draws",
+         run=_RUN, out=_PNG,
+         between=Opt("two endpoints: images (test:4 test:9) or prior draws (seed:1 seed:2)", metavar="END"),
+         steps=Opt(f"images along the path (at most {MAX_PATH_STEPS})", lo=2, hi=MAX_PATH_STEPS),
+         kind=Opt("straight line or spherical path", choices=lambda: ("linear", "slerp")),
+         seed=_SEED, device=_DEVICE)
 def cmd_interpolate(run: Path, out: Path, between: list[str], steps: int = 10, kind: str = "linear", seed: int = 0,
                     device: str = "auto") -> None:
     """Decode codes along the path between two images (their codes) or two prior draws (``seed:N``)."""
-
-    _check_out_png(out)
+    _check_out_file(out, ".png")
     if len(between) != 2:
         raise GenzooError(f"--between takes two endpoints (e.g. test:4 test:9 or seed:1 seed:2), got {len(between)}")
     r = _latent_run(run, device, "interpolate in")
@@ -297,13 +617,15 @@ def cmd_interpolate(run: Path, out: Path, between: list[str], steps: int = 10, k
     for spec in between:
         if spec.startswith("seed:"):
             try:
-                g = torch.Generator(device=model.device).manual_seed(int(spec[5:]))
+                end_seed = int(spec[5:])
             except ValueError:
                 raise GenzooError(f"--between {spec!r}: expected seed:N with an integer N") from None
-            ends.append(model.prior(1, g)[0])
+            if not 0 <= end_seed <= MAX_SEED:
+                raise GenzooError(f"--between {spec!r}: the seed must be in 0..2^63-1")
+            ends.append(model.prior(1, _generator(model, end_seed))[0])
         else:
-            g = torch.Generator(device=model.device).manual_seed(seed)
-            ends.append(model.encode(_select_one(spec, r.data()).to(model.device), generator=g)[0])
+            x = _select_one(spec, r.data(), "--between").to(model.device)
+            ends.append(model.encode(x, generator=_generator(model, seed))[0])
     z = interpolate(ends[0], ends[1], steps, kind)
     with torch.no_grad():
         x = model.decode(z)
@@ -311,10 +633,18 @@ def cmd_interpolate(run: Path, out: Path, between: list[str], steps: int = 10, k
     print(f"wrote {steps} images from {between[0]} to {between[1]} to {out}", file=sys.stderr)
 
 
+@command("probe", "test accuracy of a softmax classifier on a model's codes",
+         run=_RUN,
+         data=Opt("labelled data (default: the run's own)"),
+         finetune=Opt("train encoder + classifier end to end"),
+         epochs=Opt("passes over the training split", lo=1),
+         seed=_SEED,
+         json_path=Opt("default RUN/probe.json (RUN/finetune.json)", flags=("--json",)),
+         device=_DEVICE)
 def cmd_probe(run: Path, data: str | None = None, finetune: bool = False, epochs: int = 30, seed: int = 0,
               json_path: Path | None = None, device: str = "auto") -> dict:
     """Softmax classifier on the frozen codes (or encoder + classifier end to end with --finetune)."""
-
+    _check_json_out(json_path)
     r = _latent_run(run, device, "probe")
     dataset = load_dataset(data) if data else reload_data(r.data_desc)
     if dataset.labels is None:
@@ -329,134 +659,17 @@ def cmd_probe(run: Path, data: str | None = None, finetune: bool = False, epochs
     return result
 
 
-def _check_out_png(out: Path) -> None:
-    if Path(out).suffix.lower() != ".png":
-        raise GenzooError(f"-o {out}: the output must be a .png file")
-
-
 # ----------------------------------------------------------------------------------------
-# argument parsing
-
-
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="genzoo", description="Train, sample, complete and evaluate generative models.")
-    p.add_argument("--version", action="version", version=f"genzoo {__version__}")
-    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
-    sub.add_parser("models", help="list registered models and their presets")
-    sub.add_parser("datasets", help="list data set kinds and their syntax")
-
-    t = sub.add_parser("train", help="train a model into a run folder")
-    t.add_argument("model", help="a registered model (see `genzoo models`)")
-    t.add_argument("--data", help="data spec (see `genzoo datasets`); default: pokemon, or the run's with --resume")
-    t.add_argument("--out", required=True, type=Path, help="run folder to create (or continue with --resume)")
-    t.add_argument("--preset", help="named settings of the model (see `genzoo models`)")
-    t.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a model or trainer setting; repeatable")
-    g = t.add_mutually_exclusive_group()
-    g.add_argument("--steps", type=int, help="total training steps (rounds)")
-    g.add_argument("--epochs", type=float, help="total passes over the training split")
-    t.add_argument("--seed", type=int, default=0)
-    t.add_argument("--device", default="auto", help="auto | cpu | cuda (auto takes CUDA when present)")
-    t.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
-    t.add_argument("--size", type=int, help="folder data: resize images to SIZE x SIZE (default 32)")
-    t.add_argument("--colors", type=int, help="folder data: quantise to this many colours (default 64)")
-    t.add_argument("--quiet", action="store_true", help="no progress bar or messages")
-
-    s = sub.add_parser("sample", help="draw new images from a trained run")
-    s.add_argument("run", type=Path)
-    s.add_argument("-n", type=int, default=64)
-    s.add_argument("-o", "--out", type=Path, required=True, help="output .png")
-    s.add_argument("--seed", type=int, default=0)
-    s.add_argument("--temperature", type=float, default=1.0, help="softmax temperature (0 = most likely value)")
-    s.add_argument("--condition", type=int, help="class label for conditional models")
-    s.add_argument("--naive", action="store_true", help="autoregressive: recompute every step (slow reference path)")
-    s.add_argument("--ncols", type=int)
-    s.add_argument("--precision", choices=["float64", "model"], default="float64",
-                   help="autoregressive: sample in float64 (cached and --naive give identical samples) or in the "
-                        "model's dtype (faster on GPUs; rare float-rounding differences between the two paths)")
-    s.add_argument("--device", default="auto")
-
-    c = sub.add_parser("complete", help="show the model part of unseen images and let it draw the rest")
-    c.add_argument("run", type=Path)
-    c.add_argument("--mask", required=True, help="bottom-half | bottom-three-quarters | right-half (the part hidden)")
-    c.add_argument("-o", "--out", type=Path, required=True, help="output .png")
-    c.add_argument("--images", default="test:0-7", help="which images, e.g. test:0-7 or test:3,9")
-    c.add_argument("--samples", type=int, default=4, help="completions per image")
-    c.add_argument("--seed", type=int, default=0)
-    c.add_argument("--temperature", type=float, default=1.0)
-    c.add_argument("--device", default="auto")
-
-    r = sub.add_parser("reconstruct", help="images and their reconstructions through the code")
-    r.add_argument("run", type=Path)
-    r.add_argument("-o", "--out", type=Path, required=True, help="output .png")
-    r.add_argument("--images", default="test:0-15", help="which images, e.g. test:0-15")
-    r.add_argument("--seed", type=int, default=0, help="for models that encode by fitting the code (GANs)")
-    r.add_argument("--device", default="auto")
-
-    tr = sub.add_parser("traverse", help="decode a grid over two code dimensions, the others fixed")
-    tr.add_argument("run", type=Path)
-    tr.add_argument("-o", "--out", type=Path, required=True, help="output .png")
-    tr.add_argument("--dims", type=int, nargs="+", required=True, metavar="D", help="two code dimensions")
-    tr.add_argument("--range", dest="value_range", type=float, nargs=2, default=[-3.0, 3.0], metavar=("LO", "HI"))
-    tr.add_argument("--steps", type=int, default=11)
-    tr.add_argument("--image", help="hold the other dimensions at this image's code (e.g. test:0); default 0")
-    tr.add_argument("--seed", type=int, default=0)
-    tr.add_argument("--device", default="auto")
-
-    it = sub.add_parser("interpolate", help="decode codes along a path between two images or prior draws")
-    it.add_argument("run", type=Path)
-    it.add_argument("-o", "--out", type=Path, required=True, help="output .png")
-    it.add_argument("--between", nargs="+", required=True, metavar="END",
-                    help="two endpoints: images (test:4 test:9) or prior draws (seed:1 seed:2)")
-    it.add_argument("--steps", type=int, default=10)
-    it.add_argument("--kind", choices=["linear", "slerp"], default="linear")
-    it.add_argument("--seed", type=int, default=0)
-    it.add_argument("--device", default="auto")
-
-    pr = sub.add_parser("probe", help="test accuracy of a softmax classifier on a model's codes")
-    pr.add_argument("run", type=Path)
-    pr.add_argument("--data", help="labelled data (default: the run's own)")
-    pr.add_argument("--finetune", action="store_true", help="train encoder + classifier end to end")
-    pr.add_argument("--epochs", type=int, default=30)
-    pr.add_argument("--seed", type=int, default=0)
-    pr.add_argument("--json", dest="json_path", type=Path, help="default RUN/probe.json (RUN/finetune.json)")
-    pr.add_argument("--device", default="auto")
-
-    e = sub.add_parser("eval", help="every measurement that applies (likelihoods, bounds, memorisation, ...)")
-    e.add_argument("run", type=Path)
-    e.add_argument("--split", default="test")
-    e.add_argument("--json", dest="json_path", type=Path, help="write results here (default RUN/eval.json)")
-    e.add_argument("--batch-size", type=int, default=256)
-    e.add_argument("--only", nargs="+", metavar="SECTION",
-                   help="likelihood | importance | reconstruction | memorisation | modes (default: all that apply)")
-    e.add_argument("--k", type=int, default=5000, help="importance samples per image for the NLL estimate")
-    e.add_argument("--k-iwae", type=int, default=50, help="samples per image for the IWAE bound")
-    e.add_argument("--max-images", type=int, help="importance sampling on the first N images of the split only")
-    e.add_argument("--samples", type=int, default=1000,
-                   help="generated images for the memorisation check and the --features metrics")
-    e.add_argument("--features", metavar="SPEC",
-                   help="add sample quality (Frechet/kernel distance, precision/recall, density/coverage; class "
-                        "scores with a classifier) in this feature space: inception:WEIGHTS.pth | pixels | "
-                        "classifier:RUN | autoencoder:RUN")
-    e.add_argument("--feature-cache", type=Path,
-                   help="cache of reference features (default $GENZOO_CACHE_DIR or ~/.cache/genzoo/features)")
-    e.add_argument("--seed", type=int, default=0)
-    e.add_argument("--device", default="auto")
-
-    cp = sub.add_parser("compare", help="one self-contained HTML page comparing evaluated runs")
-    cp.add_argument("runs", type=Path, nargs="+", metavar="RUN", help="run folders, each with RUN/eval.json")
-    cp.add_argument("-o", "--out", type=Path, required=True, help="output .html")
-    cp.add_argument("--device", default="cpu", help="for drawing samples of runs without a saved grid")
-    return p
+# entry point
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = vars(build_parser().parse_args(argv))
-    command = args.pop("command")
-    fn = {"models": cmd_models, "datasets": cmd_datasets, "train": cmd_train, "sample": cmd_sample,
-          "complete": cmd_complete, "eval": cmd_eval, "reconstruct": cmd_reconstruct, "traverse": cmd_traverse,
-          "interpolate": cmd_interpolate, "probe": cmd_probe, "compare": cmd_compare}[command]
+    try:
+        args = vars(build_parser().parse_args(argv))
+    except SystemExit as e:  # --help / --version (0) or a one-line parse error (2)
+        return int(e.code or 0)
+    command_name = args.pop("command")
+    fn = COMMANDS[command_name].fn
     try:
         fn(**args)
     except GenzooError as e:

@@ -32,6 +32,7 @@ from tqdm.auto import tqdm
 
 from genzoo.data.continuous import to_unit
 from genzoo.errors import GenzooError
+from genzoo.models.base import LatentModel
 
 
 def linear_probe(model, data, *, epochs: int = 30, batch_size: int = 256, lr: float = 1e-3,
@@ -39,9 +40,9 @@ def linear_probe(model, data, *, epochs: int = 30, batch_size: int = 256, lr: fl
                  device: torch.device | str | None = None, progress: bool = False) -> dict:
     """Accuracy of a softmax classifier on ``model``'s codes of ``data`` (see the module docstring)."""
     _check_settings(epochs, batch_size, lr, weight_decay)
-    name = getattr(model, "name", type(model).__name__)
-    if not hasattr(model, "encode"):
-        raise GenzooError(f"model {name!r} has no codes to probe (no encode)")
+    name = model.name
+    if not isinstance(model, LatentModel):
+        raise GenzooError(f"model {name!r} has no codes to probe (not a latent-variable model)")
     _check_data(data, model.info, name)
     device = torch.device(device) if device is not None else model.device
     settings = dict(epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay, seed=seed)
@@ -74,7 +75,7 @@ def encode_split(model, data, split: str, *, batch_size: int = 256, seed: int = 
     was_training = model.training
     model.eval()
     g = torch.Generator(device=model.device).manual_seed(seed)
-    grad = torch.no_grad() if getattr(model, "has_encoder", True) else contextlib.nullcontext()
+    grad = torch.no_grad() if model.has_encoder else contextlib.nullcontext()
     n, out = data.size(split), []
     try:
         with grad:
@@ -191,8 +192,8 @@ def _protocol(inputs: str, data, *, epochs, batch_size, lr, weight_decay, seed, 
 
 # -- fine-tuning --------------------------------------------------------------------------------
 def _finetune(model, data, *, epochs, batch_size, lr, weight_decay, seed, device, progress) -> dict:
-    name = getattr(model, "name", type(model).__name__)
-    if not getattr(model, "has_encoder", False):
+    name = model.name
+    if not model.has_encoder:
         raise GenzooError(f"model {name!r} has no encoder to fine-tune (its codes are fitted by optimisation)")
     net = copy.deepcopy(model).to(device)
     start = [p.detach().clone() for p in net.parameters()]

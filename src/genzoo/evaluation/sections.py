@@ -6,38 +6,48 @@ A result is a list of *metric records*::
      "protocol": {"split": "test", "images": 10000, "estimator": "importance sampling", "k": 5000, ...}}
 
 so that two numbers are only ever compared when their protocols agree (``genzoo compare``
-checks). Which sections run depends on what the model is:
+checks). Sections are registered with :func:`register_section`; each declares ``applies(model, data)``
+from the model's declared capabilities (its base classes), never from names or ``hasattr``:
 
 * likelihood   -- exact NLL (autoregressive, mixtures) or the ELBO (VAEs; a bound), nats/image + bits/dim
-* importance   -- models with ``log_weights`` (VAEs): IWAE bound and importance-sampled NLL with k recorded
-* reconstruction -- models with ``reconstruction_error`` (autoencoders): mean squared error in [0, 1] units
+* importance   -- :class:`~genzoo.models.base.ImportanceWeighted` models (VAEs): IWAE bound and importance-sampled NLL with k recorded
+* reconstruction -- :class:`~genzoo.models.base.Reconstructing` models (autoencoders): mean squared error in [0, 1] units
 * memorisation -- any model that samples images: nearest-training vs nearest-test distances of samples
 * modes        -- 2-D mixture data: modes covered and high-quality share (VEEGAN's protocol)
 * quality      -- only with ``features=SPEC``: Frechet/kernel distance, precision/recall, density/coverage
                   (and class scores with a classifier) of generated vs held-out images (:mod:`genzoo.evaluation.quality`)
-* classification -- classifiers (feature networks, not generative): accuracy and cross-entropy on the split
+* classification -- :class:`~genzoo.models.classifier.Classifier` runs (feature networks, not generative): accuracy and cross-entropy on the split
 """
 from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 
+from genzoo.data.base import ImageDataset
 from genzoo.data.continuous import to_unit
 from genzoo.data.toy import mode_report
-from genzoo.errors import GenzooError
+from genzoo.errors import GenzooError, choices_error
 from genzoo.evaluation.quality import default_cache_dir, quality_section
 from genzoo.evaluation.records import record
-from genzoo.features import build_extractor
+from genzoo.features import FeatureExtractor, build_extractor
 from genzoo.metrics.importance import importance_nll
 from genzoo.metrics.likelihood import dataset_nll
 from genzoo.metrics.memorisation import memorisation_report, nearest_figure
-from genzoo.models.base import LikelihoodModel
-from genzoo.models.classifier import dataset_accuracy
+from genzoo.models.base import (
+    GenerativeModel,
+    ImportanceWeighted,
+    LikelihoodModel,
+    Reconstructing,
+    TrainableModel,
+)
+from genzoo.models.classifier import Classifier, dataset_accuracy
+from genzoo.training.run import CHECKPOINT
 from genzoo.viz import save_png
-
-SECTIONS = ("likelihood", "importance", "reconstruction", "memorisation", "modes", "quality", "classification")
 
 
 def likelihood_section(model, data, split: str, batch_size: int) -> list[dict]:
@@ -120,20 +130,89 @@ def classification_section(model, data, split: str, batch_size: int) -> list[dic
             record("cross_entropy", res["ce_nats"], "nats/image", **proto)]
 
 
-def applicable_sections(model, data) -> list[str]:
-    out = []
-    if type(model).family == "classifier":
-        return ["classification"]
-    if data.info.continuous:
-        return ["modes"] if data.spec.startswith("mixture:") else []
-    if isinstance(model, LikelihoodModel) and getattr(model, "likelihood", "exact") != "none":
-        out.append("likelihood")
-    if hasattr(model, "log_weights"):
-        out.append("importance")
-    if hasattr(model, "reconstruction_error"):
-        out.append("reconstruction")
-    out.append("memorisation")
-    return out
+@dataclass(frozen=True)
+class EvalContext:
+    """Everything a section may use: the run's model and data, and the command's options."""
+
+    model: TrainableModel
+    data: ImageDataset
+    split: str
+    k: int
+    k_iwae: int
+    max_images: int | None
+    samples: int
+    seed: int
+    batch_size: int
+    figure_dir: Path | None
+    extractor: FeatureExtractor | None
+    feature_cache: Path | None
+
+
+@dataclass(frozen=True)
+class Section:
+    name: str
+    help: str
+    applies: Callable[[TrainableModel, ImageDataset], bool]
+    run: Callable[[EvalContext], list[dict]]
+    needs_features: bool = False  # runs only when --features names a feature space
+
+
+SECTIONS: dict[str, Section] = {}
+
+
+def register_section(name: str, help: str, applies: Callable[[TrainableModel, ImageDataset], bool], *,
+                     needs_features: bool = False) -> Callable[[Callable[[EvalContext], list[dict]]],
+                                                               Callable[[EvalContext], list[dict]]]:
+    """Decorator: ``run(ctx) -> records`` becomes the section ``name`` (listed in ``genzoo eval --help``)."""
+    def deco(run: Callable[[EvalContext], list[dict]]) -> Callable[[EvalContext], list[dict]]:
+        if name in SECTIONS:
+            raise ValueError(f"evaluation section {name!r} registered twice")
+        SECTIONS[name] = Section(name, help, applies, run, needs_features)
+        return run
+
+    return deco
+
+
+def _images(data: ImageDataset) -> bool:
+    return not data.info.continuous
+
+
+def _has_likelihood(model: TrainableModel, data: ImageDataset) -> bool:
+    return _images(data) and isinstance(model, LikelihoodModel) and model.likelihood != "none"
+
+
+def _samples_images(model: TrainableModel, data: ImageDataset) -> bool:
+    return _images(data) and isinstance(model, GenerativeModel)
+
+
+register_section("likelihood", "exact NLL or the ELBO bound, nats/image and bits/dim", _has_likelihood)(
+    lambda c: likelihood_section(c.model, c.data, c.split, c.batch_size))
+register_section("importance", "IWAE bound and importance-sampled NLL (k recorded)",
+                 lambda m, d: _images(d) and isinstance(m, ImportanceWeighted))(
+    lambda c: importance_section(c.model, c.data, c.split, c.k, c.k_iwae, c.max_images, c.seed,
+                                 min(c.batch_size, 64)))
+register_section("reconstruction", "mean squared reconstruction error through the code",
+                 lambda m, d: _images(d) and isinstance(m, Reconstructing))(
+    lambda c: reconstruction_section(c.model, c.data, c.split, c.batch_size))
+register_section("memorisation", "nearest training vs nearest test image of each sample", _samples_images)(
+    lambda c: memorisation_section(c.model, c.data, c.samples, c.seed,
+                                   None if c.figure_dir is None else c.figure_dir / "eval_nearest.png"))
+register_section("modes", "modes covered and high-quality share on 2-D mixtures",
+                 lambda m, d: isinstance(m, GenerativeModel) and d.spec.startswith("mixture:"))(
+    lambda c: modes_section(c.model, c.data, c.seed))
+register_section("quality", "Frechet/kernel distance, precision/recall, density/coverage in a feature space",
+                 _samples_images, needs_features=True)(
+    lambda c: quality_section(c.model, c.data, features=c.extractor, n=c.samples, seed=c.seed, split=c.split,
+                              cache_dir=c.feature_cache or default_cache_dir(), batch_size=min(c.batch_size, 100)))
+register_section("classification", "accuracy and cross-entropy of a classifier",
+                 lambda m, d: isinstance(m, Classifier))(
+    lambda c: classification_section(c.model, c.data, c.split, c.batch_size))
+
+
+def applicable_sections(model: TrainableModel, data: ImageDataset, *, with_features: bool = False) -> list[str]:
+    """Names of the sections that apply, in registration order (feature sections only ``with_features``)."""
+    return [s.name for s in SECTIONS.values()
+            if s.applies(model, data) and (with_features or not s.needs_features)]
 
 
 def evaluate(run, *, split: str = "test", sections: list[str] | None = None, k: int = 5000, k_iwae: int = 50,
@@ -146,9 +225,14 @@ def evaluate(run, *, split: str = "test", sections: list[str] | None = None, k: 
     """
     model, data = run.model, run.data()
     data.indices(split)  # unknown split -> one-line error
-    possible = applicable_sections(model, data)
-    if features is not None and "memorisation" in possible:  # a model of images that may sample
-        possible.append("quality")
+    for key, value in (("--k", k), ("--k-iwae", k_iwae), ("--samples", samples), ("--batch-size", batch_size),
+                       ("--max-images", 1 if max_images is None else max_images)):
+        if value < 1:
+            raise GenzooError(f"{key} must be >= 1, got {value}")
+    possible = applicable_sections(model, data, with_features=features is not None)
+    unknown = [s for s in sections or [] if s not in SECTIONS]
+    if unknown:
+        raise choices_error("evaluation section", unknown[0], list(SECTIONS))
     if sections and "quality" in sections and features is None:
         raise GenzooError("--only quality: name the feature space with --features SPEC "
                           "(inception:WEIGHTS | pixels | classifier:RUN | autoencoder:RUN)")
@@ -156,46 +240,28 @@ def evaluate(run, *, split: str = "test", sections: list[str] | None = None, k: 
         bad = [s for s in sections if s not in possible]
         if bad:
             raise GenzooError(f"--only {bad[0]}: not applicable to {run.model_name!r} on {data.spec}; "
-                              f"valid here: {', '.join(possible)}")
+                              f"valid here: {', '.join(possible) or 'none'}")
     chosen = sections or possible
-    extractor = None
-    if "quality" in chosen:  # built first: a bad --features fails before the slow sections run
-
-        extractor = build_extractor(features, device=model.device, batch_size=min(batch_size, 100))
+    # built first: a bad --features fails before the slow sections run
+    extractor = build_extractor(features, device=model.device, batch_size=min(batch_size, 100)) \
+        if "quality" in chosen else None
+    ctx = EvalContext(model, data, split, k, k_iwae, max_images, samples, seed, batch_size,
+                      None if figure_dir is None else Path(figure_dir), extractor,
+                      None if feature_cache is None else Path(feature_cache))
     metrics: list[dict] = []
     timings = {}
-    for section in chosen:
+    for name in chosen:
         t0 = time.perf_counter()
-        if section == "likelihood":
-            metrics += likelihood_section(model, data, split, batch_size)
-        elif section == "importance":
-            metrics += importance_section(model, data, split, k, k_iwae, max_images, seed, min(batch_size, 64))
-        elif section == "reconstruction":
-            metrics += reconstruction_section(model, data, split, batch_size)
-        elif section == "memorisation":
-            fig = None if figure_dir is None else figure_dir / "eval_nearest.png"
-            try:
-                metrics += memorisation_section(model, data, samples, seed, fig)
-            except GenzooError:
-                if sections:
-                    raise
-        elif section == "modes":
-            metrics += modes_section(model, data, seed)
-        elif section == "quality":
-            metrics += quality_section(model, data, features=extractor, n=samples, seed=seed, split=split,
-                                       cache_dir=feature_cache or default_cache_dir(),
-                                       batch_size=min(batch_size, 100))
-        elif section == "classification":
-            metrics += classification_section(model, data, split, batch_size)
-        timings[section] = time.perf_counter() - t0
+        metrics += SECTIONS[name].run(ctx)
+        timings[name] = time.perf_counter() - t0
     return {"model": run.model_name, "family": type(model).family, "data": data.spec,
-            "checkpoint": str(run.path / "checkpoint.pt"), "checkpoint_step": run.step, "split": split,
+            "checkpoint": str(run.path / CHECKPOINT), "checkpoint_step": run.step, "split": split,
             "metrics": metrics, "seconds": timings}
 
 
 def summary(result: dict) -> dict:
     """Flat view of the headline numbers: {"nll_nats": ..., "bits_per_dim": ..., ...} (first of each)."""
-    flat = {}
+    flat: dict = {}
     for m in result["metrics"]:
         key = m["metric"] + ("_bits_per_dim" if m["unit"] == "bits/dim" else "")
         flat.setdefault(key, m["value"])

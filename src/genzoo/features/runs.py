@@ -15,8 +15,13 @@ from torch import nn
 
 from genzoo.data.continuous import from_unit, unit_channels
 from genzoo.errors import GenzooError
-from genzoo.features.extractors import ModuleExtractor, register_extractor, state_dict_hash
+from genzoo.features.extractors import (
+    ModuleExtractor,
+    register_extractor,
+    state_dict_hash,
+)
 from genzoo.models.base import LatentModel
+from genzoo.models.classifier import Classifier
 from genzoo.training.run import load_run
 
 
@@ -93,7 +98,7 @@ def _load(arg: str | None, prefix: str, device):
 @register_extractor("classifier")
 def _classifier(arg: str | None, *, device="cpu", batch_size: int = 50) -> ClassifierExtractor:
     run = _load(arg, "classifier", device)
-    if type(run.model).family != "classifier":
+    if not isinstance(run.model, Classifier):
         raise GenzooError(f"classifier:{arg}: holds a {run.model_name!r} run, not a classifier "
                           "(train one with `genzoo train classifier --data ...`)")
     return ClassifierExtractor(run, device=device, batch_size=batch_size)

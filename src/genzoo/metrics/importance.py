@@ -25,6 +25,7 @@ import torch
 from tqdm.auto import tqdm
 
 from genzoo.errors import GenzooError
+from genzoo.models.base import ImportanceWeighted
 
 
 def log_mean_exp(a: torch.Tensor, dim: int = 0) -> torch.Tensor:
@@ -38,8 +39,8 @@ def importance_nll(model, data, split: str = "test", k: int = 5000, batch_size: 
                    progress: bool = False, k_iwae: int = 50) -> dict:
     """-ELBO, -IWAE_{k_iwae} and the importance-sampled NLL (k draws) over ``split``; see the module doc."""
 
-    if not hasattr(model, "log_weights"):
-        raise GenzooError(f"model {getattr(model, 'name', type(model).__name__)!r} has no importance weights "
+    if not isinstance(model, ImportanceWeighted):
+        raise GenzooError(f"model {model.name!r} has no importance weights "
                           "(only models with an inference network, e.g. the VAE)")
     if k < 1 or k_iwae < 1 or k_iwae > k:
         raise GenzooError(f"importance sampling needs 1 <= k_iwae <= k, got k={k}, k_iwae={k_iwae}")

@@ -28,7 +28,7 @@ def dataset_nll(model, data, split: str = "test", batch_size: int = 256, progres
     for start in tqdm(range(0, n, batch_size), desc=f"eval {split}", disable=not progress, leave=False):
         batch = data.batch(split, torch.arange(start, min(start + batch_size, n)))
         y = batch.get("y")
-        cond = y.to(device) if (y is not None and getattr(model, "conditional", False)) else None
+        cond = y.to(device) if (y is not None and model.conditional) else None
         total += -model.log_prob(batch["x"].to(device), cond).double().sum().item()
     model.train(was_training)
     nll = total / n
@@ -38,5 +38,5 @@ def dataset_nll(model, data, split: str = "test", batch_size: int = 256, progres
         "n_images": n,
         "split": split,
         "dims": data.info.dims,
-        "likelihood": getattr(model, "likelihood", "exact"),
+        "likelihood": model.likelihood,
     }

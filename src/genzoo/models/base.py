@@ -21,13 +21,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from genzoo.data.continuous import from_unit, to_unit, unit_channels
+from genzoo.data.base import position
 from genzoo.errors import GenzooError
 from genzoo.sampling.autoregressive import sample_raster
 from genzoo.sampling.latent import fit_codes
@@ -41,7 +42,13 @@ class ModelOutput:
     metrics: dict[str, float] = field(default_factory=dict)
 
 
-class GenerativeModel(nn.Module):
+class TrainableModel(nn.Module):
+    """Anything the trainer trains: built from ``(config, info)``, one loss per player.
+
+    Generative models (:class:`GenerativeModel`) are one kind; feature networks such as the
+    classifier (:mod:`genzoo.models.classifier`) are another: trained and evaluated, never sampled.
+    """
+
     name: ClassVar[str] = "?"
     family: ClassVar[str] = "?"
     paper: ClassVar[str] = ""
@@ -49,7 +56,7 @@ class GenerativeModel(nn.Module):
     presets: ClassVar[dict[str, dict]] = {}
     players: ClassVar[tuple[str, ...]] = ("model",)
     gradient_free: ClassVar[bool] = False  # True: the trainer calls update(batch), no optimiser
-    can_sample: ClassVar[bool] = True  # False for networks trained by the trainer that do not generate
+    can_sample: ClassVar[bool] = False  # True for generative models (sample / complete)
 
     def __init__(self, config, info):
         super().__init__()
@@ -71,6 +78,10 @@ class GenerativeModel(nn.Module):
     def after_update(self, player: str) -> None:
         """Hook run after each optimiser step of ``player`` (e.g. WGAN weight clipping)."""
 
+    def optimizer_overrides(self, player: str) -> dict:
+        """Optimiser settings of ``player`` that differ from the trainer's (e.g. a GAN's two learning rates)."""
+        return {}
+
     def loss(self, batch: dict[str, torch.Tensor]) -> ModelOutput:
         raise NotImplementedError(f"{type(self).__name__} must define loss() or player_loss()")
 
@@ -81,17 +92,6 @@ class GenerativeModel(nn.Module):
     def diagnose(self, record: dict[str, float]) -> list[str]:
         """Warnings about a logged training record (e.g. a GAN's discriminator winning outright)."""
         return []
-
-    # -- inference ------------------------------------------------------------------------
-    def sample(self, n: int, *, generator: torch.Generator | None = None, temperature: float = 1.0,
-               condition: torch.Tensor | None = None) -> torch.Tensor:
-        """``n`` new images ``(n, C, H, W)`` of discrete values."""
-        raise GenzooError(f"model {self.name!r} cannot sample")
-
-    def complete(self, x: torch.Tensor, known: torch.Tensor, *, generator: torch.Generator | None = None,
-                 temperature: float = 1.0, condition: torch.Tensor | None = None) -> torch.Tensor:
-        """Fill the pixels where ``known`` is False, keeping ``x`` where it is True."""
-        raise GenzooError(f"model {self.name!r} cannot complete images")
 
     @property
     def conditional(self) -> bool:
@@ -118,6 +118,84 @@ class GenerativeModel(nn.Module):
     @property
     def dtype(self) -> torch.dtype:
         return next(self.parameters()).dtype
+
+
+MAX_SAMPLE_VALUES = 2**27  # sub-pixels one sample()/complete() call may produce: 1 GiB of int64 canvas
+
+
+class GenerativeModel(TrainableModel):
+    """A model that draws images: ``sample(n, ...)`` and ``complete(x, known, ...)`` with the same
+    argument names in every family.
+
+    The public methods check their arguments once (``n`` and the size of the request, a finite
+    ``temperature`` >= 0, the condition, the images' shape, and that every extra option is one the
+    model declares in ``sample_options``) and then call ``_sample`` / ``_complete``, which the
+    families implement. An option a model does not take is a one-line error, never ignored.
+    """
+
+    can_sample: ClassVar[bool] = True
+    # extra keyword options of sample()/complete() beyond n, generator, temperature and condition
+    sample_options: ClassVar[frozenset[str]] = frozenset({"progress"})
+
+    def sample(self, n: int, *, generator: torch.Generator | None = None, temperature: float = 1.0,
+               condition: torch.Tensor | None = None, **options: Any) -> torch.Tensor:
+        """``n`` new images ``(n, C, H, W)`` of discrete values (2-D points for continuous data)."""
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+            raise GenzooError(f"the number of samples must be an integer >= 1, got {n!r}")
+        self._check_request(n, temperature, condition, options)
+        return self._sample(n, generator=generator, temperature=float(temperature), condition=condition, **options)
+
+    def complete(self, x: torch.Tensor, known: torch.Tensor, *, generator: torch.Generator | None = None,
+                 temperature: float = 1.0, condition: torch.Tensor | None = None, **options: Any) -> torch.Tensor:
+        """Fill the sub-pixels where ``known`` (C, H, W) or (N, C, H, W) is False, keeping ``x`` where it is True."""
+        shape = tuple(self.info.shape)
+        if x.dim() != 4 or tuple(x.shape[1:]) != shape or len(x) < 1:
+            raise GenzooError(f"complete: images must have shape (N, {', '.join(map(str, shape))}), "
+                              f"got {tuple(x.shape)}")
+        if tuple(known.shape[-3:]) != shape or known.dim() not in (3, 4):
+            raise GenzooError(f"complete: the known mask must have shape {shape}, got {tuple(known.shape)}")
+        self._check_request(len(x), temperature, condition, options)
+        return self._complete(x, known, generator=generator, temperature=float(temperature), condition=condition,
+                              **options)
+
+    def _check_request(self, n: int, temperature: float, condition: torch.Tensor | None, options: dict) -> None:
+        unknown = sorted(set(options) - self.sample_options)
+        if unknown:
+            takes = ", ".join(sorted(self.sample_options)) or "none"
+            raise GenzooError(f"model {self.name!r} does not take the sampling option {unknown[0]!r} "
+                              f"(its options: {takes})")
+        if n * self.info.dims > MAX_SAMPLE_VALUES:
+            raise GenzooError(f"{n} samples of {self.info.dims} values exceed the limit of {MAX_SAMPLE_VALUES:,} "
+                              f"values per request (at most {MAX_SAMPLE_VALUES // self.info.dims:,} samples)")
+        if not isinstance(temperature, (int, float)) or not math.isfinite(temperature) or temperature < 0:
+            raise GenzooError(f"temperature must be a finite number >= 0, got {temperature}")
+        self.check_condition(condition)
+        if condition is not None and torch.is_tensor(condition) and len(condition) != n:
+            raise GenzooError(f"condition has {len(condition)} entries for {n} images")
+
+    def _sample(self, n: int, *, generator: torch.Generator | None, temperature: float,
+                condition: torch.Tensor | None, **options: Any) -> torch.Tensor:
+        raise NotImplementedError(f"{type(self).__name__} must define _sample()")
+
+    def _complete(self, x: torch.Tensor, known: torch.Tensor, *, generator: torch.Generator | None,
+                  temperature: float, condition: torch.Tensor | None, **options: Any) -> torch.Tensor:
+        raise NotImplementedError(f"{type(self).__name__} must define _complete()")
+
+
+class ImportanceWeighted:
+    """A capability: ``log_weights(x, k)`` gives log p(x, z_i) - log q(z_i | x) for k draws z_i ~ q(z | x),
+    (B, k), so ``genzoo eval`` reports the IWAE bound and an importance-sampled NLL (VAEs)."""
+
+    def log_weights(self, x: torch.Tensor, k: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        raise NotImplementedError
+
+
+class Reconstructing:
+    """A capability: ``reconstruction_error(x)`` per image (B,), mean squared error in [0, 1] units
+    (autoencoders), reported by ``genzoo eval``."""
+
+    def reconstruction_error(self, x: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
 
 
 class LikelihoodModel(GenerativeModel):
@@ -164,13 +242,15 @@ class AutoregressiveModel(LikelihoodModel):
         onehot = F.one_hot(canvas, self.info.num_values).to(self.dtype)
         return self.logits(onehot, condition)[:, c, h, w], cache
 
-    def sample(self, n, *, generator=None, temperature=1.0, condition=None, naive=False, progress=False,
-               precision=torch.float64):
+    sample_options: ClassVar[frozenset[str]] = frozenset({"naive", "progress", "precision"})
+
+    def _sample(self, n, *, generator=None, temperature=1.0, condition=None, naive=False, progress=False,
+                precision=torch.float64):
         return sample_raster(self, n, generator=generator, temperature=temperature, condition=condition,
                              naive=naive, progress=progress, precision=precision)
 
-    def complete(self, x, known, *, generator=None, temperature=1.0, condition=None, naive=False, progress=False,
-                 precision=torch.float64):
+    def _complete(self, x, known, *, generator=None, temperature=1.0, condition=None, naive=False,
+                  progress=False, precision=torch.float64):
         return sample_raster(self, len(x), known_values=x, known=known, generator=generator,
                              temperature=temperature, condition=condition, naive=naive, progress=progress,
                              precision=precision)
@@ -233,16 +313,12 @@ class LatentModel(GenerativeModel):
         err = (self.decode_unit(z, condition) - target) ** 2 * mask  # (B, C', H, W)
         return err.flatten(1).sum(1)
 
-    def sample(self, n, *, generator=None, temperature=1.0, condition=None, **_):
-        self.check_condition(condition)
-        if temperature < 0:
-            raise GenzooError(f"temperature must be >= 0, got {temperature}")
+    def _sample(self, n, *, generator=None, temperature=1.0, condition=None, progress=False):
         with torch.no_grad():
             z = temperature * self.prior(n, generator)
             return self.decode(z, _to(condition, self.device))
 
-    def complete(self, x, known, *, generator=None, temperature=1.0, condition=None, **_):
-        self.check_condition(condition)
+    def _complete(self, x, known, *, generator=None, temperature=1.0, condition=None, progress=False):
         x = x.to(self.device)
         known = known.to(self.device)
         cond = _to(condition, self.device)

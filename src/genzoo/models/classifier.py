@@ -34,7 +34,7 @@ from torch import nn
 from genzoo.data.base import ImageInfo
 from genzoo.data.continuous import to_unit, unit_channels
 from genzoo.errors import GenzooError
-from genzoo.models.base import GenerativeModel, ModelOutput
+from genzoo.models.base import ModelOutput, TrainableModel
 from genzoo.models.registry import register_model
 
 
@@ -64,7 +64,7 @@ def pooled_side(n: int, stages: int) -> int:
 
 
 @register_model("classifier")
-class Classifier(GenerativeModel):
+class Classifier(TrainableModel):
     """Conv + pool stages, one hidden fully connected layer (the features), softmax over the classes."""
 
     family = "classifier"

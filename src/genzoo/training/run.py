@@ -23,6 +23,8 @@ from genzoo.training.config import TrainConfig
 CHECKPOINT = "checkpoint.pt"
 RUN_JSON = "run.json"
 METRICS = "metrics.jsonl"
+EVAL_JSON = "eval.json"
+SAMPLES_DIR = "samples"
 
 
 def resolve_device(name: str) -> torch.device:

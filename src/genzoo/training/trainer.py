@@ -77,9 +77,8 @@ class Trainer:
         self.stream = BatchStream(data, split, cfg.batch_size, seed)
         self.players = list(model.schedule)
         self.params = {p: model.player_parameters(p) for p in self.players}
-        overrides = getattr(model, "optimizer_overrides", lambda p: {})
         self.optims = {} if model.gradient_free else {
-            p: make_optimizer(self.params[p], cfg, overrides(p)) for p in self.players}
+            p: make_optimizer(self.params[p], cfg, model.optimizer_overrides(p)) for p in self.players}
         self.step = 0  # finished rounds
         self.batches = 0  # batches drawn
         self._stop_requested = False

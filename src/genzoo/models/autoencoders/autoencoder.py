@@ -43,7 +43,7 @@ import torch
 
 from genzoo.data.continuous import to_unit, unit_channels
 from genzoo.errors import GenzooError
-from genzoo.models.base import LatentModel, ModelOutput
+from genzoo.models.base import LatentModel, ModelOutput, Reconstructing
 from genzoo.models.registry import register_model
 from genzoo.nn.coders import CoderConfig, Decoder, Encoder
 
@@ -60,7 +60,7 @@ class AutoencoderConfig(CoderConfig):
             raise ValueError(f"code_momentum must be in (0, 1], got {self.code_momentum}")
 
 
-class AutoencoderBase(LatentModel):
+class AutoencoderBase(LatentModel, Reconstructing):
     """Encoder, decoder, squared-error loss, running code Gaussian; variants override the hooks."""
 
     family = "autoencoder"
@@ -165,10 +165,7 @@ class AutoencoderBase(LatentModel):
         """Squared error on the known sub-pixels + 2 s^2 * the code Gaussian's energy (see the module doc)."""
         return super().fit_error(z, x, known, condition) + 2 * self.recon_mse * self.prior_energy(z)
 
-    def sample(self, n, *, generator=None, temperature=1.0, condition=None, **_):
-        self.check_condition(condition)
-        if temperature < 0:
-            raise GenzooError(f"temperature must be >= 0, got {temperature}")
+    def _sample(self, n, *, generator=None, temperature=1.0, condition=None, progress=False):
         with torch.no_grad():
             return self.decode(self.prior(n, generator, temperature))
 

@@ -38,7 +38,12 @@ import torch
 import torch.nn.functional as F
 
 from genzoo.data.continuous import to_unit, unit_channels
-from genzoo.models.base import LatentModel, LikelihoodModel, ModelOutput
+from genzoo.models.base import (
+    ImportanceWeighted,
+    LatentModel,
+    LikelihoodModel,
+    ModelOutput,
+)
 from genzoo.models.registry import register_model
 from genzoo.nn.coders import CoderConfig, Decoder, Encoder
 from genzoo.nn.decoders import HeadName, make_head
@@ -77,7 +82,7 @@ def reparameterize(mu: torch.Tensor, sigma: torch.Tensor, generator: torch.Gener
 
 
 @register_model("vae")
-class VAE(LatentModel, LikelihoodModel):
+class VAE(LatentModel, LikelihoodModel, ImportanceWeighted):
     """Gaussian encoder, N(0, I) prior, a likelihood head over the discrete values."""
 
     family = "vae"

@@ -201,14 +201,16 @@ class MultiscalePixelRNN(LikelihoodModel):
         logp = F.log_softmax(self.ordered_logits(onehot), dim=-1)
         return logp.gather(-1, x.unsqueeze(-1)).squeeze(-1).flatten(1).sum(1)  # (B,)
 
-    def sample(self, n, *, generator=None, temperature=1.0, condition=None, naive=False, progress=False,
-               precision=torch.float64):
+    sample_options = AutoregressiveModel.sample_options
+
+    def _sample(self, n, *, generator=None, temperature=1.0, condition=None, naive=False, progress=False,
+                precision=torch.float64):
         x = torch.zeros(n, *self.info.shape, dtype=torch.long, device=self.device)  # (n, C, H, W)
-        return self.complete(x, torch.zeros_like(x, dtype=torch.bool), generator=generator, temperature=temperature,
+        return self._complete(x, torch.zeros_like(x, dtype=torch.bool), generator=generator, temperature=temperature,
                              condition=condition, naive=naive, progress=progress, precision=precision)
 
-    def complete(self, x, known, *, generator=None, temperature=1.0, condition=None, naive=False, progress=False,
-                 precision=torch.float64):
+    def _complete(self, x, known, *, generator=None, temperature=1.0, condition=None, naive=False, progress=False,
+                  precision=torch.float64):
         """x_s first (from its own known pixels), then the rest with all of x_s known."""
 
         self.check_condition(condition)

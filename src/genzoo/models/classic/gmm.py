@@ -439,22 +439,16 @@ class GaussianMixture(LikelihoodModel):
             noise = (scale[comp] @ eps.unsqueeze(-1)).squeeze(-1)
         return mu + temperature * noise  # (B, H)
 
-    def sample(self, n, *, generator=None, temperature=1.0, condition=None, **_):
+    def _sample(self, n, *, generator=None, temperature=1.0, condition=None, progress=False):
         """m ~ pi, u ~ N(mu_m, temperature^2 Sigma_m), then the level / palette colour nearest to u."""
-        self.check_condition(condition)
-        if temperature < 0:
-            raise GenzooError(f"temperature must be >= 0, got {temperature}")
         with torch.no_grad():
             scale = self._std() if self.config.covariance == "diag" else self.scale_tril
             log_w = self.weight.log().expand(n, -1)  # (n, M)
             u = self._draw(log_w, self.mean.expand(n, -1, -1), scale, generator, temperature)  # (n, D)
             return self._images(u)
 
-    def complete(self, x, known, *, generator=None, temperature=1.0, condition=None, **_):
+    def _complete(self, x, known, *, generator=None, temperature=1.0, condition=None, progress=False):
         """Hidden sub-pixels drawn from the exact conditional (at temperature 1), known ones kept."""
-        self.check_condition(condition)
-        if temperature < 0:
-            raise GenzooError(f"temperature must be >= 0, got {temperature}")
         x = x.to(self.device)
         with torch.no_grad():
             cond = self.condition_on(x, known)

@@ -44,7 +44,14 @@ from torch.func import functional_call
 
 from genzoo.data.continuous import to_unit, unit_channels
 from genzoo.errors import GenzooError
-from genzoo.losses.gan import LOSSES, LossName, discriminator_loss, generator_loss, gradient_penalty, pulling_away
+from genzoo.losses.gan import (
+    LOSSES,
+    LossName,
+    discriminator_loss,
+    generator_loss,
+    gradient_penalty,
+    pulling_away,
+)
 from genzoo.models.base import AdversarialModel, LatentModel, ModelOutput
 from genzoo.models.registry import register_model
 from genzoo.nn.gan_nets import (
@@ -201,11 +208,11 @@ class GAN(AdversarialModel, LatentModel):
         y = self.generator(z)  # (B, C', H, W)
         return y if self.info.continuous else (y + 1) / 2
 
-    def sample(self, n, *, generator=None, temperature=1.0, condition=None, **kw):
+    def _sample(self, n, *, generator=None, temperature=1.0, condition=None, progress=False):
         was_training = self.training
         self.eval()  # batch norm from its running statistics: a sample does not depend on its batch
         try:
-            return super().sample(n, generator=generator, temperature=temperature, condition=condition, **kw)
+            return super()._sample(n, generator=generator, temperature=temperature, condition=condition)
         finally:
             self.train(was_training)
 
