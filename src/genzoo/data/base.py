@@ -4,16 +4,37 @@ A data set is a table of examples plus named splits. The trainer only asks for
 ``len(split)`` and ``batch(split, indices)``; a batch is a ``dict`` of tensors
 (``x`` always; ``y`` for class labels; later families add keys such as a paired
 target image or a token sequence) so new kinds of data need no trainer change.
+
+Bad data is refused here, once, for every kind: an :class:`ImageDataset` checks its shape,
+values, labels and splits when it is built, and the limits below (with the readers
+:func:`read_data_file` and :func:`decode_text`) keep a hostile file from exhausting memory.
+Every refusal is a one-line :class:`~genzoo.errors.GenzooError` naming the file (the spec).
 """
 from __future__ import annotations
 
 import dataclasses
+import gzip
+import re
+import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 import torch
 
 from genzoo.errors import GenzooError
+
+# Limits on what a data file may ask for, checked before anything is allocated.
+MAX_IMAGE_SIDE = 1024  # largest height or width of a stored image (``--size`` included)
+MAX_SOURCE_PIXELS = 1 << 26  # largest image file decoded: 67,108,864 pixels (8192 x 8192), below Pillow's warning
+MAX_DATA_BYTES = 8 << 30  # the decoded images of one data set in memory: 8 GiB
+MAX_FILE_BYTES = 1 << 30  # one text or IDX file (after gunzip) or archive member read whole: 1 GiB
+MAX_VALUES = 65536  # values a sub-pixel may take (palette colours or levels)
+MAX_CHANNELS = 4096  # channels of one image (continuous data stores points as (N, D, 1, 1))
+MIN_SIZE = 2  # smallest ``--size``
 
 
 @dataclass(frozen=True)
@@ -54,12 +75,51 @@ class ImageInfo:
         return d
 
     @classmethod
-    def from_dict(cls, d: dict) -> "ImageInfo":
+    def from_dict(cls, d: dict, source: str = "image info") -> "ImageInfo":
+        """The inverse of :meth:`to_dict`, every key and value checked (see :meth:`check`)."""
+        if not isinstance(d, dict):
+            raise GenzooError(f"{source}: image info must be a mapping, got {type(d).__name__}")
+        names = [f.name for f in dataclasses.fields(cls)]
+        unknown = sorted(set(d) - set(names))
+        if unknown:
+            raise GenzooError(f"{source}: unknown image info key {unknown[0]!r}; valid: {', '.join(names)}")
+        missing = [k for k in ("channels", "height", "width", "num_values") if k not in d]
+        if missing:
+            raise GenzooError(f"{source}: image info lacks the key {missing[0]!r}")
         d = dict(d)
-        if d.get("palette") is not None:
-            d["palette"] = tuple(tuple(int(v) for v in c) for c in d["palette"])
-        d["class_names"] = tuple(d.get("class_names", ()))
-        return cls(**d)
+        palette, names_ = d.get("palette"), d.get("class_names", ())
+        if palette is not None:
+            if not isinstance(palette, (list, tuple)) or not all(isinstance(c, (list, tuple)) for c in palette):
+                raise GenzooError(f"{source}: image info palette must be a list of [R, G, B], got {palette!r:.60}")
+            d["palette"] = tuple(tuple(c) for c in palette)
+        if not isinstance(names_, (list, tuple)):
+            raise GenzooError(f"{source}: image info class_names must be a list, got {names_!r:.60}")
+        d["class_names"] = tuple(names_)
+        info = cls(**d)
+        info.check(source)
+        return info
+
+    def check(self, source: str) -> None:
+        """Refuse impossible or oversized values, naming ``source`` and the key."""
+        for key, lo, hi in (("channels", 1, MAX_CHANNELS), ("height", 1, MAX_IMAGE_SIDE), ("width", 1, MAX_IMAGE_SIDE),
+                            ("num_values", 0, MAX_VALUES), ("num_classes", 0, MAX_VALUES)):
+            value = getattr(self, key)
+            if not _is_int(value) or not lo <= value <= hi:
+                raise GenzooError(f"{source}: image info {key}={value!r} is not an integer {lo}-{hi}")
+        if self.palette is not None:
+            if len(self.palette) != self.num_values:
+                raise GenzooError(
+                    f"{source}: image info palette has {len(self.palette)} colours but num_values={self.num_values}"
+                )
+            for i, c in enumerate(self.palette):
+                if len(c) != 3 or not all(_is_int(v) and 0 <= v <= 255 for v in c):
+                    raise GenzooError(f"{source}: image info palette entry {i} is {c!r}; expected three integers 0-255")
+        if self.class_names and len(self.class_names) != self.num_classes:
+            raise GenzooError(
+                f"{source}: image info names {len(self.class_names)} classes but num_classes={self.num_classes}"
+            )
+        if not all(isinstance(n, str) for n in self.class_names):
+            raise GenzooError(f"{source}: image info class_names must be strings")
 
     def to_rgb(self, x: torch.Tensor | np.ndarray) -> np.ndarray:
         """Discrete images ``(N, C, H, W)`` -> ``uint8`` RGB ``(N, H, W, 3)`` for display."""
@@ -95,10 +155,50 @@ class ImageDataset:
     meta: dict = field(default_factory=dict)
 
     def __post_init__(self):
-        if self.x.ndim != 4 or tuple(self.x.shape[1:]) != self.info.shape:
-            raise GenzooError(f"{self.spec}: images have shape {tuple(self.x.shape)}, expected (N, *{self.info.shape})")
-        if len(self.x) == 0:
-            raise GenzooError(f"{self.spec}: no images")
+        self.check()
+
+    def check(self) -> None:
+        """Every loader's output meets the same contract, so a new kind of data inherits the checks:
+        the shape agrees with ``info``, values lie in ``0..num_values-1`` (finite floats for continuous
+        data), labels are one class index per image, and every split is a non-empty set of images."""
+        spec, info, x = self.spec, self.info, self.x
+        info.check(spec)
+        if x.ndim != 4 or tuple(x.shape[1:]) != info.shape:
+            raise GenzooError(f"{spec}: images have shape {tuple(x.shape)}, expected (N, *{info.shape})")
+        n = len(x)
+        if n == 0:
+            raise GenzooError(f"{spec}: no images")
+        if info.continuous:
+            if not x.is_floating_point() or not bool(torch.isfinite(x).all()):
+                raise GenzooError(f"{spec}: continuous data must be finite floating-point values")
+        else:
+            if x.is_floating_point() or x.is_complex() or x.dtype == torch.bool:
+                raise GenzooError(f"{spec}: discrete images must be stored as integers, not {x.dtype}")
+            if not (x.dtype == torch.uint8 and info.num_values >= 256):  # uint8 can hold nothing out of range
+                lo, hi = int(x.min()), int(x.max())
+                if lo < 0 or hi >= info.num_values:
+                    bad = lo if lo < 0 else hi
+                    where = int((x.flatten(1) == bad).any(1).nonzero()[0])
+                    raise GenzooError(
+                        f"{spec}: image {where} holds the value {bad}, outside 0-{info.num_values - 1}"
+                    )
+        if self.labels is not None:
+            y = self.labels
+            if y.ndim != 1 or len(y) != n or y.is_floating_point() or y.dtype == torch.bool:
+                raise GenzooError(f"{spec}: labels must be {n} integers (one per image), got {tuple(y.shape)} {y.dtype}")
+            if int(y.min()) < 0 or (info.num_classes and int(y.max()) >= info.num_classes):
+                bad = int(y.min()) if int(y.min()) < 0 else int(y.max())
+                where = int((y == bad).nonzero()[0])
+                raise GenzooError(f"{spec}: image {where} has the label {bad}, outside 0-{max(info.num_classes - 1, 0)}")
+        if not self.splits:
+            raise GenzooError(f"{spec}: no splits")
+        for name, idx in self.splits.items():
+            if idx.ndim != 1 or idx.is_floating_point():
+                raise GenzooError(f"{spec}: split {name!r} must be a list of image indices")
+            if len(idx) == 0:
+                raise GenzooError(f"{spec}: split {name!r} is empty ({n} image{'s' if n != 1 else ''} in all)")
+            if int(idx.min()) < 0 or int(idx.max()) >= n:
+                raise GenzooError(f"{spec}: split {name!r} indexes outside the {n} images")
 
     def split_names(self) -> list[str]:
         return list(self.splits)
@@ -136,6 +236,101 @@ def every_tenth_split(n: int) -> dict[str, torch.Tensor]:
     idx = torch.arange(n)
     test = idx % 10 == 0
     return {"train": idx[~test], "test": idx[test]}
+
+
+def split_every_tenth(source: object, n: int) -> dict[str, torch.Tensor]:
+    """:func:`every_tenth_split` of a source's ``n`` images, refused by name when it leaves no train image."""
+    if n < 2:
+        raise GenzooError(
+            f"{source}: {n} image{'s' if n != 1 else ''}; at least 2 are needed (the test split takes every "
+            "tenth image from the first, the train split the rest)"
+        )
+    return every_tenth_split(n)
+
+
+def _is_int(v) -> bool:
+    return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
+
+
+def int_option(spec: str, name: str, value, lo: int, hi: int | None) -> int:
+    """A loader option that must be an integer in ``lo..hi`` (``hi`` None: no upper bound)."""
+    if not _is_int(value):
+        raise GenzooError(f"{spec}: option {name} must be an integer, got {value!r}")
+    if value < lo or (hi is not None and value > hi):
+        bound = f"{lo}-{hi}" if hi is not None else f">= {lo}"
+        raise GenzooError(f"{spec}: option {name}={value} out of range ({bound})")
+    return int(value)
+
+
+def size_option(spec: str, size, default: int) -> int:
+    """``--size``: the side of the stored square images, ``MIN_SIZE..MAX_IMAGE_SIDE``."""
+    return int_option(spec, "size", default if size is None else size, MIN_SIZE, MAX_IMAGE_SIDE)
+
+
+def check_memory(source: object, n: int, item_bytes: int, what: str) -> None:
+    """Refuse, before allocating, ``n`` items of ``item_bytes`` that would pass ``MAX_DATA_BYTES``."""
+    total = n * item_bytes
+    if total > MAX_DATA_BYTES:
+        raise GenzooError(
+            f"{source}: {n:,} {what} need {_gib(total)} in memory; the limit is {_gib(MAX_DATA_BYTES)} (MAX_DATA_BYTES)"
+        )
+
+
+def _gib(n: int) -> str:
+    return f"{n / (1 << 30):.3g} GiB" if n >= 1 << 30 else f"{n / (1 << 20):.3g} MiB"
+
+
+def reason(e: BaseException) -> str:
+    """An exception as ``Type: message`` on one line (library messages can span several)."""
+    return " ".join(f"{e.__class__.__name__}: {e}".split())
+
+
+@contextmanager
+def open_data_file(path: Path) -> Iterator[BinaryIO]:
+    """``path`` as a binary stream, gunzipped when it starts with the gzip magic bytes; failures to
+    read it (missing, unreadable, corrupt or cut gzip data) become one line naming the file."""
+    try:
+        with open(path, "rb") as raw:
+            gzipped = raw.read(2) == b"\x1f\x8b"
+            raw.seek(0)
+            yield gzip.GzipFile(fileobj=raw, mode="rb") if gzipped else raw
+    except (OSError, EOFError, zlib.error) as e:
+        raise GenzooError(f"{path}: cannot read ({reason(e)})") from None
+
+
+def read_limited(stream: BinaryIO, n: int, path: Path, limit: int = MAX_FILE_BYTES) -> bytes:
+    """Up to ``n`` bytes, refusing a stream that holds more than ``limit`` (a gzip bomb stops here)."""
+    data = stream.read(min(n, limit + 1))
+    if len(data) > limit:
+        raise GenzooError(f"{path}: larger than {_gib(limit)} (MAX_FILE_BYTES); refusing to read it whole")
+    return data
+
+
+def read_data_file(path: Path) -> bytes:
+    """A whole file (gunzipped if gzip'd), at most ``MAX_FILE_BYTES``."""
+    with open_data_file(path) as f:
+        return read_limited(f, MAX_FILE_BYTES + 1, path)
+
+
+def decode_text(data: bytes, path: object) -> str:
+    """UTF-8 text (a byte-order mark is dropped); bytes that are not UTF-8 are named by line."""
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        line = data[: e.start].count(b"\n") + 1
+        raise GenzooError(f"{path}:{line}: not UTF-8 text (byte 0x{data[e.start]:02x})") from None
+
+
+_NATURAL = re.compile(rb"[0-9]+")
+
+
+def parse_naturals(tokens: list[str], source: str, what: str) -> list[int]:
+    """Tokens of ASCII digits -> ints; anything else (``-1``, ``--1``, ``1.5``, ``²``, ``١``) is refused
+    by name (``int()`` alone would take ``+1``, ``1_0`` and non-ASCII digits)."""
+    for t in tokens:
+        if not _NATURAL.fullmatch(t.encode("utf-8", "replace")):
+            raise GenzooError(f"{source}: {t!r} is not {what}")
+    return [int(t) for t in tokens]
 
 
 def reject_options(spec: str, options: dict) -> None:

@@ -5,43 +5,68 @@ PATH is a ``.tar.gz``/``.tar`` archive or a folder holding ``train/<class>/*.jpg
 class, re-encoded as JPEG quality 75 -- fine for GAN training and sample-quality metrics, not
 for bits/dim comparisons with papers, which use the lossless originals). Members are read in
 sorted path order, so every machine sees the same images in the same order; classes are the
-sorted folder names. ``--size`` other than 32 resizes with ``Image.BOX``.
+sorted folder names; names starting with "." (macOS ``._x.jpg``) are skipped. Each image is made
+a ``--size`` square (default 32, at most ``MAX_IMAGE_SIDE``) by
+:func:`genzoo.data.images.read_image` (centre crop, ``Image.BOX`` resize when not already that
+size; files over ``MAX_SOURCE_PIXELS`` refused). An archive member over ``MAX_FILE_BYTES``, members
+over ``MAX_DATA_BYTES`` in all, or decoded images over ``MAX_DATA_BYTES`` are refused before reading.
 """
 from __future__ import annotations
 
-import io
 import tarfile
+import zlib
 from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
 
-from genzoo.data.base import ImageDataset, ImageInfo
+from genzoo.data.base import (
+    MAX_DATA_BYTES,
+    MAX_FILE_BYTES,
+    ImageDataset,
+    ImageInfo,
+    check_memory,
+    reason,
+    size_option,
+)
+from genzoo.data.folder import find_images
+from genzoo.data.images import read_image
 from genzoo.data.kinds import register_dataset
 from genzoo.errors import GenzooError
 
 EXTENSIONS = (".jpg", ".jpeg", ".png")
 SPLITS = ("train", "test")
+DEFAULT_SIZE = 32
+_COMPRESSIONS = {"r:gz": b"\x1f\x8b", "r:bz2": b"BZh", "r:xz": b"\xfd7zXZ\x00"}
 
 
-def _members(path: Path):
-    """(split, class, name, bytes-reader) for every image, sorted by path."""
+def _members(path: Path) -> list[tuple[tuple[str, ...], Path | bytes]]:
+    """(path parts, the file or its bytes) for every image, sorted by path."""
     if path.is_dir():
-        files = sorted(p for p in path.rglob("*") if p.suffix.lower() in EXTENSIONS)
-        for f in files:
-            rel = f.relative_to(path).parts
-            yield rel, (lambda f=f: f.read_bytes())
-        return
+        files = [Path(f) for f in find_images(path) if Path(f).suffix.lower() in EXTENSIONS]
+        return sorted(((f.parts, path / f) for f in files), key=lambda item: item[0])  # the archive's order
     try:
-        tar = tarfile.open(path)
-    except (tarfile.TarError, OSError) as e:
-        raise GenzooError(f"{path}: not a readable tar archive ({e})") from None
-    with tar:  # read in archive order (a .tar.gz cannot seek cheaply), then sort by name
-        found = [(Path(m.name).parts, tar.extractfile(m).read()) for m in tar
-                 if m.isfile() and Path(m.name).suffix.lower() in EXTENSIONS]
-    for parts, data in sorted(found, key=lambda item: item[0]):
-        yield parts, (lambda data=data: data)
+        with open(path, "rb") as f:
+            magic = f.read(6)
+        # one compression chosen by its magic bytes: a broken archive then gives one reason, not one per method
+        mode = next((m for m, head in _COMPRESSIONS.items() if magic.startswith(head)), "r:")
+        with tarfile.open(path, mode) as tar:  # read in archive order (a .tar.gz cannot seek cheaply), then sort
+            found, total = [], 0
+            for m in tar:
+                parts = Path(m.name).parts
+                if not (m.isfile() and parts and Path(m.name).suffix.lower() in EXTENSIONS) or parts[-1][0] == ".":
+                    continue
+                if m.size > MAX_FILE_BYTES:
+                    raise GenzooError(f"{path}: member {m.name} holds {m.size:,} bytes; the limit is "
+                                      f"{MAX_FILE_BYTES:,} (MAX_FILE_BYTES)")
+                total += m.size
+                if total > MAX_DATA_BYTES:
+                    raise GenzooError(f"{path}: the images in the archive pass {MAX_DATA_BYTES:,} bytes "
+                                      "(MAX_DATA_BYTES)")
+                found.append((parts, tar.extractfile(m).read()))
+    except (tarfile.TarError, OSError, EOFError, zlib.error) as e:
+        raise GenzooError(f"{path}: not a readable tar archive ({reason(e)})") from None
+    return sorted(found, key=lambda item: item[0])
 
 
 @register_dataset("cifar10", "cifar10:PATH", "CIFAR-10 train/test folders or their .tar.gz (RGB, 256 levels, "
@@ -50,34 +75,29 @@ def load_cifar10(spec: str, path: str | None, *, size: int | None = None, colors
                  palette=None, **rest) -> ImageDataset:
     if colors is not None or any(v is not None for v in rest.values()):
         raise GenzooError(f"{spec}: only --size applies (images keep 256 levels per channel)")
+    side = size_option(spec, size, DEFAULT_SIZE)
     p = Path(path)
     if not p.exists():
         raise GenzooError(f"{p}: no such file or folder")
-    images: dict[str, list[np.ndarray]] = {s: [] for s in SPLITS}
-    labels: dict[str, list[str]] = {s: [] for s in SPLITS}
-    side = size or 32
-    for parts, read in _members(p):
+    chosen = []  # (split, class, name, source)
+    for parts, source in _members(p):
         parts = [q for q in parts if q not in (".", "")]
-        if len(parts) < 3 or parts[-3] not in SPLITS:
-            continue
-        split, cls = parts[-3], parts[-2]
-        try:
-            img = Image.open(io.BytesIO(read())).convert("RGB")
-        except OSError as e:
-            raise GenzooError(f"{p}: {'/'.join(parts)} is not a readable image ({e})") from None
-        if img.size != (side, side):
-            img = img.resize((side, side), Image.BOX)
-        images[split].append(np.asarray(img, dtype=np.uint8))
-        labels[split].append(cls)
-    if not images["train"] or not images["test"]:
+        if len(parts) >= 3 and parts[-3] in SPLITS:
+            chosen.append((parts[-3], parts[-2], "/".join(parts), source))
+    by_split = {s: [c for c in chosen if c[0] == s] for s in SPLITS}
+    if not by_split["train"] or not by_split["test"]:
         raise GenzooError(f"{p}: expected train/<class>/*.jpg and test/<class>/*.jpg images")
-    classes = sorted(set(labels["train"]) | set(labels["test"]))
+    ordered = by_split["train"] + by_split["test"]
+    check_memory(p, len(ordered), side * side * 3, f"images of {side} x {side} x 3")
+    x = np.empty((len(ordered), 3, side, side), dtype=np.uint8)  # (N, 3, H, W), filled in place
+    for i, (_, _, name, source) in enumerate(ordered):
+        rgb = read_image(source, side, name=source if isinstance(source, Path) else f"{p}: {name}")  # (H, W, 3)
+        x[i] = rgb.transpose(2, 0, 1)
+    classes = sorted({c[1] for c in ordered})
     index = {c: i for i, c in enumerate(classes)}
-    x = np.stack(images["train"] + images["test"]).transpose(0, 3, 1, 2)  # (N, 3, H, W)
-    y = torch.tensor([index[c] for c in labels["train"] + labels["test"]], dtype=torch.long)
-    n_train = len(images["train"])
+    y = torch.tensor([index[c[1]] for c in ordered], dtype=torch.long)
+    n_train = len(by_split["train"])
     splits = {"train": torch.arange(n_train), "test": torch.arange(n_train, len(x))}
     info = ImageInfo(channels=3, height=side, width=side, num_values=256, num_classes=len(classes),
                      class_names=tuple(classes))
-    return ImageDataset(spec=spec, x=torch.from_numpy(np.ascontiguousarray(x)), info=info, splits=splits,
-                        labels=y, meta={"source": str(p)})
+    return ImageDataset(spec=spec, x=torch.from_numpy(x), info=info, splits=splits, labels=y, meta={"source": str(p)})

@@ -3,10 +3,10 @@
 Every image under PATH (recursively; .png .jpg .jpeg .gif .bmp .webp in any letter case;
 names starting with "." are skipped, e.g. macOS ``._x.png`` files) is read in the order of its
 relative path, so the data set and its ``every_tenth_split`` are the same on every machine.
-Each image is read with Pillow (first frame of a GIF), transparency composited on white,
-centre-cropped to a square and resized to ``size`` x ``size`` with ``Image.BOX`` (area
-averaging when shrinking, pixel repetition when enlarging: no ringing, so no colours outside
-the source's range appear before quantisation; images already of that size are not resampled).
+Each image is made an RGB square of ``size`` x ``size`` by :func:`genzoo.data.images.read_image`
+(first frame, transparency on white, centre crop, ``Image.BOX`` resize; files over
+``MAX_SOURCE_PIXELS`` refused). ``size`` is at most ``MAX_IMAGE_SIDE`` and all the images
+together at most ``MAX_DATA_BYTES``, both checked before any image is read.
 Colours are then quantised to a palette: k-means (:func:`genzoo.data.palette.kmeans_palette`,
 seed 0) fitted on the train split's pixels only, or the ``palette`` given, used as-is -- which
 is how a saved run reloads exactly the data it was trained on.
@@ -22,9 +22,18 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
 
-from genzoo.data.base import ImageDataset, ImageInfo, every_tenth_split, storage_dtype
+from genzoo.data.base import (
+    MAX_VALUES,
+    ImageDataset,
+    ImageInfo,
+    check_memory,
+    every_tenth_split,
+    int_option,
+    size_option,
+    storage_dtype,
+)
+from genzoo.data.images import read_image
 from genzoo.data.kinds import register_dataset
 from genzoo.data.palette import kmeans_palette, quantize
 from genzoo.errors import GenzooError
@@ -32,7 +41,7 @@ from genzoo.errors import GenzooError
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".gif", ".bmp", ".webp")
 DEFAULT_SIZE = 32
 DEFAULT_COLORS = 64
-MAX_COLORS = 65536
+MAX_COLORS = MAX_VALUES
 
 
 @register_dataset(
@@ -53,9 +62,9 @@ def load_folder(
     unknown = sorted(k for k, v in rest.items() if v is not None)
     if unknown:
         raise GenzooError(f"{spec}: unknown options {unknown}; folder takes size, colors, palette")
-    size = _int_option(spec, "size", DEFAULT_SIZE if size is None else size, 2, None)
+    size = size_option(spec, size, DEFAULT_SIZE)
     if colors is not None or palette is None:
-        colors = _int_option(spec, "colors", DEFAULT_COLORS if colors is None else colors, 2, MAX_COLORS)
+        colors = int_option(spec, "colors", DEFAULT_COLORS if colors is None else colors, 2, MAX_COLORS)
     given = _check_palette(spec, palette) if palette is not None else None
 
     root = Path(path)
@@ -65,7 +74,12 @@ def load_folder(
     if not files:
         raise GenzooError(f"{root}: no images found (searched recursively for {', '.join(IMAGE_EXTENSIONS)})")
 
-    rgb = np.stack([read_image(root / f, size) for f in files])  # (N, S, S, 3) uint8
+    index_bytes = 1 if (len(given) if given else colors) <= 256 else 4
+    # per pixel while loading: the RGB stack, the train pixels the palette is fitted to, the indices
+    check_memory(root, len(files), size * size * (3 + 3 + index_bytes), f"images of {size} x {size}")
+    rgb = np.empty((len(files), size, size, 3), dtype=np.uint8)  # (N, S, S, 3), filled in place
+    for i, f in enumerate(files):
+        rgb[i] = read_image(root / f, size)
     splits = every_tenth_split(len(files))
     if given is None:
         if len(splits["train"]) == 0:
@@ -99,43 +113,17 @@ def load_folder(
 def find_images(root: Path) -> list[str]:
     """Relative POSIX paths of the image files under ``root``, sorted."""
     found = []
-    for dirpath, dirnames, filenames in os.walk(root):
+
+    def unreadable(e: OSError):  # os.walk would skip a folder it cannot list, and with it its images
+        raise GenzooError(f"{e.filename}: cannot list the folder ({e.strerror})")
+
+    for dirpath, dirnames, filenames in os.walk(root, onerror=unreadable):
         dirnames[:] = [d for d in dirnames if not d.startswith(".")]
         rel_dir = Path(dirpath).relative_to(root)
         for name in filenames:
             if not name.startswith(".") and name.lower().endswith(IMAGE_EXTENSIONS):
                 found.append((rel_dir / name).as_posix())
     return sorted(found)
-
-
-def read_image(path: Path, size: int) -> np.ndarray:
-    """One image file -> (size, size, 3) uint8 RGB, transparency on white, centre-cropped square."""
-    try:
-        with Image.open(path) as im:
-            im.seek(0)  # first frame of an animation
-            im.load()
-            img = _to_rgb(im)
-    except (OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError) as e:
-        reason = " ".join(f"{e.__class__.__name__}: {e}".split())
-        raise GenzooError(f"{path}: cannot read image ({reason})") from None
-    w, h = img.size
-    side = min(w, h)
-    if (w, h) != (size, size):
-        left, top = (w - side) // 2, (h - side) // 2
-        img = img.resize((size, size), Image.BOX, box=(left, top, left + side, top + side))
-    return np.asarray(img, dtype=np.uint8)
-
-
-def _to_rgb(im: Image.Image) -> Image.Image:
-    """Any Pillow mode -> RGB; alpha (RGBA, LA, PA, palette or colour-key transparency) over white."""
-    if im.mode in ("I", "I;16", "I;16B", "I;16L", "I;16N"):  # 16-bit grey PNGs
-        grey = np.asarray(im, dtype=np.float64) / 257.0
-        im = Image.fromarray(np.clip(np.rint(grey), 0, 255).astype(np.uint8), mode="L")
-    if im.mode in ("RGBA", "LA", "PA", "La", "RGBa") or "transparency" in im.info:
-        rgba = im.convert("RGBA")
-        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-        return Image.alpha_composite(white, rgba).convert("RGB")
-    return im.convert("RGB")
 
 
 def _folder_labels(files: list[str]) -> tuple[torch.Tensor | None, tuple[str, ...]]:
@@ -147,15 +135,6 @@ def _folder_labels(files: list[str]) -> tuple[torch.Tensor | None, tuple[str, ..
         return None, ()
     index = {n: i for i, n in enumerate(names)}
     return torch.tensor([index[f] for f in firsts], dtype=torch.long), names
-
-
-def _int_option(spec: str, name: str, value, lo: int, hi: int | None) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise GenzooError(f"{spec}: option {name} must be an integer, got {value!r}")
-    if value < lo or (hi is not None and value > hi):
-        bound = f"{lo}-{hi}" if hi is not None else f">= {lo}"
-        raise GenzooError(f"{spec}: option {name}={value} out of range ({bound})")
-    return int(value)
 
 
 def _check_palette(spec: str, palette) -> tuple[tuple[int, int, int], ...]:

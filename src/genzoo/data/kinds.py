@@ -34,12 +34,16 @@ def dataset_kinds() -> list[DatasetKind]:
 
 def load_dataset(spec: str, **options) -> ImageDataset:
     """Load ``KIND`` or ``KIND:PATH``. Options (``size``, ``colors``, ``palette``) go to the loader."""
-    kind, _, path = spec.partition(":")
+    if not isinstance(spec, str):
+        raise GenzooError(f"dataset spec must be a string such as 'pokemon' or 'folder:PATH', got {spec!r:.80}")
+    if not spec.isprintable():
+        raise GenzooError(f"dataset spec {spec!r}: holds a control character (a newline?)")
+    kind, colon, path = spec.partition(":")
     if kind not in _KINDS:
         raise choices_error("dataset", kind, [k.syntax for k in _KINDS.values()])
     entry = _KINDS[kind]
-    if entry.needs_path and not path:
-        raise GenzooError(f"dataset {kind!r} needs a path: {entry.syntax}")
+    if (entry.needs_path or colon) and not path:
+        raise GenzooError(f"dataset {spec!r} needs a path after the colon: {entry.syntax}")
     data = entry.loader(spec, path or None, **options)
     # Recorded so a run can reload the same images (a fitted palette is saved separately).
     data.meta.setdefault("options", {k: v for k, v in options.items() if v is not None and k != "palette"})

@@ -7,7 +7,7 @@ a big-endian header ``0x00 0x00 type ndim`` then ``ndim`` uint32 sizes, then the
 """
 from __future__ import annotations
 
-import gzip
+import struct
 import zlib
 from pathlib import Path
 
@@ -15,11 +15,23 @@ import numpy as np
 import scipy.io
 import torch
 
-from genzoo.data.base import ImageDataset, ImageInfo, every_tenth_split, reject_options
+from genzoo.data.base import (
+    MAX_IMAGE_SIDE,
+    ImageDataset,
+    ImageInfo,
+    check_memory,
+    open_data_file,
+    read_data_file,
+    reason,
+    reject_options,
+    split_every_tenth,
+)
 from genzoo.data.kinds import register_dataset
 from genzoo.errors import GenzooError
 
 BINARIZED_SPLITS = ("train", "valid", "test")
+_MAT_ERRORS = (OSError, ValueError, TypeError, IndexError, KeyError, EOFError, OverflowError, NotImplementedError,
+               UnicodeDecodeError, struct.error, zlib.error, scipy.io.matlab.MatReadError)  # fmt: skip
 MNIST_SIDE = 28
 IDX_IMAGES_MAGIC = 0x00000803  # unsigned bytes, 3 dimensions (N, H, W)
 IDX_LABELS_MAGIC = 0x00000801  # unsigned bytes, 1 dimension (N,)
@@ -66,7 +78,7 @@ def load_binarized_mnist(spec: str, path: str | None, **options) -> ImageDataset
         rows, splits = _stack_splits(parts)
     elif p.is_file():
         rows = read_binarized(p)
-        splits, files = every_tenth_split(len(rows)), [str(p)]
+        splits, files = split_every_tenth(p, len(rows)), [str(p)]
     else:
         raise GenzooError(f"{p}: no such file or folder")
     x = torch.from_numpy(rows).view(-1, 1, MNIST_SIDE, MNIST_SIDE)
@@ -85,17 +97,24 @@ def read_binarized(path: Path) -> np.ndarray:
 
 
 def _read_mat(path: Path) -> np.ndarray:
+    n_values = MNIST_SIDE * MNIST_SIDE
     try:
-        data = scipy.io.loadmat(str(path))
-    except (OSError, ValueError, TypeError, NotImplementedError, scipy.io.matlab.MatReadError) as e:
-        reason = " ".join(f"{e.__class__.__name__}: {e}".split())
-        raise GenzooError(f"{path}: cannot read .mat file ({reason})") from None
+        # the header first: a shape that cannot be binarized MNIST, or too large, is refused unread
+        shapes = {name: shape for name, shape, _ in scipy.io.whosmat(str(path))}
+        if "X" in shapes:
+            shape = shapes["X"]
+            if len(shape) != 2 or shape[1] != n_values or shape[0] == 0:
+                raise GenzooError(f"{path}: X has shape {tuple(shape)}, expected (N, {n_values})")
+            check_memory(path, shape[0], n_values * 8, "rows of X (as read, up to 8 bytes a value)")
+        data = scipy.io.loadmat(str(path), variable_names=["X"])
+    except _MAT_ERRORS as e:
+        raise GenzooError(f"{path}: cannot read .mat file ({reason(e)})") from None
     if "X" not in data:
-        keys = ", ".join(sorted(k for k in data if not k.startswith("__"))) or "(none)"
+        keys = ", ".join(sorted(shapes)) or "(none)"
         raise GenzooError(f"{path}: no key 'X' in the .mat file; keys found: {keys}")
-    X = np.asarray(data["X"])
-    if X.ndim != 2 or X.shape[1] != MNIST_SIDE * MNIST_SIDE or len(X) == 0:
-        raise GenzooError(f"{path}: X has shape {X.shape}, expected (N, {MNIST_SIDE * MNIST_SIDE})")
+    X = data["X"]
+    if not isinstance(X, np.ndarray) or X.dtype.kind not in "biuf" or X.ndim != 2 or X.shape[1] != n_values:
+        raise GenzooError(f"{path}: X is not an (N, {n_values}) numeric array")
     bad = (X != 0) & (X != 1)
     if bad.any():
         row, col = np.argwhere(bad)[0]
@@ -105,10 +124,7 @@ def _read_mat(path: Path) -> np.ndarray:
 
 def _read_amat(path: Path) -> np.ndarray:
     """Text: one image a line, 784 space-separated 0/1 values; blank lines are skipped."""
-    try:
-        raw = path.read_bytes()
-    except OSError as e:
-        raise GenzooError(f"{path}: cannot read ({e.__class__.__name__}: {e})") from None
+    raw = read_data_file(path)
     n_values = MNIST_SIDE * MNIST_SIDE
     rows = []
     for lineno, line in enumerate(raw.splitlines(), 1):
@@ -169,7 +185,7 @@ def load_idx(spec: str, path: str | None, **options) -> ImageDataset:
         labels = torch.from_numpy(np.concatenate(list(lab.values())).astype(np.int64))
     x, splits = _stack_splits(parts)
     if len(parts) == 1:
-        splits = every_tenth_split(len(x))
+        splits = split_every_tenth(next(iter(images.values())), len(x))
     h, w = x.shape[1:]
     num_classes, class_names = 0, ()
     if labels is not None:
@@ -208,33 +224,35 @@ def _sibling_labels(images: Path) -> Path | None:
 
 
 def read_idx(path: Path, magic: int) -> np.ndarray:
-    """Parse an IDX file of unsigned bytes (gzip detected by its magic bytes) -> uint8 array."""
-    try:
-        with open(path, "rb") as f:
-            raw = f.read()
-        if raw[:2] == b"\x1f\x8b":
-            raw = gzip.decompress(raw)
-    except (OSError, EOFError, zlib.error) as e:
-        reason = " ".join(f"{e.__class__.__name__}: {e}".split())
-        raise GenzooError(f"{path}: cannot read ({reason})") from None
+    """Parse an IDX file of unsigned bytes (gzip detected by its magic bytes) -> uint8 array.
+
+    The header is checked before the body is read: sizes of 0, images over ``MAX_IMAGE_SIDE``
+    or more than ``MAX_DATA_BYTES`` are refused, and a body longer than the header says is too."""
     what = "images" if magic == IDX_IMAGES_MAGIC else "labels"
-    if len(raw) < 4:
-        raise GenzooError(f"{path}: truncated IDX file ({len(raw)} bytes, no header)")
-    found = int.from_bytes(raw[:4], "big")
-    if found != magic:
-        raise GenzooError(f"{path}: wrong IDX magic 0x{found:08x}; expected 0x{magic:08x} ({what})")
     ndim = magic & 0xFF
-    header = 4 + 4 * ndim
-    if len(raw) < header:
-        raise GenzooError(f"{path}: truncated IDX file ({len(raw)} bytes, header needs {header})")
-    dims = tuple(int(d) for d in np.frombuffer(raw, dtype=">u4", count=ndim, offset=4))
-    expected = header + int(np.prod(dims, dtype=np.int64))
-    if len(raw) != expected:
-        state = "truncated" if len(raw) < expected else "too long"
+    with open_data_file(path) as f:
+        head = f.read(4 + 4 * ndim)
+        if len(head) < 4:
+            raise GenzooError(f"{path}: truncated IDX file ({len(head)} bytes, no header)")
+        found = int.from_bytes(head[:4], "big")
+        if found != magic:
+            raise GenzooError(f"{path}: wrong IDX magic 0x{found:08x}; expected 0x{magic:08x} ({what})")
+        if len(head) < 4 + 4 * ndim:
+            raise GenzooError(f"{path}: truncated IDX file ({len(head)} bytes, header needs {4 + 4 * ndim})")
+        dims = tuple(int.from_bytes(head[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
+        if 0 in dims:
+            raise GenzooError(f"{path}: IDX header gives {what} of shape {dims}; no size may be 0")
+        if ndim == 3 and max(dims[1:]) > MAX_IMAGE_SIDE:
+            raise GenzooError(f"{path}: IDX header gives images of {dims[1]} x {dims[2]}; "
+                              f"the limit is {MAX_IMAGE_SIDE} (MAX_IMAGE_SIDE)")
+        item = int(np.prod(dims[1:], dtype=np.int64))
+        check_memory(path, dims[0], item, f"{what} of {item} bytes")
+        expected = dims[0] * item
+        body = f.read(expected + 1)  # one byte more than the header says tells a file that is too long
+    if len(body) != expected:
+        held = f"{len(head) + len(body):,} bytes" if len(body) < expected else "more"
         raise GenzooError(
-            f"{path}: {state} IDX file: header says {what} of shape {dims} ({expected} bytes), "
-            f"file holds {len(raw)} bytes"
+            f"{path}: {'truncated' if len(body) < expected else 'overlong'} IDX file: header says {what} "
+            f"of shape {dims} ({len(head) + expected:,} bytes), the file holds {held}"
         )
-    if dims[0] == 0:
-        raise GenzooError(f"{path}: no {what}")
-    return np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(dims).copy()
+    return np.frombuffer(body, dtype=np.uint8).reshape(dims).copy()
