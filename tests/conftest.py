@@ -1,5 +1,7 @@
+import gzip
 import os
 
+import numpy as np
 import pytest
 import torch
 
@@ -55,3 +57,41 @@ def run_cli(capsys, *argv):
     code = main([str(a) for a in argv])
     out, err = capsys.readouterr()
     return code, out, err
+
+
+# -- labelled IDX files (the MNIST layout) made of class templates with flipped pixels ----------------
+def write_idx(folder, prefix: str, n: int, seed: int, side: int = 8, classes: int = 10) -> None:
+    """``{prefix}-images-idx3-ubyte.gz`` and labels: class c = template c with 5% of pixels flipped."""
+    templates = np.random.default_rng(1234).random((classes, side, side)) < 0.5  # shared by every split
+    rng = np.random.default_rng(seed)
+    y = np.arange(n) % classes
+    flips = rng.random((n, side, side)) < 0.05
+    x = (templates[y] ^ flips).astype(np.uint8) * 255
+    folder.mkdir(parents=True, exist_ok=True)
+    header = (0x803).to_bytes(4, "big") + b"".join(d.to_bytes(4, "big") for d in (n, side, side))
+    (folder / f"{prefix}-images-idx3-ubyte.gz").write_bytes(gzip.compress(header + x.tobytes()))
+    header = (0x801).to_bytes(4, "big") + n.to_bytes(4, "big")
+    (folder / f"{prefix}-labels-idx1-ubyte.gz").write_bytes(gzip.compress(header + y.astype(np.uint8).tobytes()))
+
+
+@pytest.fixture(scope="session")
+def idx_folder(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("idx") / "templates"
+    write_idx(folder, "train", 400, seed=0)
+    write_idx(folder, "t10k", 100, seed=1)
+    return folder
+
+
+def chromium_or_skip() -> str:
+    """Path of a headless Chromium; skipped with the reason when none is installed, required under CI=true
+    (``.ci/run`` installs Debian's ``chromium``), so CI always runs the browser tests."""
+    import shutil
+
+    exe = shutil.which("chromium") or ("/usr/bin/chromium" if os.path.isfile("/usr/bin/chromium") else None)
+    if exe is None:
+        message = ("headless Chromium is needed for the real-browser tests; install it with "
+                   "`apt-get install chromium` (Debian/Ubuntu; the binary must be on PATH as `chromium`)")
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    return exe

@@ -3,7 +3,6 @@
 The data: ten classes of 8x8 grey images, each class a fixed random binary template with 5% of the
 pixels flipped, written as IDX files so that training goes through the real ``genzoo train`` path.
 """
-import gzip
 import json
 
 import numpy as np
@@ -23,28 +22,6 @@ from genzoo.training.config import TrainConfig
 from genzoo.training.run import load_run
 
 SIDE, CLASSES = 8, 10
-
-
-def write_idx(folder, prefix: str, n: int, seed: int) -> None:
-    """``{prefix}-images-idx3-ubyte.gz`` and labels: class c = template c with 5% of pixels flipped."""
-    templates = np.random.default_rng(1234).random((CLASSES, SIDE, SIDE)) < 0.5  # shared by every split
-    rng = np.random.default_rng(seed)
-    y = np.arange(n) % CLASSES
-    flips = rng.random((n, SIDE, SIDE)) < 0.05
-    x = (templates[y] ^ flips).astype(np.uint8) * 255
-    folder.mkdir(parents=True, exist_ok=True)
-    header = (0x803).to_bytes(4, "big") + b"".join(d.to_bytes(4, "big") for d in (n, SIDE, SIDE))
-    (folder / f"{prefix}-images-idx3-ubyte.gz").write_bytes(gzip.compress(header + x.tobytes()))
-    header = (0x801).to_bytes(4, "big") + n.to_bytes(4, "big")
-    (folder / f"{prefix}-labels-idx1-ubyte.gz").write_bytes(gzip.compress(header + y.astype(np.uint8).tobytes()))
-
-
-@pytest.fixture(scope="module")
-def idx_folder(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("idx") / "templates"
-    write_idx(folder, "train", 400, seed=0)
-    write_idx(folder, "t10k", 100, seed=1)
-    return folder
 
 
 @pytest.fixture(scope="module")

