@@ -348,7 +348,8 @@ def parse_sets(pairs: Sequence[str]) -> dict[str, str]:
          model=Opt("a registered model (see `genzoo models`; - and _ are the same)", positional=True,
                    choices=_models, metavar="MODEL"),
          out=Opt("run folder to create (or continue with --resume)"),
-         data=Opt("data spec (see `genzoo datasets`); default: pokemon, or the run's own with --resume"),
+         data=Opt("data spec: " + " | ".join(k.syntax for k in dataset_kinds())
+                  + " (see `genzoo datasets`); default: pokemon, or the run's own with --resume"),
          preset=Opt("named settings of the model (see `genzoo models`)"),
          sets=Opt("override a model or trainer setting; repeatable", flags=("--set",), metavar="KEY=VALUE",
                   repeat=True),

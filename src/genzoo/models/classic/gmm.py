@@ -134,7 +134,7 @@ class GaussianMixture(LikelihoodModel):
         # the same by stepwise EM on mini-batches of 10,000 images, for sets too big for one batch
         # (binarized MNIST, 3 epochs: 137.4 nats on the first 3,000 test images; batches of 2,000
         # give each of the 100 components too few images a step: 150-155 nats)
-        "mnist-online": {"components": 100, "covariance": "diag", "em": "online", "batch_size": 10_000,
+        "mnist_online": {"components": 100, "covariance": "diag", "em": "online", "batch_size": 10_000,
                          "epochs": 5.0, "checkpoint_every": 5, "sample_every": 5, "log_every": 1},
         # Pokemon sprites on their RGB colours. Full covariances, because colour channels and neighbours
         # are strongly correlated (20 diagonal components give colour noise); 712 images in 1,200
