@@ -33,10 +33,11 @@ from genzoo.evaluation.report import build_report
 from genzoo.evaluation.sections import SECTIONS, evaluate
 from genzoo.features import available_extractors
 from genzoo.io import write_json
-from genzoo.models.base import MAX_SAMPLE_VALUES, GenerativeModel, LatentModel
+from genzoo.models.base import MAX_SAMPLE_VALUES, GenerativeModel, LatentModel, LikelihoodModel
 from genzoo.models.registry import available_models, get_model_class, resolve_configs
 from genzoo.sampling.latent import interpolate, traversal_codes
 from genzoo.sampling.masks import MASKS, make_mask
+from genzoo.training.callbacks import Callback
 from genzoo.training.checkpoint import load_checkpoint
 from genzoo.training.config import TrainConfig
 from genzoo.training.run import (
@@ -83,7 +84,7 @@ class Opt:
     hi: float | None = None  # largest allowed value (numbers)
     above: float | None = None  # the value must be strictly greater (numbers)
     choices: Callable[[], Sequence[str]] | None = None  # the registry to choose from
-    metavar: str | None = None
+    metavar: str | tuple[str, ...] | None = None
     nargs: int | str | None = None
     repeat: bool = False  # the flag may be given several times; the values are collected in a list
 
@@ -126,7 +127,8 @@ def _number(kind: type, opt: Opt, flag: str) -> Callable[[str], Any]:
         if opt.lo is not None and value < opt.lo:
             raise argparse.ArgumentTypeError(f"{flag} {raw}: must be >= {opt.lo:g}")
         if opt.hi is not None and value > opt.hi:
-            raise argparse.ArgumentTypeError(f"{flag} {raw}: must be <= {int(opt.hi) if opt.hi == int(opt.hi) else opt.hi}")
+            limit = int(opt.hi) if opt.hi == int(opt.hi) else opt.hi
+            raise argparse.ArgumentTypeError(f"{flag} {raw}: must be <= {limit}")
         if opt.above is not None and value <= opt.above:
             raise argparse.ArgumentTypeError(f"{flag} {raw}: must be > {opt.above:g}")
         return value
@@ -243,18 +245,18 @@ def _check_json_out(path: Path | None) -> None:
         _check_out_file(path, ".json", "--json")
 
 
-def _generative_run(run: Path, device: str, what: str) -> LoadedRun:
+def _generative_run(run: Path, device: str, what: str) -> tuple[LoadedRun, GenerativeModel]:
     r = load_run(run, device)
     if not isinstance(r.model, GenerativeModel):
         raise GenzooError(f"{run}: holds a {r.model_name!r} run, which does not generate images, so it cannot {what}")
-    return r
+    return r, r.model
 
 
-def _latent_run(run: Path, device: str, what: str) -> LoadedRun:
+def _latent_run(run: Path, device: str, what: str) -> tuple[LoadedRun, LatentModel]:
     r = load_run(run, device)
     if not isinstance(r.model, LatentModel):
         raise GenzooError(f"model {r.model_name!r} has no code space to {what} (only autoencoders, VAEs and GANs do)")
-    return r
+    return r, r.model
 
 
 def _check_grid(n: int, what: str) -> None:
@@ -272,16 +274,15 @@ def parse_image_selection(spec: str, data, option: str = "--images") -> tuple[st
     ranges: list[tuple[int, int]] = []
     try:
         for part in rest.split(","):
-            a, dash, b = part.partition("-")
-            ranges.append((int(a), int(b)) if dash else (int(a), int(a)))
+            first, dash, last = part.partition("-")
+            ranges.append((int(first), int(last)) if dash else (int(first), int(first)))
     except ValueError:
         raise GenzooError(usage) from None
-    for a, b in ranges:
-        if not (0 <= a < n and 0 <= b < n) or b < a:
+    for lo, hi in ranges:
+        if not (0 <= lo < n and 0 <= hi < n) or hi < lo:
             raise GenzooError(f"{option} {spec!r}: split {split!r} has images 0-{n - 1}")
-    count = sum(b - a + 1 for a, b in ranges)
-    _check_grid(count, f"{option} {spec!r}")
-    return split, [i for a, b in ranges for i in range(a, b + 1)]
+    _check_grid(sum(hi - lo + 1 for lo, hi in ranges), f"{option} {spec!r}")
+    return split, [i for lo, hi in ranges for i in range(lo, hi + 1)]
 
 
 def _select_one(spec: str, data, option: str) -> torch.Tensor:
@@ -321,8 +322,9 @@ _PNG = Opt("output .png", flags=("-o", "--out"))
 def cmd_models() -> None:
     """List the registered models: family, likelihood, presets and paper."""
     for name, cls in available_models().items():
-        kind = getattr(cls, "likelihood", None)  # likelihood models declare it; other families have none
-        lik = {"exact": "exact log-likelihood", "bound": "likelihood bound"}.get(kind, "no likelihood")
+        kind = cls.likelihood if issubclass(cls, LikelihoodModel) else "none"
+        lik = {"exact": "exact log-likelihood", "bound": "likelihood bound",
+               "approximate": "approximate likelihood"}.get(kind, "no likelihood")
         print(f"{name:<20} {cls.family:<15} {lik:<21} presets: {', '.join(cls.presets) or '-'}")
         print(f"{'':<20} {cls.paper}")
 
@@ -399,7 +401,8 @@ def cmd_train(model: str, out: Path, data: str | None = None, preset: str | None
         torch.manual_seed(seed)  # initial weights belong to the seeded run
         net = cls(model_cfg, dataset.info)
     torch.manual_seed(seed)
-    callbacks = [HeldOutLikelihood("test", max_images=HELD_OUT_IMAGES)] if HeldOutLikelihood.applies(net) else []
+    callbacks: list[Callback] = [HeldOutLikelihood("test", max_images=HELD_OUT_IMAGES)] \
+        if HeldOutLikelihood.applies(net) else []
     trainer = Trainer(net, dataset, cfg, out, model_name=model, seed=seed, device=dev, quiet=quiet,
                       callbacks=callbacks)
     if resume:
@@ -440,8 +443,7 @@ def cmd_sample(run: Path, out: Path, n: int = 64, seed: int = 0, temperature: fl
     """A grid of N new images (a scatter plot for 2-D data)."""
     _check_out_file(out, ".png")
     _check_grid(n, f"-n {n}")
-    r = _generative_run(run, device, "sample")
-    model = r.model
+    r, model = _generative_run(run, device, "sample")
     if n * r.info.dims > MAX_SAMPLE_VALUES:
         raise GenzooError(f"-n {n}: {n:,} samples of {r.info.dims} values exceed the limit of "
                           f"{MAX_SAMPLE_VALUES:,} values per request")
@@ -470,7 +472,7 @@ def cmd_complete(run: Path, out: Path, mask: str, images: str = "test:0-7", samp
                  temperature: float = 1.0, device: str = "auto") -> None:
     """Rows of original | shown | completions (hidden pixels magenta in the middle column)."""
     _check_out_file(out, ".png")
-    r = _generative_run(run, device, "complete images")
+    r, model = _generative_run(run, device, "complete images")
     known = make_mask(mask, r.info)  # (C, H, W)
     data = r.data()
     split, positions = parse_image_selection(images, data)
@@ -479,11 +481,11 @@ def cmd_complete(run: Path, out: Path, mask: str, images: str = "test:0-7", samp
     n = len(x)
     reps = x.repeat_interleave(samples, dim=0)  # (N*k, C, H, W)
     cond = None
-    if r.model.conditional:  # complete each image under its own label
+    if model.conditional:  # complete each image under its own label
         labels = data.batch(split, positions).get("y")
-        cond = labels.repeat_interleave(samples) if labels is not None else r.model.default_condition(len(reps))
-    filled = r.model.complete(reps, known, generator=_generator(r.model, seed), temperature=temperature,
-                              condition=cond, progress=True)
+        cond = labels.repeat_interleave(samples) if labels is not None else model.default_condition(len(reps))
+    filled = model.complete(reps, known, generator=_generator(model, seed), temperature=temperature,
+                            condition=cond, progress=True)
     info = r.info
     original = info.to_rgb(x)
     shown = mask_rgb(original, known.all(0).numpy())
@@ -553,14 +555,14 @@ def cmd_compare(runs: list[Path], out: Path, device: str = "cpu") -> None:
 def cmd_reconstruct(run: Path, out: Path, images: str = "test:0-15", seed: int = 0, device: str = "auto") -> None:
     """Rows of originals above their reconstructions decode(encode(x))."""
     _check_out_file(out, ".png")
-    r = _latent_run(run, device, "reconstruct through")
+    r, model = _latent_run(run, device, "reconstruct through")
     data = r.data()
     split, positions = parse_image_selection(images, data)
     _check_grid(2 * len(positions), f"--images {images}")
-    x = data.images(split, positions).to(r.model.device)  # (N, C, H, W)
-    z = r.model.encode(x, generator=_generator(r.model, seed))
+    x = data.images(split, positions).to(model.device)  # (N, C, H, W)
+    z = model.encode(x, generator=_generator(model, seed))
     with torch.no_grad():
-        rec = r.model.decode(z)
+        rec = model.decode(z)
     n = len(x)
     tiles = [r.info.to_rgb(x[i:i + 8]) for i in range(0, n, 8)]
     recs = [r.info.to_rgb(rec[i:i + 8]) for i in range(0, n, 8)]
@@ -584,8 +586,7 @@ def cmd_traverse(run: Path, out: Path, dims: list[int], value_range: tuple[float
     lo, hi = value_range
     if len(dims) != 2:
         raise GenzooError(f"--dims takes two code dimensions, got {len(dims)}")
-    r = _latent_run(run, device, "traverse")
-    model = r.model
+    r, model = _latent_run(run, device, "traverse")
     if image is not None:
         base = model.encode(_select_one(image, r.data(), "--image").to(model.device),
                             generator=_generator(model, seed))[0]
@@ -612,8 +613,7 @@ def cmd_interpolate(run: Path, out: Path, between: list[str], steps: int = 10, k
     _check_out_file(out, ".png")
     if len(between) != 2:
         raise GenzooError(f"--between takes two endpoints (e.g. test:4 test:9 or seed:1 seed:2), got {len(between)}")
-    r = _latent_run(run, device, "interpolate in")
-    model = r.model
+    r, model = _latent_run(run, device, "interpolate in")
     ends = []
     for spec in between:
         if spec.startswith("seed:"):
@@ -646,11 +646,11 @@ def cmd_probe(run: Path, data: str | None = None, finetune: bool = False, epochs
               json_path: Path | None = None, device: str = "auto") -> dict:
     """Softmax classifier on the frozen codes (or encoder + classifier end to end with --finetune)."""
     _check_json_out(json_path)
-    r = _latent_run(run, device, "probe")
+    r, model = _latent_run(run, device, "probe")
     dataset = load_dataset(data) if data else reload_data(r.data_desc)
     if dataset.labels is None:
         raise GenzooError(f"{dataset.spec}: the probe needs class labels and this data set has none")
-    res = linear_probe(r.model, dataset, epochs=epochs, seed=seed, finetune=finetune, device=r.model.device,
+    res = linear_probe(model, dataset, epochs=epochs, seed=seed, finetune=finetune, device=model.device,
                        progress=True)
     result = {"model": r.model_name, "run": str(r.path), "checkpoint_step": r.step, "data": dataset.spec, **res}
     path = Path(json_path) if json_path else r.path / ("finetune.json" if finetune else "probe.json")
