@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import dataclasses
 import gzip
-import re
 import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -185,11 +184,13 @@ class ImageDataset:
         if self.labels is not None:
             y = self.labels
             if y.ndim != 1 or len(y) != n or y.is_floating_point() or y.dtype == torch.bool:
-                raise GenzooError(f"{spec}: labels must be {n} integers (one per image), got {tuple(y.shape)} {y.dtype}")
+                raise GenzooError(f"{spec}: labels must be {n} integers (one per image), got {tuple(y.shape)} "
+                                  f"{y.dtype}")
             if int(y.min()) < 0 or (info.num_classes and int(y.max()) >= info.num_classes):
                 bad = int(y.min()) if int(y.min()) < 0 else int(y.max())
                 where = int((y == bad).nonzero()[0])
-                raise GenzooError(f"{spec}: image {where} has the label {bad}, outside 0-{max(info.num_classes - 1, 0)}")
+                top = max(info.num_classes - 1, 0)
+                raise GenzooError(f"{spec}: image {where} has the label {bad}, outside 0-{top}")
         if not self.splits:
             raise GenzooError(f"{spec}: no splits")
         for name, idx in self.splits.items():
@@ -298,18 +299,13 @@ def open_data_file(path: Path) -> Iterator[BinaryIO]:
         raise GenzooError(f"{path}: cannot read ({reason(e)})") from None
 
 
-def read_limited(stream: BinaryIO, n: int, path: Path, limit: int = MAX_FILE_BYTES) -> bytes:
-    """Up to ``n`` bytes, refusing a stream that holds more than ``limit`` (a gzip bomb stops here)."""
-    data = stream.read(min(n, limit + 1))
-    if len(data) > limit:
-        raise GenzooError(f"{path}: larger than {_gib(limit)} (MAX_FILE_BYTES); refusing to read it whole")
-    return data
-
-
 def read_data_file(path: Path) -> bytes:
-    """A whole file (gunzipped if gzip'd), at most ``MAX_FILE_BYTES``."""
+    """A whole file (gunzipped if gzip'd), refused past ``MAX_FILE_BYTES``: a gzip bomb stops there."""
     with open_data_file(path) as f:
-        return read_limited(f, MAX_FILE_BYTES + 1, path)
+        data = f.read(MAX_FILE_BYTES + 1)  # one byte over the limit tells a file that is too large
+    if len(data) > MAX_FILE_BYTES:
+        raise GenzooError(f"{path}: larger than {_gib(MAX_FILE_BYTES)} (MAX_FILE_BYTES); refusing to read it whole")
+    return data
 
 
 def decode_text(data: bytes, path: object) -> str:
@@ -321,23 +317,20 @@ def decode_text(data: bytes, path: object) -> str:
         raise GenzooError(f"{path}:{line}: not UTF-8 text (byte 0x{data[e.start]:02x})") from None
 
 
-_NATURAL = re.compile(rb"[0-9]+")
-
-
 def parse_naturals(tokens: list[str], source: str, what: str) -> list[int]:
     """Tokens of ASCII digits -> ints; anything else (``-1``, ``--1``, ``1.5``, ``²``, ``١``) is refused
     by name (``int()`` alone would take ``+1``, ``1_0`` and non-ASCII digits)."""
     for t in tokens:
-        if not _NATURAL.fullmatch(t.encode("utf-8", "replace")):
+        if not (t.isascii() and t.isdigit()):
             raise GenzooError(f"{source}: {t!r} is not {what}")
     return [int(t) for t in tokens]
 
 
-def reject_options(spec: str, options: dict) -> None:
+def reject_options(spec: str, options: dict, why: str = "the images are already discrete") -> None:
     """Loaders of already-discrete images take no --size/--colors: say so instead of ignoring them."""
     used = sorted(k for k, v in options.items() if v is not None)
     if used:
-        raise GenzooError(f"{spec}: options {used} do not apply (the images are already discrete)")
+        raise GenzooError(f"{spec}: options {used} do not apply ({why})")
 
 
 def position(t: int, info: ImageInfo) -> tuple[int, int, int]:

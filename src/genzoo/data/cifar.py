@@ -13,6 +13,7 @@ over ``MAX_DATA_BYTES`` in all, or decoded images over ``MAX_DATA_BYTES`` are re
 """
 from __future__ import annotations
 
+import lzma
 import tarfile
 import zlib
 from pathlib import Path
@@ -64,7 +65,7 @@ def _members(path: Path) -> list[tuple[tuple[str, ...], Path | bytes]]:
                     raise GenzooError(f"{path}: the images in the archive pass {MAX_DATA_BYTES:,} bytes "
                                       "(MAX_DATA_BYTES)")
                 found.append((parts, tar.extractfile(m).read()))
-    except (tarfile.TarError, OSError, EOFError, zlib.error) as e:
+    except (tarfile.TarError, OSError, EOFError, zlib.error, lzma.LZMAError) as e:
         raise GenzooError(f"{path}: not a readable tar archive ({reason(e)})") from None
     return sorted(found, key=lambda item: item[0])
 

@@ -16,7 +16,7 @@ import warnings
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
+from PIL import Image, UnidentifiedImageError
 
 from genzoo.data.base import MAX_SOURCE_PIXELS, reason
 from genzoo.errors import GenzooError
@@ -44,6 +44,8 @@ def read_image(source: Path | bytes, size: int, name: object = None) -> np.ndarr
                 im.seek(0)  # first frame of an animation
                 im.load()
                 img = _to_rgb(im)
+    except UnidentifiedImageError:
+        raise GenzooError(f"{name}: cannot read image (not a format Pillow recognises, or damaged)") from None
     except Image.DecompressionBombError as e:  # Pillow's refusal, from twice its limit on
         raise GenzooError(f"{name}: image over the limit of {MAX_SOURCE_PIXELS:,} pixels (MAX_SOURCE_PIXELS); "
                           f"{reason(e)}") from None

@@ -42,9 +42,25 @@ FASHION_NAMES = (
 )  # fmt: skip
 
 
+def _split_files(p: Path, candidates: dict[str, list[str]], looked_for: str) -> dict[str, Path]:
+    """PATH as {split: file}: for a folder, the first existing candidate name of each split (splits
+    without one are left out); a single file is the split ``"all"``."""
+    if p.is_dir():
+        found = {s: next((p / n for n in names if (p / n).is_file()), None) for s, names in candidates.items()}
+        found = {s: f for s, f in found.items() if f is not None}
+        if not found:
+            raise GenzooError(f"{p}: no {looked_for} in this folder")
+        return found
+    if p.is_file():
+        return {"all": p}
+    raise GenzooError(f"{p}: no such file or folder")
 
-def _stack_splits(parts: dict[str, np.ndarray]) -> tuple[np.ndarray, dict[str, torch.Tensor]]:
-    """Named arrays -> one array plus index ranges for each name, in the given order."""
+
+def _stack_splits(parts: dict[str, np.ndarray], files: dict[str, Path]) -> tuple[np.ndarray, dict[str, torch.Tensor]]:
+    """Named arrays -> one array plus index ranges for each name, in the given order; a single
+    file (``"all"``) is split every tenth image instead."""
+    if list(parts) == ["all"]:
+        return parts["all"], split_every_tenth(files["all"], len(parts["all"]))
     splits, start = {}, 0
     for name, a in parts.items():
         splits[name] = torch.arange(start, start + len(a))
@@ -63,27 +79,13 @@ def _stack_splits(parts: dict[str, np.ndarray]) -> tuple[np.ndarray, dict[str, t
 )
 def load_binarized_mnist(spec: str, path: str | None, **options) -> ImageDataset:
     reject_options(spec, options)
-    p = Path(path)
-    if p.is_dir():
-        parts, files = {}, []
-        for split in BINARIZED_SPLITS:
-            # .mat first: same data as .amat, far quicker to read
-            found = [p / f"binarized_mnist_{split}{ext}" for ext in (".mat", ".amat")]
-            found = [f for f in found if f.is_file()]
-            if found:
-                parts[split] = read_binarized(found[0])
-                files.append(str(found[0]))
-        if not parts:
-            raise GenzooError(f"{p}: no binarized_mnist_{{train,valid,test}}.mat or .amat files in this folder")
-        rows, splits = _stack_splits(parts)
-    elif p.is_file():
-        rows = read_binarized(p)
-        splits, files = split_every_tenth(p, len(rows)), [str(p)]
-    else:
-        raise GenzooError(f"{p}: no such file or folder")
+    # .mat first: same data as .amat, far quicker to read
+    names = {split: [f"binarized_mnist_{split}{ext}" for ext in (".mat", ".amat")] for split in BINARIZED_SPLITS}
+    files = _split_files(Path(path), names, "binarized_mnist_{train,valid,test}.mat or .amat files")
+    rows, splits = _stack_splits({split: read_binarized(f) for split, f in files.items()}, files)
     x = torch.from_numpy(rows).view(-1, 1, MNIST_SIDE, MNIST_SIDE)
     info = ImageInfo(channels=1, height=MNIST_SIDE, width=MNIST_SIDE, num_values=2)
-    return ImageDataset(spec=spec, x=x, info=info, splits=splits, meta={"files": files})
+    return ImageDataset(spec=spec, x=x, info=info, splits=splits, meta={"files": [str(f) for f in files.values()]})
 
 
 def read_binarized(path: Path) -> np.ndarray:
@@ -118,7 +120,7 @@ def _read_mat(path: Path) -> np.ndarray:
     bad = (X != 0) & (X != 1)
     if bad.any():
         row, col = np.argwhere(bad)[0]
-        raise GenzooError(f"{path}: X[{row}, {col}] = {X[row, col]!r}; binarized MNIST values must be 0 or 1")
+        raise GenzooError(f"{path}: X[{row}, {col}] = {X[row, col].item()!r}; binarized MNIST values must be 0 or 1")
     return X.astype(np.uint8)
 
 
@@ -136,7 +138,7 @@ def _read_amat(path: Path) -> np.ndarray:
         joined = b"".join(tokens)  # every token one character '0' or '1' on a good line
         if len(joined) != n_values or joined.strip(b"01"):
             bad = next(t for t in tokens if t not in (b"0", b"1"))
-            raise GenzooError(f"{path}:{lineno}: value {bad.decode(errors='replace')!r} is not 0 or 1")
+            raise GenzooError(f"{path}:{lineno}: value '{bad.decode('ascii', 'backslashreplace'):.40}' is not 0 or 1")
         rows.append(joined)
     if not rows:
         raise GenzooError(f"{path}: no images")
@@ -155,19 +157,10 @@ def _read_amat(path: Path) -> np.ndarray:
 def load_idx(spec: str, path: str | None, **options) -> ImageDataset:
     reject_options(spec, options)
     p = Path(path)
-    if p.is_dir():
-        images = {split: f for split, prefix in IDX_PREFIXES.items() if (f := _find_idx(p, prefix, "images", 3))}
-        if not images:
-            raise GenzooError(
-                f"{p}: no IDX image files in this folder (looked for train-images-idx3-ubyte[.gz] "
-                "and t10k-images-idx3-ubyte[.gz])"
-            )
-        label_files = {split: _find_idx(p, IDX_PREFIXES[split], "labels", 1) for split in images}
-    elif p.is_file():
-        images = {"all": p}
-        label_files = {"all": _sibling_labels(p)}
-    else:
-        raise GenzooError(f"{p}: no such file or folder")
+    names = {split: _idx_names(prefix, "images", 3) for split, prefix in IDX_PREFIXES.items()}
+    images = _split_files(p, names, "IDX image files (train-images-idx3-ubyte[.gz], t10k-images-idx3-ubyte[.gz])")
+    label_files = {split: _sibling_labels(f) if split == "all" else _find_idx(p, IDX_PREFIXES[split], "labels", 1)
+                   for split, f in images.items()}  # fmt: skip
 
     parts = {split: read_idx(f, IDX_IMAGES_MAGIC) for split, f in images.items()}
     shapes = {a.shape[1:] for a in parts.values()}
@@ -183,8 +176,8 @@ def load_idx(spec: str, path: str | None, **options) -> ImageDataset:
                 n_lab, n_img = len(lab[split]), len(parts[split])
                 raise GenzooError(f"{f}: {n_lab} labels, but {images[split]} holds {n_img} images")
         labels = torch.from_numpy(np.concatenate(list(lab.values())).astype(np.int64))
-    x, splits = _stack_splits(parts)
-    if len(parts) == 1:
+    x, splits = _stack_splits(parts, images)
+    if len(parts) == 1:  # one images file in the folder: split it as a single file is
         splits = split_every_tenth(next(iter(images.values())), len(x))
     h, w = x.shape[1:]
     num_classes, class_names = 0, ()
@@ -200,14 +193,13 @@ def load_idx(spec: str, path: str | None, **options) -> ImageDataset:
     )
 
 
+def _idx_names(prefix: str, kind: str, ndim: int) -> list[str]:
+    """``{prefix}-{kind}-idx{ndim}-ubyte`` (or ``.idx{ndim}-ubyte``), uncompressed before ``.gz``."""
+    return [f"{prefix}-{kind}{sep}idx{ndim}-ubyte{gz}" for sep in ("-", ".") for gz in ("", ".gz")]
+
+
 def _find_idx(folder: Path, prefix: str, kind: str, ndim: int) -> Path | None:
-    """``{prefix}-{kind}-idx{ndim}-ubyte`` (or ``.idx{ndim}-ubyte``), uncompressed preferred over ``.gz``."""
-    for sep in ("-", "."):
-        for gz in ("", ".gz"):
-            f = folder / f"{prefix}-{kind}{sep}idx{ndim}-ubyte{gz}"
-            if f.is_file():
-                return f
-    return None
+    return next((folder / n for n in _idx_names(prefix, kind, ndim) if (folder / n).is_file()), None)
 
 
 def _sibling_labels(images: Path) -> Path | None:
