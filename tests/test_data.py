@@ -377,6 +377,35 @@ def test_idx_fashion_mnist():
     assert d.labels.shape == (70000,) and d.info.class_names[0] == "T-shirt/top" and d.info.num_classes == 10
 
 
+# ---------------------------------------------------------------- CIFAR-10 layout
+
+
+def test_cifar_archive_and_folder_agree(tmp_path):
+    import io
+    import tarfile
+
+    rng = np.random.default_rng(3)
+    pictures = {f"{split}/{cls}/{i}.png": rng.integers(0, 256, (4, 4, 3), dtype=np.uint8)
+                for split in ("test", "train") for cls in ("dog", "cat") for i in range(2)}  # fmt: skip
+    folder = tmp_path / "cifar"
+    for name, a in pictures.items():
+        save(Image.fromarray(a), folder / name)
+    (folder / "train" / "cat" / "._0.png").write_bytes(b"macOS metadata, not an image")  # skipped
+    archive = tmp_path / "cifar.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        for f in sorted(folder.rglob("*"), reverse=True):  # archive order is not the data order
+            tar.add(f, arcname=f"cifar10/{f.relative_to(folder)}", recursive=False)
+    a, b = load_dataset(f"cifar10:{archive}", size=4), load_dataset(f"cifar10:{folder}", size=4)
+    assert torch.equal(a.x, b.x) and torch.equal(a.labels, b.labels) and a.info == b.info
+    assert a.info.shape == (3, 4, 4) and a.info.num_values == 256 and a.info.class_names == ("cat", "dog")
+    order = sorted((k for k in pictures if k.startswith("train")), key=lambda k: k.split("/"))
+    order += sorted((k for k in pictures if k.startswith("test")), key=lambda k: k.split("/"))
+    assert np.array_equal(a.x.permute(0, 2, 3, 1).numpy(), np.stack([pictures[k] for k in order]))
+    assert a.labels.tolist() == [0, 0, 1, 1, 0, 0, 1, 1]
+    assert {k: v.tolist() for k, v in a.splits.items()} == {"train": [0, 1, 2, 3], "test": [4, 5, 6, 7]}
+    assert tuple(load_dataset(f"cifar10:{archive}", size=2).x.shape) == (8, 3, 2, 2)
+
+
 # ---------------------------------------------------------------- CLI
 
 

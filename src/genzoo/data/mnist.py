@@ -121,7 +121,7 @@ def _read_mat(path: Path) -> np.ndarray:
     if bad.any():
         row, col = np.argwhere(bad)[0]
         raise GenzooError(f"{path}: X[{row}, {col}] = {X[row, col].item()!r}; binarized MNIST values must be 0 or 1")
-    return X.astype(np.uint8)
+    return np.ascontiguousarray(X, dtype=np.uint8)  # MATLAB stores columns first
 
 
 def _read_amat(path: Path) -> np.ndarray:
