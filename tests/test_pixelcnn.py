@@ -37,10 +37,11 @@ def assert_step_equals_logits(model, info, n=3, condition=None, spatial=None, se
     """Step t with a canvas whose sub-pixels >= t are fresh garbage gives the teacher-forced logits of x."""
     g = torch.Generator().manual_seed(seed)
     x = torch.randint(0, info.num_values, (n, *info.shape), generator=g)
-    kw = {} if spatial is None else {"spatial": spatial}
+    if spatial is not None:
+        condition = spatial if condition is None else (condition, spatial)
     with torch.no_grad():
-        full = model.logits(F.one_hot(x, info.num_values).double(), condition, **kw)  # (n, C, H, W, K)
-        cache = model.init_cache(n, condition, **kw)
+        full = model.logits(F.one_hot(x, info.num_values).double(), condition)  # (n, C, H, W, K)
+        cache = model.init_cache(n, condition)
         for t in range(info.dims):
             garbage = torch.randint(0, info.num_values, (n, *info.shape), generator=g)
             known = torch.arange(info.dims) < t
@@ -210,13 +211,51 @@ def test_spatial_condition_changes_logits_keeps_causality_and_cached_equals_forw
     m2 = torch.randn(3, 2, info.height // 2, info.width // 2, generator=g, dtype=torch.float64)
     x = torch.randint(0, info.num_values, (3, *info.shape), generator=g)
     onehot = F.one_hot(x, info.num_values).double()
-    assert (model.logits(onehot, spatial=m1) - model.logits(onehot, spatial=m2)).abs().max() > 1e-6
+    assert (model.logits(onehot, m1) - model.logits(onehot, m2)).abs().max() > 1e-6
     for t in range(info.dims):
-        assert torch.all(pixel_grads(model, x, t, spatial=m1)[t:] == 0), f"output {t} sees the future"
+        assert torch.all(pixel_grads(model, x, t, condition=m1)[t:] == 0), f"output {t} sees the future"
     m = m1.clone().requires_grad_(True)
-    (grad,) = torch.autograd.grad(model.logits(onehot, spatial=m)[:, 0, 0, 0].sum(), m)
+    (grad,) = torch.autograd.grad(model.logits(onehot, m)[:, 0, 0, 0].sum(), m)
     assert grad.abs().sum() > 0
     assert_step_equals_logits(model, info, spatial=m1)
+
+
+@pytest.mark.parametrize("info", [ImageInfo(channels=1, height=4, width=4, num_values=3),
+                                  ImageInfo(channels=3, height=2, width=4, num_values=2)], ids=["grey", "rgb"])
+def test_spatial_condition_is_sampleable_through_the_api_cached_equals_naive(info):
+    """sample/complete take the map as ``condition``; the cached and naive paths draw the same images,
+    the map changes them, and completion keeps the known pixels."""
+    model = spatial_model(info)
+    with torch.no_grad():  # an untrained map barely moves the probabilities (~1e-4): make it count
+        model.spatial_net[-1].weight.mul_(30)
+        model.spatial_net[-1].bias.mul_(30)
+        model.out_logits.weight.mul_(10)
+    n = 8
+    g = torch.Generator().manual_seed(4)
+    m1 = torch.randn(n, 2, info.height // 2, info.width // 2, generator=g)  # float32, as a caller gives it
+    m2 = torch.randn(n, 2, info.height // 2, info.width // 2, generator=g)
+    a = model.sample(n, generator=torch.Generator().manual_seed(9), condition=m1)
+    b = model.sample(n, generator=torch.Generator().manual_seed(9), condition=m1, naive=True)
+    c = model.sample(n, generator=torch.Generator().manual_seed(9), condition=m2)
+    assert torch.equal(a, b) and not torch.equal(a, c)
+    known = torch.zeros(info.shape, dtype=torch.bool)
+    known[:, : info.height // 2] = True
+    d = model.complete(a, known, generator=torch.Generator().manual_seed(3), condition=m2)
+    e = model.complete(a, known, generator=torch.Generator().manual_seed(3), condition=m2, naive=True)
+    assert torch.equal(d, e) and torch.equal(d[:, known], a[:, known])
+
+
+def test_spatial_and_class_condition_together_sample_as_a_pair():
+    info = ImageInfo(channels=1, height=4, width=4, num_values=3, num_classes=2)
+    model = spatial_model(info, conditional=True)
+    pair = (torch.tensor([1, 0, 1]), torch.randn(3, 2, 2, 2, generator=torch.Generator().manual_seed(0)))
+    a = model.sample(3, generator=torch.Generator().manual_seed(5), condition=pair)
+    b = model.sample(3, generator=torch.Generator().manual_seed(5), condition=pair, naive=True)
+    assert torch.equal(a, b)
+    with pytest.raises(GenzooError, match="2 class labels for 3 spatial maps"):
+        model.sample(3, condition=(torch.tensor([1, 0]), pair[1]))
+    with pytest.raises(GenzooError, match="out of range"):
+        model.sample(3, condition=(torch.tensor([1, 0, 2]), pair[1]))
 
 
 def test_spatial_and_class_condition_together_cached_equals_forward():
@@ -231,11 +270,19 @@ def test_spatial_map_of_the_wrong_shape_or_missing_is_a_one_line_error():
     model = spatial_model(info)
     onehot = F.one_hot(torch.zeros(2, 1, 4, 4, dtype=torch.long), 3).double()
     with pytest.raises(GenzooError, match="expected"):
-        model.logits(onehot, spatial=torch.zeros(2, 2, 4, 4, dtype=torch.float64))
+        model.logits(onehot, torch.zeros(2, 2, 4, 4, dtype=torch.float64))
     with pytest.raises(GenzooError, match="needs a spatial map"):
         model.logits(onehot)
+    with pytest.raises(GenzooError, match="needs a spatial map"):
+        model.sample(2)
+    with pytest.raises(GenzooError, match="expected"):
+        model.sample(2, condition=torch.zeros(2, 2, 4, 4))
+    with pytest.raises(GenzooError, match="2 entries for 3 images"):
+        model.sample(3, condition=torch.zeros(2, 2, 2, 2))
     with pytest.raises(GenzooError, match="takes no spatial map"):
-        gated(info).logits(onehot, spatial=torch.zeros(2, 2, 2, 2))
+        gated(info).logits(onehot, torch.zeros(2, 2, 2, 2))
+    with pytest.raises(GenzooError, match="takes no spatial map"):
+        gated(info).sample(2, condition=torch.zeros(2, 2, 2, 2))
     with pytest.raises(GenzooError, match="num_classes"):
         gated(info, conditional=True)
 

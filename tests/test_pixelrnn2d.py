@@ -13,7 +13,8 @@ from genzoo.models.autoregressive.diagonal_bilstm import DiagonalBiLSTM
 from genzoo.models.autoregressive.multiscale_pixelrnn import MultiscalePixelRNN
 from genzoo.models.autoregressive.row_lstm import RowLSTM
 from genzoo.models.registry import make_config
-from genzoo.nn.recurrent import GroupMaskedConv2d, skew, unskew
+from genzoo.nn.masked import MaskedConv2d
+from genzoo.nn.recurrent import skew, unskew
 
 TRAIN_KEYS = ("batch_size", "lr")
 WIDE = {"hidden": 8, "head": 16}  # tiny widths leave a colour group 1-2 units, which an untrained ReLU can zero
@@ -68,14 +69,17 @@ def test_skew_moves_row_i_right_by_i_and_unskew_inverts_it():
         assert torch.equal(unskew(skew(y)), y)
 
 
-def test_masked_conv_centre_tap_connects_colour_groups_in_order():
-    a = GroupMaskedConv2d(6, 3, 3, "A", channels=3).mask  # groups: in (0,0,1,1,2,2), out (0,1,2)
-    b = GroupMaskedConv2d(6, 3, 3, "B", channels=3).mask
+def test_masked_conv_centre_tap_connects_colour_groups_in_order_and_gate_blocks_group_alike():
+    a = MaskedConv2d(6, 3, 3, "A", 3).mask  # groups: in (0,0,1,1,2,2), out (0,1,2); stored rows: above, centre
+    b = MaskedConv2d(6, 3, 3, "B", 3).mask
+    assert a.shape == (3, 6, 2, 3)  # the rows below the centre are not stored
     assert torch.equal(a[:, :, 1, 1], torch.tensor([[0, 0, 0, 0, 0, 0], [1, 1, 0, 0, 0, 0], [1, 1, 1, 1, 0, 0.]]))
     assert torch.equal(b[:, :, 1, 1], torch.tensor([[1, 1, 0, 0, 0, 0], [1, 1, 1, 1, 0, 0], [1, 1, 1, 1, 1, 1.]]))
     for m in (a, b):
         assert m[:, :, 0].eq(1).all() and m[:, :, 1, 0].eq(1).all()  # row above, left: open
-        assert m[:, :, 2].eq(0).all() and m[:, :, 1, 2].eq(0).all()  # below, right: closed
+        assert m[:, :, 1, 2].eq(0).all()  # right: closed
+    gates = MaskedConv2d(6, 4 * 3, 1, "B", 3, blocks=4)  # o, f, i, g of 3 units: unit j in group j in every gate
+    assert gates.out_groups.tolist() == [0, 1, 2] * 4
 
 
 # -- receptive fields ---------------------------------------------------------------------------------
@@ -235,6 +239,7 @@ def test_mnist_preset_is_the_papers_seven_layer_h16_model(cls):
                 ImageInfo(1, 28, 28, 2))
     nets = [model.net] if hasattr(model, "net") else [model.small.net, model.full.net]
     for net in nets:
-        assert len(net.layers) == 7 and net.first.out_channels == 32 and net.first.kernel_size == (7, 7)
+        assert len(net.layers) == 7 and net.first.out_channels == 32
+        assert net.first.kernel_size == (4, 7)  # the 7x7 mask-A conv keeps the rows up to its centre
         assert all(layer.hidden == 16 for layer in net.layers)
     assert cls.presets["mnist"]["batch_size"] == 16

@@ -1,4 +1,5 @@
-"""Masked and causal convolutions for autoregressive image models, and their cached forms.
+"""Masked and causal convolutions for autoregressive image models, and their cached forms: the one
+mechanism behind the PixelCNN family and the gates of the 2-D PixelRNNs.
 
 Order: raster scan with channels innermost (van den Oord, Kalchbrenner & Kavukcuoglu 2016, "Pixel
 Recurrent Neural Networks", arXiv:1601.06759, sec. 3.4). Sub-pixel (r, c, k) may depend on every pixel
@@ -9,29 +10,42 @@ Channel groups. The feature channels of every map are split into C contiguous gr
 current pixel, never about channels > k. At the centre tap a mask-"A" conv lets output group k see input
 groups < k (the first layer: the sub-pixel itself stays hidden); a mask-"B" conv lets it see groups <= k
 (every later layer). Taps left of the centre in the current row and all taps in the rows above are open;
-taps right of the centre and all rows below are closed. Because rows below the centre are always closed, the
-weight keeps only the rows up to the centre: a "7x7 masked conv" holds a 4x7 kernel whose last row is masked
-right of the centre (the same function as the 7x7 conv with its lower three rows zeroed).
+taps right of the centre and all rows below are closed (:func:`causal_mask`, the one mask builder).
+Because rows below the centre are always closed, the weight keeps only the rows up to the centre: a "7x7
+masked conv" holds a 4x7 kernel whose last row is masked right of the centre (the same function as the
+7x7 conv with its lower three rows zeroed).
+
+Blocks. An output made of ``blocks`` equal parts that are used side by side (the f and g halves of a gated
+unit, the o, f, i, g gates of an LSTM) is grouped block by block, so feature j of every block belongs to
+the group of unit j.
 
 :class:`CausalConv2d` is the common base: output (r, c) sees input rows r-kh+1..r and columns
 c-kw//2..c+kw//2 (zero padding on top and both sides only), times an optional fixed 0/1 mask. Without a mask
 it is the vertical-stack conv of the Gated PixelCNN, which sees the whole current row in its window; that
 model shifts the result down one row before the horizontal stack may use it.
 
+:class:`ChannelEmbedding` is the input layer of every softmax model here: the per-channel one-hot times a
+learned table, channel c's embedding in feature group c.
+
 Cached sampling (Ramachandran et al. 2017, "Fast Generation for Convolutional Autoregressive Models",
 arXiv:1704.06001): :class:`IncrementalConv` is a frozen copy of a conv's masked weight, split by output
 group, that computes one output position from the kh x kw window of a cached input buffer (``at``), one
 whole output row (``row``), or, for 1x1 convs, one pixel's feature vector (``pixel``). Entries the mask
 closes may hold stale values of later positions: they are multiplied by zero weights, so buffers must only
-hold finite numbers (they start at zero).
+hold finite numbers (they start at zero). :meth:`ChannelEmbedding.write_previous` fills the input buffer
+one sub-pixel at a time.
 """
 from __future__ import annotations
+
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from genzoo.data.base import position
+
+MaskType = Literal["A", "B"]
 
 
 def channel_groups(n: int, groups: int) -> torch.Tensor:
@@ -46,16 +60,40 @@ def _pair(k) -> tuple[int, int]:
     return (k, k) if isinstance(k, int) else (int(k[0]), int(k[1]))
 
 
+def causal_mask(out_groups: torch.Tensor, in_groups: torch.Tensor, kernel_size: int | tuple[int, int],
+                mask_type: MaskType) -> torch.Tensor:
+    """The 0/1 mask (O, I, kh//2+1, kw) of a kh x kw conv in raster order with channel groups.
+
+    Rows above the centre open; in the centre row, taps left of the centre open, right of it closed; at the
+    centre, output group k sees input groups < k (``"A"``) or <= k (``"B"``).
+    """
+    kh, kw = _pair(kernel_size)
+    if kh < 1 or kh % 2 == 0 or kw % 2 == 0:
+        raise ValueError(f"masked conv kernel must be odd, got {kh}x{kw}")
+    if mask_type == "A":
+        centre = out_groups[:, None] > in_groups[None, :]  # (O, I)
+    elif mask_type == "B":
+        centre = out_groups[:, None] >= in_groups[None, :]
+    else:
+        raise ValueError(f"mask type must be 'A' or 'B', got {mask_type!r}")
+    mask = torch.ones(len(out_groups), len(in_groups), kh // 2 + 1, kw)  # (O, I, kh//2+1, kw)
+    mask[:, :, -1, kw // 2 + 1:] = 0.0  # right of the centre in the current row
+    mask[:, :, -1, kw // 2] = centre.float()
+    return mask
+
+
 class ChannelEmbedding(nn.Module):
     """Per-channel one-hot times a learned table: (B, C, H, W, K) -> (B, C*E, H, W).
 
     Channel c of the image fills feature group c (channels c*E .. c*E+E-1), so the masks of the following
-    convs see exactly the sub-pixels they may. The input depends differentiably on the one-hot.
+    convs see exactly the sub-pixels they may. The input depends differentiably on the one-hot. The table
+    starts as N(0, ``std``^2).
     """
 
-    def __init__(self, channels: int, num_values: int, dim: int):
+    def __init__(self, channels: int, num_values: int, dim: int, *, std: float = 1.0):
         super().__init__()
-        self.weight = nn.Parameter(torch.randn(channels, num_values, dim))  # (C, K, E)
+        table = torch.randn(channels, num_values, dim)  # (C, K, E)
+        self.weight = nn.Parameter(table if std == 1.0 else table * std)
 
     @property
     def out_channels(self) -> int:
@@ -115,30 +153,19 @@ class CausalConv2d(nn.Conv2d):
 class MaskedConv2d(CausalConv2d):
     """A kh x kw masked convolution, mask ``"A"`` (centre sub-pixel hidden) or ``"B"`` (centre visible).
 
-    ``image_channels`` = C groups; ``in_groups``/``out_groups`` default to :func:`channel_groups`. At the
-    centre tap output group k sees input groups < k (A) or <= k (B). Stored kernel: (kh//2 + 1) x kw.
+    ``image_channels`` = C groups (:func:`channel_groups` of the inputs and of each of the ``blocks`` equal
+    parts of the outputs); the mask is :func:`causal_mask`. Stored kernel: (kh//2 + 1) x kw.
     """
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size, mask_type: str, image_channels: int,
-                 *, in_groups: torch.Tensor | None = None, out_groups: torch.Tensor | None = None, bias: bool = True):
+    def __init__(self, in_channels: int, out_channels: int, kernel_size, mask_type: MaskType, image_channels: int,
+                 *, blocks: int = 1, bias: bool = True):
         kh, kw = _pair(kernel_size)
-        if kh % 2 == 0 or kw % 2 == 0 or kh < 1:
-            raise ValueError(f"masked conv kernel must be odd, got {kh}x{kw}")
-        if mask_type not in ("A", "B"):
-            raise ValueError(f"mask type must be 'A' or 'B', got {mask_type!r}")
-        in_groups = channel_groups(in_channels, image_channels) if in_groups is None else in_groups
-        out_groups = channel_groups(out_channels, image_channels) if out_groups is None else out_groups
-        if len(in_groups) != in_channels or len(out_groups) != out_channels:
-            raise ValueError("in_groups/out_groups must name one group per channel")
-        rows = kh // 2 + 1
-        mask = torch.ones(out_channels, in_channels, rows, kw)  # (O, I, kh//2+1, kw)
-        mask[:, :, -1, kw // 2 + 1:] = 0.0  # right of the centre in the current row
-        if mask_type == "A":
-            centre = out_groups[:, None] > in_groups[None, :]  # (O, I)
-        else:
-            centre = out_groups[:, None] >= in_groups[None, :]
-        mask[:, :, -1, kw // 2] = centre.float()
-        super().__init__(in_channels, out_channels, (rows, kw), mask=mask, out_groups=out_groups,
+        if blocks < 1 or out_channels % blocks:
+            raise ValueError(f"{out_channels} output channels do not split into {blocks} equal blocks")
+        in_groups = channel_groups(in_channels, image_channels)
+        out_groups = channel_groups(out_channels // blocks, image_channels).repeat(blocks)
+        mask = causal_mask(out_groups, in_groups, (kh, kw), mask_type)
+        super().__init__(in_channels, out_channels, (kh // 2 + 1, kw), mask=mask, out_groups=out_groups,
                          num_groups=image_channels, bias=bias)
         self.mask_type = mask_type
 

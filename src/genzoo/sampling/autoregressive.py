@@ -33,11 +33,20 @@ def draw(logits: torch.Tensor, u: torch.Tensor, temperature: float) -> torch.Ten
     return idx.clamp_(max=logits.shape[-1] - 1)
 
 
+def _to_device(condition, device):
+    """A condition (a tensor, or a tuple of tensors such as (labels, spatial map)) on ``device``."""
+    if condition is None:
+        return None
+    if isinstance(condition, (tuple, list)):
+        return tuple(_to_device(c, device) for c in condition)
+    return condition.to(device)
+
+
 @torch.no_grad()
 def sample_raster(model, n: int, *, known_values: torch.Tensor | None = None, known: torch.Tensor | None = None,
                   generator: torch.Generator | None = None, temperature: float = 1.0,
-                  condition: torch.Tensor | None = None, naive: bool = False, progress: bool = False,
-                  precision: torch.dtype | None = torch.float64) -> torch.Tensor:
+                  condition: torch.Tensor | tuple[torch.Tensor, ...] | None = None, naive: bool = False,
+                  progress: bool = False, precision: torch.dtype | None = torch.float64) -> torch.Tensor:
     """Draw ``n`` images (n, C, H, W) in raster order, or complete ``known_values`` where ``known`` is False."""
     if temperature < 0:
         raise GenzooError(f"temperature must be >= 0, got {temperature}")
@@ -51,8 +60,7 @@ def sample_raster(model, n: int, *, known_values: torch.Tensor | None = None, kn
     if known is not None:
         known = known.to(device).expand(n, *info.shape)
         canvas = torch.where(known, known_values.to(device).long(), canvas)
-    if condition is not None:
-        condition = condition.to(device)
+    condition = _to_device(condition, device)
     cache = None if naive else model.init_cache(n, condition)
     total = info.dims
     for t in tqdm(range(total), desc="sampling", disable=not progress, leave=False):

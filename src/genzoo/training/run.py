@@ -17,6 +17,7 @@ from genzoo._version import __version__
 from genzoo.data import ImageInfo, load_dataset
 from genzoo.errors import GenzooError
 from genzoo.models.registry import get_model_class, make_config
+from genzoo.models.weights import upgrade, weights_version
 from genzoo.training.checkpoint import load_checkpoint
 from genzoo.training.config import TrainConfig
 
@@ -89,7 +90,16 @@ def build_from_state(state: dict, source: str):
     return cls(config, info)
 
 
-def load_weights(model: torch.nn.Module, weights: dict, source: str) -> None:
+def load_weights(model: torch.nn.Module, weights: dict, source: str, version: int = 1, *,
+                 resume: bool = False) -> None:
+    """Load ``weights`` saved at layout ``version`` (a checkpoint's ``weights_version``; 1 when it has
+    none), converting an older layout (:mod:`genzoo.models.weights`) -- except to ``resume`` training,
+    whose optimiser state keeps the old shapes."""
+    if resume and version != weights_version(model):
+        raise GenzooError(f"{source}: the weights of {type(model).__name__} are in format version {version}; this "
+                          f"genzoo reads version {weights_version(model)} and converts them for sampling and "
+                          "evaluation, but cannot resume their training (start a new run)")
+    weights = upgrade(model, weights, version, source)
     own = model.state_dict()
     missing = [k for k in own if k not in weights]
     unexpected = [k for k in weights if k not in own]
@@ -111,7 +121,7 @@ def load_run(path: str | Path, device: str | torch.device = "cpu") -> LoadedRun:
         raise GenzooError(f"{path}: no such run folder")
     state = load_checkpoint(ckpt)
     model = build_from_state(state, str(ckpt))
-    load_weights(model, state["model"], str(ckpt))
+    load_weights(model, state["model"], str(ckpt), state.get("weights_version", 1))
     dev = resolve_device(device) if isinstance(device, str) else device
     model.to(dev).eval()
     train_cfg = make_config(TrainConfig, state["train_config"], what=f"train config key in {ckpt}")

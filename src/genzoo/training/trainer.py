@@ -25,6 +25,7 @@ from tqdm.auto import tqdm
 from genzoo._version import __version__
 from genzoo.errors import GenzooError
 from genzoo.io import atomic_write_text
+from genzoo.models.weights import weights_version
 from genzoo.training.callbacks import Callback, default_callbacks
 from genzoo.training.checkpoint import save_checkpoint
 from genzoo.training.config import TrainConfig
@@ -112,6 +113,7 @@ class Trainer:
             "batches": self.batches,
             "seed": self.seed,
             "model": self.model.state_dict(),
+            "weights_version": weights_version(self.model),
             "optim": {p: o.state_dict() for p, o in self.optims.items()},
             "rng": rng,
         }
@@ -121,7 +123,8 @@ class Trainer:
         self.saved_step = self.step
 
     def restore(self, state: dict) -> None:
-        load_weights(self.model, state["model"], str(self.run_dir / CHECKPOINT))
+        load_weights(self.model, state["model"], str(self.run_dir / CHECKPOINT), state.get("weights_version", 1),
+                     resume=True)
         for p, o in self.optims.items():
             o.load_state_dict(state["optim"][p])
         self.step, self.batches = int(state["step"]), int(state["batches"])

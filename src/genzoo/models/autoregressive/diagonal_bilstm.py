@@ -42,9 +42,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from genzoo.models.autoregressive._recurrent import RecurrentConfig, RecurrentPixelModel
+from genzoo.models.autoregressive._recurrent import RecurrentConfig, RecurrentPixelModel, recurrent_presets
 from genzoo.models.registry import register_model
-from genzoo.nn.recurrent import GroupMaskedConv2d, lstm_cell, skew, unskew
+from genzoo.nn.masked import CausalConv2d, IncrementalConv, MaskedConv2d
+from genzoo.nn.recurrent import lstm_cell, skew, unskew
 
 
 class DiagonalLSTM(nn.Module):
@@ -53,10 +54,8 @@ class DiagonalLSTM(nn.Module):
     def __init__(self, features: int, hidden: int, channels: int, masked: bool):
         super().__init__()
         self.hidden = hidden
-        if masked:
-            self.input_to_state = GroupMaskedConv2d(features, 4 * hidden, 1, "B", channels, out_blocks=4)
-        else:
-            self.input_to_state = nn.Conv2d(features, 4 * hidden, 1)
+        self.input_to_state = (MaskedConv2d(features, 4 * hidden, 1, "B", channels, blocks=4) if masked
+                               else CausalConv2d(features, 4 * hidden, 1))
         self.state_to_state = nn.Conv1d(hidden, 4 * hidden, 2, bias=False)  # taps: [row i-1, row i]
 
     def forward(self, x: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
@@ -77,14 +76,12 @@ class DiagonalLSTM(nn.Module):
             columns.append(h)
         return unskew(torch.stack(columns, dim=-1))  # (B, h, H, W)
 
-    def gates_at(self, x: torch.Tensor, h_up: torch.Tensor, h_side: torch.Tensor) -> torch.Tensor:
-        """Gates (n, 4h) at one position from its input (n, F) and the two neighbouring states (n, h)."""
+    def gates_at(self, input_to_state: IncrementalConv, x: torch.Tensor, h_up: torch.Tensor,
+                 h_side: torch.Tensor) -> torch.Tensor:
+        """Gates (n, 4h) at one position from its input (n, F) and the two neighbouring states (n, h);
+        ``input_to_state`` is the cached form of this direction's input-to-state convolution."""
         k = self.state_to_state.weight  # (4h, h, 2)
-        if isinstance(self.input_to_state, GroupMaskedConv2d):
-            gates = self.input_to_state.at(x[..., None, None])
-        else:
-            gates = F.linear(x, self.input_to_state.weight.flatten(1), self.input_to_state.bias)
-        return gates + F.linear(h_up, k[..., 0]) + F.linear(h_side, k[..., 1])  # (n, 4h)
+        return input_to_state.pixel(x) + F.linear(h_up, k[..., 0]) + F.linear(h_side, k[..., 1])  # (n, 4h)
 
 
 class DiagonalBiLSTMLayer(nn.Module):
@@ -102,7 +99,7 @@ class DiagonalBiLSTMLayer(nn.Module):
         self.backward_lstm = (DiagonalLSTM(features + pixel_features, hidden, channels, masked=False)
                               if bidirectional else None)
         self.gate_features = 4 * hidden * (2 if bidirectional else 1)
-        self.out = GroupMaskedConv2d(hidden, features, 1, "B", channels)
+        self.out = MaskedConv2d(hidden, features, 1, "B", channels)
 
     def forward(self, x: torch.Tensor, bias: torch.Tensor | None = None, pixels: torch.Tensor | None = None):
         """(B, 2h, H, W) -> (B, 2h, H, W); ``bias`` (B, gate_features, H, W) is added to the K^is gates,
@@ -121,6 +118,9 @@ class DiagonalBiLSTMLayer(nn.Module):
         maps = {"x": self.out.out_channels, "h": self.hidden, "c": self.hidden, "hb": self.hidden}
         state = {k: like.new_zeros(n, f, height, width) for k, f in maps.items()}
         state["backward_rows"] = 0  # rows of the backward direction computed so far
+        state["convs"] = {"forward": IncrementalConv(self.forward_lstm.input_to_state), "out": IncrementalConv(self.out),
+                          "backward": None if self.backward_lstm is None
+                          else IncrementalConv(self.backward_lstm.input_to_state)}
         return state
 
     def _backward_row(self, state: dict, r: int, bias: torch.Tensor | None, pixels: torch.Tensor) -> None:
@@ -133,7 +133,7 @@ class DiagonalBiLSTMLayer(nn.Module):
         h_side, c_side = zero, zero
         for w in reversed(range(width)):
             h_up = state["hb"][:, :, r - 1, w] if r > 0 else zero
-            gates = lstm.gates_at(row[..., w], h_up, h_side)  # (n, 4h)
+            gates = lstm.gates_at(state["convs"]["backward"], row[..., w], h_up, h_side)  # (n, 4h)
             if bias is not None:
                 gates = gates + bias[:, 4 * self.hidden:, r, w]
             h_side, c_side = lstm_cell(gates, c_side)
@@ -150,14 +150,14 @@ class DiagonalBiLSTMLayer(nn.Module):
         zero = x.new_zeros(x.shape[0], self.hidden)  # (n, h)
         h_up = state["h"][:, :, h - 1, w] if h > 0 else zero
         h_side, c_side = (state["h"][:, :, h, w - 1], state["c"][:, :, h, w - 1]) if w > 0 else (zero, zero)
-        gates = self.forward_lstm.gates_at(x, h_up, h_side)  # (n, 4h)
+        gates = self.forward_lstm.gates_at(state["convs"]["forward"], x, h_up, h_side)  # (n, 4h)
         if bias is not None:
             gates = gates + bias[:, : 4 * self.hidden, h, w]
         hh, cc = lstm_cell(gates, c_side)  # (n, h) each
         state["h"][:, :, h, w], state["c"][:, :, h, w] = hh, cc
         if self.backward_lstm is not None and h > 0:
             hh = hh + state["hb"][:, :, h - 1, w]  # the backward map shifted down one row
-        return x + self.out.at(hh[..., None, None])  # (n, 2h)
+        return x + state["convs"]["out"].pixel(hh)  # (n, 2h)
 
 
 @dataclass
@@ -170,13 +170,9 @@ class DiagonalBiLSTMConfig(RecurrentConfig):
 class DiagonalBiLSTM(RecurrentPixelModel):
     paper = "van den Oord, Kalchbrenner & Kavukcuoglu 2016, Pixel Recurrent Neural Networks, arXiv:1601.06759 (sec. 3.2)"
     Config = DiagonalBiLSTMConfig
-    presets = {
-        # Sec. 5.5: binarized MNIST, Diagonal BiLSTM with 7 layers and h = 16 (79.20 nats);
-        # sec. 5.2: RMSProp, batches of 16. Adam here.
-        "mnist": {"hidden": 16, "layers": 7, "embed": 8, "head": 32, "batch_size": 16, "lr": 1e-3},
-        "small": {"hidden": 32, "layers": 3, "embed": 16, "head": 64, "batch_size": 32, "lr": 2e-3},
-        "tiny": {"hidden": 4, "layers": 1, "embed": 3, "head": 8, "batch_size": 8, "lr": 1e-2},
-    }
+    # "mnist" is sec. 5.5's model: binarized MNIST, 7 layers, h = 16 (79.20 nats in the paper); one
+    # bidirectional layer sees the whole past, so the small and tiny presets use fewer layers.
+    presets = recurrent_presets(small=3, tiny=1)
 
     def make_layer(self):
         config, c = self.config, self.info.channels

@@ -43,7 +43,15 @@ from genzoo.data.base import position
 from genzoo.errors import GenzooError
 from genzoo.models.base import AutoregressiveModel
 from genzoo.models.registry import register_model
-from genzoo.nn.masked import CausalConv2d, ChannelEmbedding, IncrementalConv, MaskedConv2d, channel_groups
+from genzoo.nn.masked import (
+    CausalConv2d,
+    ChannelEmbedding,
+    IncrementalConv,
+    MaskedConv2d,
+)
+
+
+Condition = torch.Tensor | tuple[torch.Tensor, torch.Tensor] | None
 
 
 @dataclass
@@ -89,12 +97,11 @@ class GatedLayer(nn.Module):
                  first: bool, last: bool, num_classes: int, spatial_dim: int):
         super().__init__()
         c = image_channels
-        groups = channel_groups(hidden, c)
         self.first, self.last = first, last
         self.vertical = CausalConv2d(in_channels, 2 * hidden, (kernel // 2 + 1, kernel))
         self.v_to_h = CausalConv2d(2 * hidden, 2 * hidden, 1)
         self.horizontal = MaskedConv2d(in_channels, 2 * hidden, (1, kernel), "A" if first else "B", c,
-                                       out_groups=torch.cat([groups, groups]))  # f and g halves share groups
+                                       blocks=2)  # the f and g halves, grouped alike
         self.h_skip = MaskedConv2d(hidden, skip, 1, "B", c)
         self.h_out = None if last else MaskedConv2d(hidden, hidden, 1, "B", c)
         self.class_v = nn.Embedding(num_classes, 2 * hidden) if num_classes and not last else None
@@ -130,18 +137,19 @@ class GatedLayer(nn.Module):
 class GatedPixelCNN(AutoregressiveModel):
     """Gated PixelCNN without the blind spot; class- and/or spatially-conditional.
 
-    Conditioning API:
+    Conditioning API: one ``condition`` argument, the same in ``logits(onehot, condition)``,
+    ``log_prob(x, condition)``, ``sample(n, condition=...)``, ``complete(x, known, condition=...)`` and the
+    cached pair ``init_cache(n, condition)`` / ``step(cache, t, canvas, condition)``:
 
-    * ``conditional=True``: ``condition`` is (B,) long class labels in 0..info.num_classes-1, passed to
-      ``logits(onehot, condition)``, ``sample(n, condition=...)`` and ``init_cache(n, condition)`` (the cache
-      keeps V^T h for every gate; ``step`` takes ``condition`` for the shared contract and does not re-read
-      it). ``None`` uses h = 0 (no class term), e.g. for unlabelled sample grids.
-    * ``spatial_channels=S > 0``: ``spatial`` is a float map (B, S, H / spatial_scale, W / spatial_scale)
-      (e.g. a low-resolution image's one-hot or features, as in a multiscale model). Give it as
-      ``logits(onehot, condition=None, spatial=map)`` and ``init_cache(n, condition=None, spatial=map)``;
-      the cache keeps m(map) projected for every gate, so ``step(cache, t, canvas, condition)`` takes no
-      map. It is required: ``logits``/``init_cache`` without it raise, so a spatial model is trained and
-      sampled by a parent model that supplies the map (the shared ``sample_raster`` loop does not pass one).
+    * ``conditional=True``: ``condition`` is (B,) long class labels in 0..info.num_classes-1. The cache
+      keeps V^T h for every gate (``step`` does not re-read the condition). ``None`` uses h = 0 (no class
+      term), e.g. for unlabelled sample grids.
+    * ``spatial_channels=S > 0``: ``condition`` is a float map (B, S, H / spatial_scale, W / spatial_scale)
+      (e.g. a low-resolution image's one-hot or features, as in a multiscale model); the cache keeps
+      m(map) projected for every gate. It is required: without it the model raises.
+    * both: the pair ``(labels, map)``.
+
+    A tensor condition is told apart by its dtype: integers are labels, floats a spatial map.
     """
 
     family = "autoregressive"
@@ -206,15 +214,38 @@ class GatedPixelCNN(AutoregressiveModel):
             raise GenzooError(f"gated_pixelcnn: spatial map has shape {tuple(spatial.shape)}, expected {want}")
         return self.spatial_net(spatial.to(self.device, self.dtype))  # (B, p, H, W)
 
-    def logits(self, onehot, condition=None, spatial=None):
+    def split_condition(self, condition: Condition) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        """``condition`` -> (class labels (B,) long or None, spatial map (B, S, h, w) float or None)."""
+        if condition is None:
+            return None, None
+        if isinstance(condition, (tuple, list)):
+            if len(condition) != 2 or not all(torch.is_tensor(c) for c in condition):
+                raise GenzooError("gated_pixelcnn: a pair condition is (class labels, spatial map)")
+            return condition[0], condition[1]
+        if torch.is_tensor(condition) and condition.is_floating_point():
+            return None, condition
+        return condition, None
+
+    def check_condition(self, condition) -> None:
+        labels, spatial = self.split_condition(condition)
+        super().check_condition(labels)
+        if spatial is not None and not self.config.spatial_channels:
+            raise GenzooError("gated_pixelcnn was built with spatial_channels=0; it takes no spatial map")
+        if labels is not None and labels.is_floating_point():
+            raise GenzooError("gated_pixelcnn: class labels must be integers")
+        if labels is not None and spatial is not None and len(labels) != len(spatial):
+            raise GenzooError(f"gated_pixelcnn: {len(labels)} class labels for {len(spatial)} spatial maps")
+
+    def logits(self, onehot, condition=None):
         self.check_condition(condition)
+        labels, spatial = self.split_condition(condition)
         b = onehot.shape[0]
         c, h, w = self.info.shape
         s = self.spatial_features(spatial, b)
         v = hz = self.embed(onehot)  # (B, C*E, H, W)
         skip = 0.0
         for layer in self.layers:
-            v_term, h_term = layer.condition_terms(condition, s)
+            v_term, h_term = layer.condition_terms(labels, s)
             v, hz, sk = layer(v, hz, v_term, h_term)
             skip = skip + sk  # (B, skip, H, W)
         out = self.out_logits(F.relu(self.out_hidden(F.relu(skip))))  # (B, C*K, H, W)
@@ -222,7 +253,7 @@ class GatedPixelCNN(AutoregressiveModel):
 
     # -- cached sampling --------------------------------------------------------------------
     @torch.no_grad()
-    def init_cache(self, n, condition=None, spatial=None):
+    def init_cache(self, n, condition=None):
         self.check_condition(condition)
         c, h, w = self.info.shape
         kw = {"device": self.device, "dtype": self.dtype}
@@ -240,15 +271,15 @@ class GatedPixelCNN(AutoregressiveModel):
                        "horizontal": IncrementalConv(l.horizontal), "h_skip": IncrementalConv(l.h_skip),
                        "h_out": None if l.h_out is None else IncrementalConv(l.h_out)} for l in self.layers],
             "out": (IncrementalConv(self.out_hidden), IncrementalConv(self.out_logits)),
-            "terms": self._gate_terms(n, condition, spatial),
+            "terms": self._gate_terms(n, *self.split_condition(condition)),
         }
         return cache
 
-    def _gate_terms(self, n, condition, spatial):
+    def _gate_terms(self, n, labels, spatial):
         """Per layer, the (vertical, horizontal) gate terms V^T h + V * s, each (n, 2p, 1 or H, 1 or W)."""
         s = self.spatial_features(spatial, n)
         zero = torch.zeros(n, 2 * self.config.hidden, 1, 1, device=self.device, dtype=self.dtype)
-        return [tuple(zero + term for term in layer.condition_terms(condition, s)) for layer in self.layers]
+        return [tuple(zero + term for term in layer.condition_terms(labels, s)) for layer in self.layers]
 
     @torch.no_grad()
     def step(self, cache, t, canvas, condition=None):

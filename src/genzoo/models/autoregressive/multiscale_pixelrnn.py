@@ -30,19 +30,20 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Literal
+from typing import ClassVar, Literal
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from genzoo.data.base import position
 from genzoo.errors import GenzooError
+from genzoo.models.autoregressive._recurrent import RecurrentPixelNet, upgrade_recurrent_v1
 from genzoo.models.autoregressive.diagonal_bilstm import DiagonalBiLSTMLayer
 from genzoo.models.autoregressive.row_lstm import RowLSTMLayer
 from genzoo.models.base import AutoregressiveModel, LikelihoodModel
 from genzoo.models.registry import register_model
-from genzoo.nn.recurrent import RecurrentPixelNet
+from genzoo.models.weights import VersionedWeights
+from genzoo.nn.masked import ChannelEmbedding
 from genzoo.sampling.autoregressive import sample_raster
 
 
@@ -92,13 +93,13 @@ class Upsampler(nn.Module):
 
     def __init__(self, channels: int, num_values: int, embed: int, features: int, factor: int):
         super().__init__()
-        self.embedding = nn.Parameter(torch.randn(channels, num_values, embed) / embed ** 0.5)  # (C, K, E)
-        self.inp = nn.Conv2d(channels * embed, features, 3, padding=1)
+        self.embed = ChannelEmbedding(channels, num_values, embed, std=embed ** -0.5)
+        self.inp = nn.Conv2d(self.embed.out_channels, features, 3, padding=1)
         self.up = nn.ConvTranspose2d(features, features, factor, stride=factor)
         self.out = nn.Conv2d(features, features, 3, padding=1)
 
     def forward(self, onehot_small: torch.Tensor) -> torch.Tensor:
-        e = torch.einsum("bchwk,cke->bcehw", onehot_small, self.embedding).flatten(1, 2)  # (B, C*E, s, s)
+        e = self.embed(onehot_small)  # (B, C*E, s, s)
         return self.out(F.relu(self.up(F.relu(self.inp(e)))))  # (B, c, H, W)
 
 
@@ -132,15 +133,15 @@ class _Stage(AutoregressiveModel):
         return cache
 
     def step(self, cache, t, canvas, condition=None):
-        c, h, w = position(t, self.info)
         if self.upsampler is not None and cache["biases"] is None:  # x_s is known from the first step
             cache["biases"] = self.biases(F.one_hot(canvas, self.info.num_values).to(self.dtype))
-        return self.net.step(cache, canvas, h, w, c, cache["biases"]), cache
+        return self.net.step(cache, t, canvas, self.info, cache["biases"]), cache
 
 
 @register_model("multiscale_pixelrnn")
-class MultiscalePixelRNN(LikelihoodModel):
+class MultiscalePixelRNN(LikelihoodModel, VersionedWeights):
     family = "autoregressive"
+    weights_version: ClassVar[int] = 2  # the layout of RecurrentPixelNet and ChannelEmbedding
     paper = ("van den Oord, Kalchbrenner & Kavukcuoglu 2016, Pixel Recurrent Neural Networks, "
              "arXiv:1601.06759 (sec. 3.5, multi-scale)")
     Config = MultiscalePixelRNNConfig
@@ -165,6 +166,10 @@ class MultiscalePixelRNN(LikelihoodModel):
         self.small = _Stage(config, small_info, _network(config, small_info, config.small_layers or config.layers))
         upsampler = Upsampler(info.channels, info.num_values, config.embed, config.cond_features, f)
         self.full = _Stage(config, info, _network(config, info, config.layers), upsampler, f)
+
+    @classmethod
+    def upgrade_weights(cls, weights, version):
+        return upgrade_recurrent_v1(weights)
 
     def small_positions(self) -> torch.Tensor:
         """(C, H, W) bool: True at the sub-pixels of x_s."""

@@ -17,10 +17,11 @@ Logistic Mixture Likelihood and Other Modifications", ICLR 2017, arXiv:1701.0551
 * Dropout (sec. 2.5) on the inner activation of each block.
 * From the paper's code (openai/pixel-cnn): no masks; a "u" stream of down-shifted
   convolutions (kernel 2x3) sees the rows above, a "ul" stream of down-right-shifted ones
-  (kernel 2x2) sees the rows above and the pixels to the left; the first layer shifts by one
-  row / column so that nothing sees the current pixel. Gated ResNet blocks with concat_elu:
-  c1 = conv(concat_elu(x)) [+ nin(concat_elu(a))], c2 = conv(dropout(concat_elu(c1))) [+ class
-  bias], out = x + c2_a * sigmoid(c2_b), where a is the u stream (for ul) or the short-cut.
+  (kernel 2x2) sees the rows above and the pixels to the left (:mod:`genzoo.nn.shifted`); the
+  first layer shifts by one row / column so that nothing sees the current pixel. Gated ResNet
+  blocks with concat_elu: c1 = conv(concat_elu(x)) [+ nin(concat_elu(a))],
+  c2 = conv(dropout(concat_elu(c1))) [+ class bias], out = x + c2_a * sigmoid(c2_b), where a is
+  the u stream (for ul) or the short-cut.
 * The input is the image mapped to [-1, 1] (``onehot @ grid``, differentiable) plus a channel
   of ones, so the zero padding is distinguishable from a black pixel.
 
@@ -40,7 +41,6 @@ a pixel are computed once and shared by its R, G and B sub-pixels, which only re
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 import torch
@@ -51,9 +51,23 @@ from genzoo.data.base import position
 from genzoo.errors import GenzooError
 from genzoo.models.base import AutoregressiveModel
 from genzoo.models.registry import register_model
-from genzoo.nn.logistic_mixture import all_value_log_probs, channel_log_probs, log_prob_values, num_params, value_grid
+from genzoo.nn.logistic_mixture import (
+    all_value_log_probs,
+    channel_log_probs,
+    log_prob_values,
+    num_params,
+    value_grid,
+)
+from genzoo.nn.shifted import (
+    Box,
+    ShiftedConv,
+    ShiftedDeconv,
+    down_right_shifted,
+    down_right_shifted_deconv,
+    down_shifted,
+    down_shifted_deconv,
+)
 
-Box = tuple[int, int, int, int]  # rows [r0, r1), columns [c0, c1) of a layer's output
 ACT = ":act"  # an input named "key:act" is concat_elu of node key's output, computed once per position
 
 
@@ -62,104 +76,11 @@ def concat_elu(x: torch.Tensor) -> torch.Tensor:
     return F.elu(torch.cat([x, -x], dim=1))
 
 
-def _window(x: torch.Tensor, r0: int, r1: int, c0: int, c1: int, act: Callable | None = None) -> torch.Tensor:
-    """x[..., r0:r1, c0:c1] (after ``act``), zero where the window leaves x."""
-    h, w = x.shape[-2:]
-    a0, b0 = min(max(r0, 0), h), min(max(c0, 0), w)
-    a1, b1 = max(min(r1, h), a0), max(min(c1, w), b0)
-    t = x[..., a0:a1, b0:b1]
-    if act is not None:
-        t = act(t)
-    pads = (b0 - c0, c1 - b1, a0 - r0, r1 - a1)
-    return F.pad(t, pads) if any(pads) else t
-
-
 def _nin(conv: nn.Conv2d, x: torch.Tensor) -> torch.Tensor:
     """A 1x1 convolution ("network in network") as a linear map over channels; cheaper than a conv
     call for the one-position inputs of sampling, and the same for whole images."""
     w = conv.weight.view(conv.out_channels, conv.in_channels)
     return F.linear(x.movedim(1, -1), w, conv.bias).movedim(-1, 1)
-
-
-def _shift_fill(d: torch.Tensor, dy: int, dx: int) -> torch.Tensor:
-    """Ready-time map shifted down/right, -1 (a constant) where zeros are shifted in."""
-    h, w = d.shape
-    return F.pad(d, (dx, 0, dy, 0), value=-1.0)[:h, :w]
-
-
-class ShiftedConv(nn.Module):
-    """A convolution whose output (i, j) reads input rows i*s - top .. i*s - top + kh - 1 and
-    columns j*s - left .. j*s - left + kw - 1 (zeros outside), then is shifted down by ``shift[0]``
-    rows and right by ``shift[1]`` columns (zeros shifted in).
-
-    Down-shifted (u stream): kernel (2, 3), pad (1, 1, 1). Down-right-shifted (ul stream):
-    kernel (2, 2), pad (1, 1, 0). The stride-2 versions halve the size, rounding up.
-    """
-
-    def __init__(self, cin: int, cout: int, kernel: tuple[int, int], pad: tuple[int, int, int],
-                 stride: int = 1, shift: tuple[int, int] = (0, 0)):
-        super().__init__()
-        self.conv = nn.Conv2d(cin, cout, kernel, stride)
-        self.kernel, self.pad, self.stride, self.shift = kernel, pad, stride, shift
-
-    def out_size(self, h: int, w: int) -> tuple[int, int]:
-        (kh, kw), (top, left, right), s = self.kernel, self.pad, self.stride
-        return (h + top - kh) // s + 1, (w + left + right - kw) // s + 1
-
-    def box(self, x: torch.Tensor, box: Box, act: Callable | None = None) -> torch.Tensor:
-        """Output at ``box`` (n, cout, r1-r0, c1-c0) from the whole input x (n, cin, H, W)."""
-        r0, r1, c0, c1 = box
-        dy, dx = self.shift
-        (kh, kw), (top, left, _), s = self.kernel, self.pad, self.stride
-        p0, p1, q0, q1 = max(r0 - dy, 0), r1 - dy, max(c0 - dx, 0), c1 - dx  # box before the shift
-        if p1 <= p0 or q1 <= q0:
-            return x.new_zeros(x.shape[0], self.conv.out_channels, r1 - r0, c1 - c0)
-        win = _window(x, p0 * s - top, (p1 - 1) * s - top + kh, q0 * s - left, (q1 - 1) * s - left + kw, act)
-        if p1 - p0 == 1 and q1 - q0 == 1:  # one position (most sampling steps): a plain matmul is cheaper
-            w = self.conv.weight.permute(0, 2, 3, 1)  # (cout, kh, kw, cin): the order of a channels-last window
-            y = torch.addmm(self.conv.bias, win.permute(0, 2, 3, 1).reshape(len(win), -1), w.reshape(len(w), -1).t())
-            y = y[..., None, None]
-        else:
-            y = self.conv(win)  # (n, cout, p1-p0, q1-q0)
-        pads = (q0 - (c0 - dx), 0, p0 - (r0 - dy), 0)
-        return F.pad(y, pads) if any(pads) else y
-
-    def ready(self, d: torch.Tensor) -> torch.Tensor:
-        """Ready-time map of the output from the input's (H, W): max over the footprint."""
-        (kh, kw), (top, left, right), s = self.kernel, self.pad, self.stride
-        hh, ww = self.out_size(*d.shape)
-        padded = F.pad(d[None, None], (left, right + kw + s, top, kh + s), value=-1.0)
-        out = F.max_pool2d(padded, (kh, kw), s)[0, 0, :hh, :ww]
-        return _shift_fill(out, *self.shift)
-
-
-class ShiftedDeconv(nn.Module):
-    """Stride-2 transposed convolution, cropped to ``size``: rows from the top, columns from
-    ``crop_left`` (kernel (2, 3), crop 1 for the u stream; (2, 2), crop 0 for the ul stream), so
-    output row 2i + a (a in 0, 1) reads input row i only and the streams stay causal."""
-
-    def __init__(self, cin: int, cout: int, kernel: tuple[int, int], crop_left: int):
-        super().__init__()
-        self.conv = nn.ConvTranspose2d(cin, cout, kernel, stride=2)
-        self.kernel, self.crop_left = kernel, crop_left
-
-    def box(self, x: torch.Tensor, box: Box) -> torch.Tensor:
-        r0, r1, c0, c1 = box
-        c0, c1 = c0 + self.crop_left, c1 + self.crop_left  # columns of the uncropped output
-        (kh, kw), (h, w) = self.kernel, x.shape[-2:]
-        i0, i1 = max(0, -((kh - 1 - r0) // 2)), min(h, (r1 - 1) // 2 + 1)  # inputs reaching the box
-        j0, j1 = max(0, -((kw - 1 - c0) // 2)), min(w, (c1 - 1) // 2 + 1)
-        y = self.conv(x[..., i0:i1, j0:j1])  # covers uncropped rows 2 i0 .., columns 2 j0 ..
-        return y[..., r0 - 2 * i0:r1 - 2 * i0, c0 - 2 * j0:c1 - 2 * j0]
-
-    def ready(self, d: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-        (kh, kw), (h, w) = self.kernel, d.shape
-        full = d.new_full((2 * (h - 1) + kh, 2 * (w - 1) + kw), -1.0)
-        for a in range(kh):
-            for b in range(kw):
-                view = full[a:a + 2 * h:2, b:b + 2 * w:2]
-                view.copy_(torch.maximum(view, d))
-        return full[:size[0], self.crop_left:self.crop_left + size[1]]
 
 
 # -- the network as a list of nodes, each computable on any box of its output ------------------
@@ -315,20 +236,15 @@ class PixelCNNPP(AutoregressiveModel):
             nodes.append(node)
             return node.key
 
-        def u_conv(cin, cout, stride=1):  # down-shifted: the rows above (after the stem's shift)
-            return ShiftedConv(cin, cout, (2, 3), (1, 1, 1), stride)
-
-        def ul_conv(cin, cout, stride=1):  # down-right-shifted: above and to the left
-            return ShiftedConv(cin, cout, (2, 2), (1, 1, 0), stride)
-
+        u_conv, ul_conv = down_shifted, down_right_shifted  # the rows above; above and to the left
         def block(key, src, aux, conv, level):
             c1 = add(ResidualIn(key + ".c1", src, aux, conv(2 * nf, nf), nf, sizes[level]))
             return add(ResidualOut(key, src, c1, conv(2 * nf, 2 * nf), nf, sizes[level], cfg.dropout, classes))
 
         cin = info.channels + 1  # the image and a channel of ones
-        u_list = [add(ConvNode("u0", "x", [ShiftedConv(cin, nf, (2, 3), (1, 1, 1), shift=(1, 0))], sizes[0], nf))]
-        ul_list = [add(ConvNode("ul0", "x", [ShiftedConv(cin, nf, (1, 3), (0, 1, 1), shift=(1, 0)),
-                                             ShiftedConv(cin, nf, (2, 1), (1, 0, 0), shift=(0, 1))], sizes[0], nf))]
+        u_list = [add(ConvNode("u0", "x", [down_shifted(cin, nf, shift=(1, 0))], sizes[0], nf))]
+        ul_list = [add(ConvNode("ul0", "x", [down_shifted(cin, nf, kernel=(1, 3), shift=(1, 0)),
+                                             down_right_shifted(cin, nf, kernel=(2, 1), shift=(0, 1))], sizes[0], nf))]
         for level in range(3):  # down pass
             for r in range(cfg.resnets):
                 u_list.append(block(f"down{level}.u{r}", u_list[-1], (), u_conv, level))
@@ -344,8 +260,9 @@ class PixelCNNPP(AutoregressiveModel):
                 u = block(f"up{level}.u{r}", u, (u_list.pop(),), u_conv, level)
                 ul = block(f"up{level}.ul{r}", ul, (u, ul_list.pop()), ul_conv, level)
             if level > 0:
-                u = add(DeconvNode(f"up{level}.u.deconv", u, ShiftedDeconv(nf, nf, (2, 3), 1), sizes[level - 1], nf))
-                ul = add(DeconvNode(f"up{level}.ul.deconv", ul, ShiftedDeconv(nf, nf, (2, 2), 0), sizes[level - 1], nf))
+                u = add(DeconvNode(f"up{level}.u.deconv", u, down_shifted_deconv(nf, nf), sizes[level - 1], nf))
+                ul = add(DeconvNode(f"up{level}.ul.deconv", ul, down_right_shifted_deconv(nf, nf), sizes[level - 1],
+                                    nf))
         assert not u_list and not ul_list
         add(HeadNode("head", ul, nf, num_params(info.channels, cfg.mixtures), sizes[0]))
         return nodes

@@ -12,7 +12,7 @@ group j to groups <= j, the tap to the right is closed), computed for the whole 
 once; K^ss is an unmasked k x 1 convolution over the previous row's hidden state (k = 3).
 Each layer reads 2h features, has h units per gate, and adds a 1x1 mask-B projection of
 h_i back to its input (the residual block of Fig. 5). The network around the layers is
-:class:`genzoo.nn.recurrent.RecurrentPixelNet`: a 7x7 mask-A convolution first, two 1x1
+:class:`genzoo.models.autoregressive._recurrent.RecurrentPixelNet`: a 7x7 mask-A convolution first, two 1x1
 mask-B output convolutions to C*K logits, p(x) = prod_t softmax(logits_t)[x_t].
 
 The receptive field is a triangle: each row up adds (k-1)/2 columns on each side through
@@ -32,9 +32,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from genzoo.models.autoregressive._recurrent import RecurrentConfig, RecurrentPixelModel
+from genzoo.models.autoregressive._recurrent import RECURRENT_PRESETS, RecurrentConfig, RecurrentPixelModel
 from genzoo.models.registry import register_model
-from genzoo.nn.recurrent import GroupMaskedConv2d, lstm_cell, row_window
+from genzoo.nn.masked import IncrementalConv, MaskedConv2d
+from genzoo.nn.recurrent import lstm_cell
+
+
+def row_window(row: torch.Tensor, w: int, left: int, right: int) -> torch.Tensor:
+    """Columns w-left .. w+right of ``row`` (n, F, W), zero outside the image -> (n, F, left+1+right)."""
+    return F.pad(row, (left, right))[..., w: w + left + 1 + right]
 
 
 class RowLSTMLayer(nn.Module):
@@ -44,9 +50,9 @@ class RowLSTMLayer(nn.Module):
         super().__init__()
         self.hidden, self.kernel = hidden, kernel
         self.gate_features = 4 * hidden
-        self.input_to_state = GroupMaskedConv2d(features, 4 * hidden, (1, kernel), "B", channels, out_blocks=4)
+        self.input_to_state = MaskedConv2d(features, 4 * hidden, (1, kernel), "B", channels, blocks=4)
         self.state_to_state = nn.Conv1d(hidden, 4 * hidden, kernel, padding=kernel // 2, bias=False)
-        self.out = GroupMaskedConv2d(hidden, features, 1, "B", channels)
+        self.out = MaskedConv2d(hidden, features, 1, "B", channels)
 
     def forward(self, x: torch.Tensor, bias: torch.Tensor | None = None, pixels=None) -> torch.Tensor:
         """(B, 2h, H, W) -> (B, 2h, H, W); ``bias`` (B, 4h, H, W) is added to the K^is gates."""
@@ -64,16 +70,18 @@ class RowLSTMLayer(nn.Module):
         return x + self.out(torch.stack(rows, dim=2))  # (B, 2h, H, W)
 
     def init_state(self, n: int, height: int, width: int, like: torch.Tensor) -> dict:
-        maps = {"x": (self.out.out_channels,), "h": (self.hidden,), "c": (self.hidden,)}
-        return {k: like.new_zeros(n, *f, height, width) for k, f in maps.items()}
+        maps = {"x": self.out.out_channels, "h": self.hidden, "c": self.hidden}
+        state = {k: like.new_zeros(n, f, height, width) for k, f in maps.items()}
+        state["convs"] = (IncrementalConv(self.input_to_state), IncrementalConv(self.out))
+        return state
 
     def step(self, state: dict, x: torch.Tensor, h: int, w: int, bias: torch.Tensor | None = None,
              pixels=None) -> torch.Tensor:
         """Output (n, 2h) at (h, w) from its input x (n, 2h), the cached row h-1 and row h left of w."""
         half = self.kernel // 2
+        input_to_state, out = state["convs"]
         state["x"][:, :, h, w] = x
-        window = row_window(state["x"][:, :, h], w, half, half)  # (n, 2h, k); columns > w are closed taps
-        gates = self.input_to_state.at(window.unsqueeze(2))  # (n, 4h)
+        gates = input_to_state.at(state["x"], h, w)  # (n, 4h); columns > w are closed taps
         if h > 0:
             above = row_window(state["h"][:, :, h - 1], w, half, half)  # (n, h, k)
             gates = gates + F.linear(above.flatten(1), self.state_to_state.weight.flatten(1))
@@ -84,7 +92,7 @@ class RowLSTMLayer(nn.Module):
             gates = gates + bias[:, :, h, w]
         hh, cc = lstm_cell(gates, c_prev)  # (n, h) each
         state["h"][:, :, h, w], state["c"][:, :, h, w] = hh, cc
-        return x + self.out.at(hh[..., None, None])  # (n, 2h)
+        return x + out.pixel(hh)  # (n, 2h)
 
 
 @dataclass
@@ -101,13 +109,7 @@ class RowLSTMConfig(RecurrentConfig):
 class RowLSTM(RecurrentPixelModel):
     paper = "van den Oord, Kalchbrenner & Kavukcuoglu 2016, Pixel Recurrent Neural Networks, arXiv:1601.06759 (sec. 3.1)"
     Config = RowLSTMConfig
-    presets = {
-        # Sec. 5.5 trains a 7-layer, h = 16 Diagonal BiLSTM on binarized MNIST with RMSProp and
-        # batches of 16 (sec. 5.2); the same size for the Row LSTM, with Adam.
-        "mnist": {"hidden": 16, "layers": 7, "embed": 8, "head": 32, "batch_size": 16, "lr": 1e-3},
-        "small": {"hidden": 32, "layers": 4, "embed": 16, "head": 64, "batch_size": 32, "lr": 2e-3},
-        "tiny": {"hidden": 4, "layers": 2, "embed": 3, "head": 8, "batch_size": 8, "lr": 1e-2},
-    }
+    presets = RECURRENT_PRESETS
 
     def make_layer(self):
         config, c = self.config, self.info.channels
