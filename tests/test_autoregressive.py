@@ -4,15 +4,16 @@ import itertools
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import tiny_model
 
+from conftest import tiny_model
 from genzoo.data import ImageInfo
 from genzoo.data.base import position
 from genzoo.models.base import AutoregressiveModel
 from genzoo.models.registry import available_models
 
 AR_MODELS = sorted(n for n, c in available_models().items() if issubclass(c, AutoregressiveModel))
-SHAPES = [ImageInfo(channels=1, height=3, width=4, num_values=4), ImageInfo(channels=3, height=2, width=3, num_values=3)]
+SHAPES = [ImageInfo(channels=1, height=3, width=4, num_values=4),
+          ImageInfo(channels=3, height=2, width=3, num_values=3)]
 
 
 @pytest.mark.parametrize("info", SHAPES, ids=["grey", "rgb"])

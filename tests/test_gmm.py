@@ -307,7 +307,6 @@ def test_bad_config_and_bad_images_are_rejected():
 
 def test_trainer_runs_full_batch_em_with_sample_grids_and_test_nll(tmp_path):
     from conftest import random_dataset
-
     from genzoo.training.config import TrainConfig
     from genzoo.training.trainer import Trainer
 

@@ -43,7 +43,7 @@ not palette indices, whose order means nothing.
 from __future__ import annotations
 
 import math
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F

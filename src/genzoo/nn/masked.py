@@ -170,6 +170,25 @@ class MaskedConv2d(CausalConv2d):
         self.mask_type = mask_type
 
 
+def output_logits(features: torch.Tensor, hidden: MaskedConv2d, out: MaskedConv2d, channels: int) -> torch.Tensor:
+    """The output stack of the PixelCNN family: ReLU -> 1x1 mask-B ``hidden`` -> ReLU -> 1x1 mask-B ``out``
+    to C*K logits, channel c's in group c: features (B, F, H, W) -> logits (B, C, H, W, K)."""
+    b, _, h, w = features.shape
+    logits = out(F.relu(hidden(F.relu(features))))  # (B, C*K, H, W)
+    return logits.view(b, channels, -1, h, w).permute(0, 1, 3, 4, 2)
+
+
+def output_logits_step(features: torch.Tensor, hidden: IncrementalConv, out: IncrementalConv, buffer: torch.Tensor,
+                       group: int) -> torch.Tensor:
+    """:func:`output_logits` at one pixel for image channel ``group``: features (n, F) -> logits (n, K).
+
+    ``buffer`` (n, hidden channels) keeps the hidden layer's groups computed by the earlier channel steps of
+    the pixel (mask B: the logits of channel c read the hidden groups <= c); group ``group`` is written here.
+    """
+    buffer[:, hidden.index[group]] = F.relu(hidden.pixel(F.relu(features), group))  # (n, hidden_g)
+    return out.pixel(buffer, group)  # (n, K)
+
+
 class IncrementalConv:
     """A frozen copy of a :class:`CausalConv2d` for cached sampling (take a new one after training).
 

@@ -170,6 +170,17 @@ class AutoencoderBase(LatentModel, Reconstructing):
             return self.decode(self.prior(n, generator, temperature))
 
 
+AUTOENCODER_PRESETS: dict[str, dict] = {
+    "tiny": {"arch": "mlp", "hidden": (8,), "latent_dim": 2, "batch_size": 8, "lr": 1e-2},
+    # The paper's MNIST encoder widths 1000-500-250-30 (ReLU here, no RBM pretraining).
+    "mlp": {"arch": "mlp", "hidden": (1000, 500, 250), "latent_dim": 30, "batch_size": 64, "lr": 1e-3},
+    "conv": {"arch": "conv", "channels": (32, 64), "hidden": (256,), "latent_dim": 32, "batch_size": 64,
+             "lr": 1e-3},
+    "fashion": {"arch": "conv", "channels": (16, 32, 64), "hidden": (256,), "latent_dim": 32, "batch_size": 64,
+                "lr": 1e-3},
+}
+
+
 @register_model("autoencoder")
 class Autoencoder(AutoencoderBase):
     """The plain autoencoder: squared reconstruction error, nothing else."""
@@ -177,12 +188,4 @@ class Autoencoder(AutoencoderBase):
     paper = ("Hinton & Salakhutdinov 2006, Reducing the Dimensionality of Data with Neural Networks, "
              "Science 313:504")
     Config = AutoencoderConfig
-    presets = {
-        "tiny": {"arch": "mlp", "hidden": (8,), "latent_dim": 2, "batch_size": 8, "lr": 1e-2},
-        # The paper's MNIST encoder widths 1000-500-250-30 (ReLU here, no RBM pretraining).
-        "mlp": {"arch": "mlp", "hidden": (1000, 500, 250), "latent_dim": 30, "batch_size": 64, "lr": 1e-3},
-        "conv": {"arch": "conv", "channels": (32, 64), "hidden": (256,), "latent_dim": 32, "batch_size": 64,
-                 "lr": 1e-3},
-        "fashion": {"arch": "conv", "channels": (16, 32, 64), "hidden": (256,), "latent_dim": 32, "batch_size": 64,
-                    "lr": 1e-3},
-    }
+    presets = AUTOENCODER_PRESETS

@@ -25,7 +25,7 @@ from typing import Literal
 
 import torch
 
-from genzoo.models.autoencoders.autoencoder import AutoencoderBase, AutoencoderConfig
+from genzoo.models.autoencoders.autoencoder import AUTOENCODER_PRESETS, AutoencoderBase, AutoencoderConfig
 from genzoo.models.registry import register_model
 
 
@@ -45,6 +45,10 @@ class DenoisingAutoencoderConfig(AutoencoderConfig):
             raise ValueError(f"noise_std must be >= 0, got {self.noise_std}")
 
 
+NOISE = {"mlp": {"noise": "mask", "mask_prob": 0.25}, "conv": {"noise": "mask", "mask_prob": 0.25},
+         "fashion": {"noise": "gaussian", "noise_std": 0.2}}
+
+
 @register_model("denoising_autoencoder")
 class DenoisingAutoencoder(AutoencoderBase):
     """Reconstruct the clean image from a masked or noisy copy."""
@@ -52,15 +56,8 @@ class DenoisingAutoencoder(AutoencoderBase):
     paper = ("Vincent, Larochelle, Bengio & Manzagol 2008, Extracting and Composing Robust Features with "
              "Denoising Autoencoders, ICML")
     Config = DenoisingAutoencoderConfig
-    presets = {
-        "tiny": {"arch": "mlp", "hidden": (8,), "latent_dim": 2, "batch_size": 8, "lr": 1e-2},
-        "mlp": {"arch": "mlp", "hidden": (1000, 500, 250), "latent_dim": 30, "noise": "mask", "mask_prob": 0.25,
-                "batch_size": 64, "lr": 1e-3},
-        "conv": {"arch": "conv", "channels": (32, 64), "hidden": (256,), "latent_dim": 32, "noise": "mask",
-                 "mask_prob": 0.25, "batch_size": 64, "lr": 1e-3},
-        "fashion": {"arch": "conv", "channels": (16, 32, 64), "hidden": (256,), "latent_dim": 32,
-                    "noise": "gaussian", "noise_std": 0.2, "batch_size": 64, "lr": 1e-3},
-    }
+    # the plain autoencoder's networks, with the corruption of each preset
+    presets = {name: {**preset, **NOISE.get(name, {})} for name, preset in AUTOENCODER_PRESETS.items()}
 
     def corrupt(self, u, generator=None):
         if self.config.noise == "mask":

@@ -9,4 +9,5 @@ from genzoo.models.autoregressive import (
     row_lstm,
 )
 
-__all__ = ["pixelrnn", "pixelcnn", "gated_pixelcnn", "pixelcnn_pp", "row_lstm", "diagonal_bilstm", "multiscale_pixelrnn"]
+__all__ = ["pixelrnn", "pixelcnn", "gated_pixelcnn", "pixelcnn_pp", "row_lstm", "diagonal_bilstm",
+           "multiscale_pixelrnn"]

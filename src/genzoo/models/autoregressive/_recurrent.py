@@ -37,13 +37,12 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from genzoo.data.base import position
 from genzoo.models.base import AutoregressiveModel
 from genzoo.models.weights import VersionedWeights, Weights
-from genzoo.nn.masked import ChannelEmbedding, IncrementalConv, MaskedConv2d
+from genzoo.nn.masked import ChannelEmbedding, IncrementalConv, MaskedConv2d, output_logits, output_logits_step
 
 RECURRENT_PRESETS = {
     # Sec. 5.5 trains a 7-layer, h = 16 Diagonal BiLSTM on binarized MNIST with RMSProp and
@@ -83,13 +82,11 @@ class RecurrentPixelNet(nn.Module):
 
     def forward(self, onehot: torch.Tensor, biases: list[torch.Tensor] | None = None) -> torch.Tensor:
         """Teacher-forced logits (B, C, H, W, K); ``biases[l]`` (B, gate_features[l], H, W) or None."""
-        b, c, h, w, k = onehot.shape
         pixels = self.embed(onehot)  # (B, C*E, H, W)
         x = self.first(pixels)  # (B, 2h, H, W)
         for i, layer in enumerate(self.layers):
             x = layer(x, None if biases is None else biases[i], pixels)  # (B, 2h, H, W)
-        logits = self.head_out(F.relu(self.head_hidden(F.relu(x))))  # (B, C*K, H, W), channel c's in group c
-        return logits.view(b, c, k, h, w).permute(0, 1, 3, 4, 2)
+        return output_logits(x, self.head_hidden, self.head_out, self.channels)  # (B, C, H, W, K)
 
     # -- cached one-position evaluation ------------------------------------------------------
     @torch.no_grad()
@@ -97,6 +94,7 @@ class RecurrentPixelNet(nn.Module):
         like = self.embed.weight
         return {"layers": [layer.init_state(n, height, width, like) for layer in self.layers],
                 "pixels": like.new_zeros(n, self.embed.out_channels, height, width),
+                "head": like.new_zeros(n, self.head_hidden.out_channels),  # the hidden output layer at (h, w)
                 "convs": [IncrementalConv(conv) for conv in (self.first, self.head_hidden, self.head_out)]}
 
     @torch.no_grad()
@@ -110,8 +108,7 @@ class RecurrentPixelNet(nn.Module):
         x = first.at(pixels, h, w)  # (n, 2h)
         for i, (layer, state) in enumerate(zip(self.layers, cache["layers"])):
             x = layer.step(state, x, h, w, None if biases is None else biases[i], pixels)  # (n, 2h)
-        hidden = F.relu(head_hidden.pixel(F.relu(x)))  # (n, head)
-        return head_out.pixel(hidden, c)  # (n, K): the logits of channel c
+        return output_logits_step(x, head_hidden, head_out, cache["head"], c)  # (n, K): the logits of channel c
 
 
 def upgrade_recurrent_v1(weights: Weights) -> Weights:

@@ -118,9 +118,9 @@ class DiagonalBiLSTMLayer(nn.Module):
         maps = {"x": self.out.out_channels, "h": self.hidden, "c": self.hidden, "hb": self.hidden}
         state = {k: like.new_zeros(n, f, height, width) for k, f in maps.items()}
         state["backward_rows"] = 0  # rows of the backward direction computed so far
-        state["convs"] = {"forward": IncrementalConv(self.forward_lstm.input_to_state), "out": IncrementalConv(self.out),
-                          "backward": None if self.backward_lstm is None
-                          else IncrementalConv(self.backward_lstm.input_to_state)}
+        backward = None if self.backward_lstm is None else IncrementalConv(self.backward_lstm.input_to_state)
+        state["convs"] = {"forward": IncrementalConv(self.forward_lstm.input_to_state), "backward": backward,
+                          "out": IncrementalConv(self.out)}
         return state
 
     def _backward_row(self, state: dict, r: int, bias: torch.Tensor | None, pixels: torch.Tensor) -> None:
@@ -168,7 +168,8 @@ class DiagonalBiLSTMConfig(RecurrentConfig):
 
 @register_model("diagonal_bilstm")
 class DiagonalBiLSTM(RecurrentPixelModel):
-    paper = "van den Oord, Kalchbrenner & Kavukcuoglu 2016, Pixel Recurrent Neural Networks, arXiv:1601.06759 (sec. 3.2)"
+    paper = ("van den Oord, Kalchbrenner & Kavukcuoglu 2016, Pixel Recurrent Neural Networks, arXiv:1601.06759 "
+             "(sec. 3.2)")
     Config = DiagonalBiLSTMConfig
     # "mnist" is sec. 5.5's model: binarized MNIST, 7 layers, h = 16 (79.20 nats in the paper); one
     # bidirectional layer sees the whole past, so the small and tiny presets use fewer layers.

@@ -48,8 +48,9 @@ from genzoo.nn.masked import (
     ChannelEmbedding,
     IncrementalConv,
     MaskedConv2d,
+    output_logits,
+    output_logits_step,
 )
-
 
 Condition = torch.Tensor | tuple[torch.Tensor, torch.Tensor] | None
 
@@ -239,17 +240,14 @@ class GatedPixelCNN(AutoregressiveModel):
     def logits(self, onehot, condition=None):
         self.check_condition(condition)
         labels, spatial = self.split_condition(condition)
-        b = onehot.shape[0]
-        c, h, w = self.info.shape
-        s = self.spatial_features(spatial, b)
+        s = self.spatial_features(spatial, onehot.shape[0])
         v = hz = self.embed(onehot)  # (B, C*E, H, W)
         skip = 0.0
         for layer in self.layers:
             v_term, h_term = layer.condition_terms(labels, s)
             v, hz, sk = layer(v, hz, v_term, h_term)
             skip = skip + sk  # (B, skip, H, W)
-        out = self.out_logits(F.relu(self.out_hidden(F.relu(skip))))  # (B, C*K, H, W)
-        return out.view(b, c, -1, h, w).permute(0, 1, 3, 4, 2)  # (B, C, H, W, K)
+        return output_logits(skip, self.out_hidden, self.out_logits, self.info.channels)  # (B, C, H, W, K)
 
     # -- cached sampling --------------------------------------------------------------------
     @torch.no_grad()
@@ -265,11 +263,12 @@ class GatedPixelCNN(AutoregressiveModel):
             "h": [None] + [torch.zeros(n, p, 1, w, **kw) for _ in self.layers[1:]],  # horizontal inputs, row r
             "link": [torch.zeros(n, two_p, w, **kw) for _ in self.layers],  # vertical -> horizontal, row r
             "g": [torch.zeros(n, p, **kw) for _ in self.layers],  # gated horizontal features at (r, c)
-            "skip": torch.zeros(n, self.config.skip, **kw),  # ReLU(sum of skips) at (r, c)
+            "skip": torch.zeros(n, self.config.skip, **kw),  # sum of skips at (r, c)
             "o": torch.zeros(n, self.config.out_hidden, **kw),  # output hidden layer at (r, c)
-            "convs": [{"vertical": IncrementalConv(l.vertical), "v_to_h": IncrementalConv(l.v_to_h),
-                       "horizontal": IncrementalConv(l.horizontal), "h_skip": IncrementalConv(l.h_skip),
-                       "h_out": None if l.h_out is None else IncrementalConv(l.h_out)} for l in self.layers],
+            "convs": [{"vertical": IncrementalConv(layer.vertical), "v_to_h": IncrementalConv(layer.v_to_h),
+                       "horizontal": IncrementalConv(layer.horizontal), "h_skip": IncrementalConv(layer.h_skip),
+                       "h_out": None if layer.h_out is None else IncrementalConv(layer.h_out)}
+                      for layer in self.layers],
             "out": (IncrementalConv(self.out_hidden), IncrementalConv(self.out_logits)),
             "terms": self._gate_terms(n, *self.split_condition(condition)),
         }
@@ -311,8 +310,5 @@ class GatedPixelCNN(AutoregressiveModel):
                 if i > 0:
                     out = out + h_in[:, p_idx, 0, col]  # residual
                 cache["h"][i + 1][:, p_idx, 0, col] = out
-        cache["skip"][:, convs[0]["h_skip"].index[g]] = F.relu(skip)  # (n, skip_g)
-        out_hidden, out_logits = cache["out"]
-        o = cache["o"]
-        o[:, out_hidden.index[g]] = F.relu(out_hidden.pixel(cache["skip"], g))  # (n, out_hidden_g)
-        return out_logits.pixel(o, g), cache  # (n, K)
+        cache["skip"][:, convs[0]["h_skip"].index[g]] = skip  # (n, skip_g)
+        return output_logits_step(cache["skip"], *cache["out"], cache["o"], g), cache  # (n, K)

@@ -40,7 +40,7 @@ from genzoo.data.base import position
 from genzoo.errors import GenzooError
 from genzoo.models.base import AutoregressiveModel
 from genzoo.models.registry import register_model
-from genzoo.nn.masked import ChannelEmbedding, IncrementalConv, MaskedConv2d
+from genzoo.nn.masked import ChannelEmbedding, IncrementalConv, MaskedConv2d, output_logits, output_logits_step
 
 
 @dataclass
@@ -113,13 +113,10 @@ class PixelCNN(AutoregressiveModel):
 
     def logits(self, onehot, condition=None):
         self.check_condition(condition)
-        b = onehot.shape[0]
-        c, h, w = self.info.shape
         s = self.first(self.embed(onehot))  # (B, 2h, H, W)
         for block in self.blocks:
             s = block(s)  # (B, 2h, H, W)
-        out = self.out_logits(F.relu(self.out_hidden(F.relu(s))))  # (B, C*K, H, W)
-        return out.view(b, c, -1, h, w).permute(0, 1, 3, 4, 2)  # (B, C, H, W, K)
+        return output_logits(s, self.out_hidden, self.out_logits, self.info.channels)  # (B, C, H, W, K)
 
     # -- cached sampling --------------------------------------------------------------------
     @torch.no_grad()
@@ -154,7 +151,4 @@ class PixelCNN(AutoregressiveModel):
             m[:, spatial.index[g]] = F.relu(spatial.at(a, r, col, g))  # (n, h_g)
             idx = expand.index[g]
             s[i + 1][:, idx] = s[i][:, idx] + expand.pixel(m, g)  # (n, 2h_g)
-        out_hidden, out_logits = cache["out"]
-        o = cache["o"]
-        o[:, out_hidden.index[g]] = F.relu(out_hidden.pixel(F.relu(s[-1]), g))  # (n, out_hidden_g)
-        return out_logits.pixel(o, g), cache  # (n, K)
+        return output_logits_step(s[-1], *cache["out"], cache["o"], g), cache  # (n, K)

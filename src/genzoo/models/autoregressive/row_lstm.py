@@ -107,7 +107,8 @@ class RowLSTMConfig(RecurrentConfig):
 
 @register_model("row_lstm")
 class RowLSTM(RecurrentPixelModel):
-    paper = "van den Oord, Kalchbrenner & Kavukcuoglu 2016, Pixel Recurrent Neural Networks, arXiv:1601.06759 (sec. 3.1)"
+    paper = ("van den Oord, Kalchbrenner & Kavukcuoglu 2016, Pixel Recurrent Neural Networks, arXiv:1601.06759 "
+             "(sec. 3.1)")
     Config = RowLSTMConfig
     presets = RECURRENT_PRESETS
 
