@@ -198,6 +198,30 @@ class Reconstructing:
         raise NotImplementedError
 
 
+class PartitionFunction:
+    """A capability: a likelihood that needs the partition function Z of an RBM (RBMs, DBNs), estimated
+    by annealed importance sampling (:mod:`genzoo.metrics.ais`) and reported by ``genzoo eval``.
+
+    ``partition_layer()`` is the RBM whose log Z is needed (an ``RBMLayer``: weights (D, H), biases,
+    conditionals); ``partition_visible(x)`` maps images to that RBM's visible units (B, D), whose mean
+    sets the AIS base distribution; ``log_prob_given_log_z(x, log_z)`` is log p(x) (B,) given log Z.
+    ``likelihood_kind``: "estimate" (log p itself), "bound" (a lower bound, e.g. a DBN's variational
+    bound) or "density" (real-valued visibles: a log-density, not comparable with bits/dim).
+    """
+
+    likelihood_kind: str = "estimate"
+
+    def partition_layer(self):
+        raise NotImplementedError
+
+    def partition_visible(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        raise NotImplementedError
+
+    def log_prob_given_log_z(self, x: torch.Tensor, log_z: float,
+                             generator: torch.Generator | None = None) -> torch.Tensor:
+        raise NotImplementedError
+
+
 class LikelihoodModel(GenerativeModel):
     # "exact"; "bound" (an ELBO); "approximate" (e.g. a full-covariance mixture's density x bin volume);
     # "none" (this instance has no likelihood of the discrete data, e.g. a mixture over palette colours)
