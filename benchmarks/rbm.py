@@ -28,7 +28,6 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import RESULTS, peak_rss_mb, write_result  # noqa: E402
-
 from genzoo.cli import cmd_complete, cmd_sample  # noqa: E402
 from genzoo.data import load_dataset  # noqa: E402
 from genzoo.io import write_json  # noqa: E402

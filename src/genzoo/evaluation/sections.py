@@ -11,6 +11,9 @@ from the model's declared capabilities (its base classes), never from names or `
 
 * likelihood   -- exact NLL (autoregressive, mixtures) or the ELBO (VAEs; a bound), nats/image + bits/dim
 * importance   -- :class:`~genzoo.models.base.ImportanceWeighted` models (VAEs): IWAE bound and importance-sampled NLL with k recorded
+* partition    -- :class:`~genzoo.models.base.PartitionFunction` models (RBM, DBN): log Z by AIS and the NLL
+                  estimate (RBM) or the negated variational bound (DBN); betas, chains, seed, log Z +- stderr
+                  recorded
 * reconstruction -- :class:`~genzoo.models.base.Reconstructing` models (autoencoders): mean squared error in [0, 1] units
 * memorisation -- any model that samples images: nearest-training vs nearest-test distances of samples
 * modes        -- 2-D mixture data: modes covered and high-quality share (VEEGAN's protocol)
@@ -35,6 +38,7 @@ from genzoo.errors import GenzooError, choices_error
 from genzoo.evaluation.quality import default_cache_dir, quality_section
 from genzoo.evaluation.records import record
 from genzoo.features import FeatureExtractor, build_extractor
+from genzoo.metrics.ais import ais_likelihood
 from genzoo.metrics.importance import importance_nll
 from genzoo.metrics.likelihood import dataset_nll
 from genzoo.metrics.memorisation import memorisation_report, nearest_figure
@@ -42,6 +46,7 @@ from genzoo.models.base import (
     GenerativeModel,
     ImportanceWeighted,
     LikelihoodModel,
+    PartitionFunction,
     Reconstructing,
     TrainableModel,
 )
@@ -130,6 +135,26 @@ def classification_section(model, data, split: str, batch_size: int) -> list[dic
             record("cross_entropy", res["ce_nats"], "nats/image", **proto)]
 
 
+def partition_section(model, data, split: str, max_images: int | None, seed: int, batch_size: int) -> list[dict]:
+    g = torch.Generator(device=model.device).manual_seed(seed)
+    res = ais_likelihood(model, data, split, betas=model.config.ais_betas, chains=model.config.ais_chains,
+                         generator=g, max_images=max_images, batch_size=batch_size)
+    ais, kind = res["ais"], res["kind"]
+    proto = {"split": split, "images": res["images"], "seed": seed, **ais.protocol()}
+    value = -res["log_p"].mean().item()
+    out = [record("log_partition_function", ais.log_z, "nats", **proto)]
+    if kind == "density":  # real-valued visibles: a density of the [0, 1] view, not a probability
+        return out + [record("negative_log_density", value, "nats/image (density of the [0,1] view)", **proto)]
+    name = "nll"
+    if kind == "bound":
+        name = "negative_variational_bound"
+        proto = {**proto, "estimator": "AIS (log Z of the top RBM) + variational bound of Hinton et al. 2006",
+                 "bound_samples": model.config.bound_samples}
+    dims = data.info.dims
+    return out + [record(name, value, "nats/image", **proto),
+                  record(name, value / (dims * math.log(2)), "bits/dim", **proto, dims=dims)]
+
+
 @dataclass(frozen=True)
 class EvalContext:
     """Everything a section may use: the run's model and data, and the command's options."""
@@ -207,6 +232,9 @@ register_section("quality", "Frechet/kernel distance, precision/recall, density/
 register_section("classification", "accuracy and cross-entropy of a classifier",
                  lambda m, d: isinstance(m, Classifier))(
     lambda c: classification_section(c.model, c.data, c.split, c.batch_size))
+register_section("partition", "log Z by AIS; the RBM's NLL estimate or the DBN's variational bound",
+                 lambda m, d: _images(d) and isinstance(m, PartitionFunction))(
+    lambda c: partition_section(c.model, c.data, c.split, c.max_images, c.seed, c.batch_size))
 
 
 def applicable_sections(model: TrainableModel, data: ImageDataset, *, with_features: bool = False) -> list[str]:

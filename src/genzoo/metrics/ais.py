@@ -163,3 +163,25 @@ def exact_log_z(layer: RBMLayer) -> float:
         terms = states @ c + wh @ b / layer.sigma + 0.5 * (wh * wh).sum(1)
         return (torch.logsumexp(terms, 0) + 0.5 * d * math.log(2 * math.pi * layer.sigma ** 2)).item()
     return torch.logsumexp(states @ c + F.softplus(b + wh).sum(1), 0).item()
+
+
+@torch.no_grad()
+def ais_likelihood(model, data, split: str, *, betas: int, chains: int, generator: torch.Generator | None = None,
+                   max_images: int | None = None, batch_size: int = 256) -> dict:
+    """log p of ``split`` for a :class:`~genzoo.models.base.PartitionFunction` model with log Z by AIS.
+
+    The AIS base is fit to the training split's visible units (or ``split``'s without one). Returns
+    ``{"ais": AISResult, "log_p": (N,) float64, "images": N, "kind": model.likelihood_kind}``; for
+    ``kind == "bound"`` log_p is the model's lower bound, for "density" a log-density.
+    """
+    base_split = "train" if "train" in data.splits else split
+    x_base = data.images(base_split)
+    v_base = torch.cat([model.partition_visible(x_base[i:i + batch_size].to(model.device), generator=generator)
+                        for i in range(0, len(x_base), batch_size)])
+    ais = ais_log_z(model.partition_layer(), betas=betas, chains=chains, v_data=v_base, generator=generator)
+    n = data.size(split) if max_images is None else min(max_images, data.size(split))
+    log_p = []
+    for start in range(0, n, batch_size):
+        x = data.images(split, torch.arange(start, min(start + batch_size, n))).to(model.device)
+        log_p.append(model.log_prob_given_log_z(x, ais.log_z, generator=generator).double().cpu())
+    return {"ais": ais, "log_p": torch.cat(log_p), "images": n, "kind": model.likelihood_kind}

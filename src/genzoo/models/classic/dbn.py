@@ -90,7 +90,6 @@ class DBN(GenerativeModel, PartitionFunction):
              "(Neural Computation 18:1527-1554)")
     Config = DBNConfig
     test_info = ImageInfo(channels=1, height=4, width=4, num_values=2)
-    likelihood_kind: ClassVar[str] = "bound"
     # sample()/complete(): gibbs_steps (int >= 0; default config.gibbs_steps)
     sample_options: ClassVar[frozenset[str]] = frozenset({"progress", "gibbs_steps"})
     presets = {
@@ -102,12 +101,16 @@ class DBN(GenerativeModel, PartitionFunction):
                   "eval_every": -1},
     }
 
+    updates: torch.Tensor  # () updates done, all layers together
+    initialised: torch.Tensor  # (L,) each layer's visible biases (and chains) set from its first batch
+
     def __init__(self, config: DBNConfig, info: ImageInfo):
         super().__init__(config, info)
         sizes = (info.dims, *config.hidden)
         kinds = [visible_kind(config.visible, info)] + ["bernoulli"] * (len(config.hidden) - 1)
-        self.layers = nn.ModuleList(RBMLayer(sizes[i], sizes[i + 1], kinds[i], config.sigma, config.init_std)
-                                    for i in range(len(config.hidden)))
+        layers = [RBMLayer(sizes[i], sizes[i + 1], kinds[i], config.sigma, config.init_std)
+                  for i in range(len(config.hidden))]
+        self.layers: list[RBMLayer] = nn.ModuleList(layers)  # type: ignore[assignment]  # a list of RBMLayers
         for i, d in enumerate(sizes[:-1]):
             self.register_buffer(f"chains_{i}", torch.zeros(config.chains if config.persistent else 0, d))
         self.register_buffer("updates", torch.zeros((), dtype=torch.long))
@@ -186,6 +189,10 @@ class DBN(GenerativeModel, PartitionFunction):
                                   "update_scale": scale})
 
     # -- PartitionFunction ------------------------------------------------------------------------
+    @property
+    def likelihood_kind(self) -> str:
+        return "bound"
+
     def partition_layer(self) -> RBMLayer:
         return self.top
 

@@ -238,6 +238,10 @@ class RBM(GenerativeModel, PartitionFunction):
                       "eval_every": -1},
     }
 
+    chains: torch.Tensor  # (chains, D) persistent negatives; (0, D) for CD
+    updates: torch.Tensor  # () updates done
+    initialised: torch.Tensor  # () visible biases (and chains) set from the first batch
+
     def __init__(self, config: RBMConfig, info: ImageInfo):
         super().__init__(config, info)
         kind = visible_kind(config.visible, info)
