@@ -120,6 +120,11 @@ BIG_PNG = png_header(10_000, 10_000)  # 100 megapixels: over MAX_SOURCE_PIXELS, 
 BOMB_PNG = png_header(30_000, 30_000)  # 900 megapixels: Pillow itself refuses it
 
 
+def broken_link(path: Path) -> Path:
+    path.symlink_to(path.parent / "no such file.png")
+    return path.parent
+
+
 def good_cifar(t: Path) -> str:
     return f"cifar10:{write(t / 'c.tar', tar_bytes(cifar_members(), 'w'))}"
 
@@ -181,6 +186,7 @@ CASES = {
     "pokemon-colormap-two-values": _poke_at(["colormap.txt", ":3:"], colormap="0 0 0\n1 1 1\n2 2\n"),
     "pokemon-colormap-blank-line": _poke_at(["colormap.txt", ":2:", "blank line"], colormap="0 0 0\n\n1 1 1\n2 2 2\n"),
     "pokemon-colormap-word": _poke_at(["colormap.txt", ":1:", "'red'"], colormap="red 0 0\n1 1 1\n2 2 2\n"),
+    "pokemon-too-many-colours": _poke_at(["colormap.txt", ":65537:", "MAX_VALUES"], colormap="1 2 3\n" * 65537),
     "pokemon-colormap-non-utf8": _poke_at(["colormap.txt", ":2:", "not UTF-8"], colormap=b"0 0 0\n\xfe\xff\n"),
     "pokemon-colormap-missing": no_colormap,
     "pokemon-path-is-a-file": lambda t: (["--data", f"pokemon:{write(t / 'f.txt', b'x')}"], [str(t / "f.txt")]),
@@ -202,6 +208,8 @@ CASES = {
                                      [str(t / "imgs" / "bomb.png"), "MAX_SOURCE_PIXELS"]),
     "folder-zero-width": lambda t: (["--data", f"folder:{image_folder(t, {'z.png': png_header(0, 5)})}"],
                                     [str(t / "imgs" / "z.png")]),
+    "folder-broken-symlink": lambda t: (["--data", f"folder:{broken_link(image_folder(t) / 'gone.png')}"],
+                                        [str(t / "imgs" / "gone.png"), "cannot read image"]),
     "folder-one-image": lambda t: (["--data", f"folder:{image_folder(t, n=1)}"], [str(t / "imgs"), "only one image"]),
     "folder-size-100000": lambda t: (["--data", f"folder:{image_folder(t)}", "--size", "100000"],
                                      ["size", "100000", str(MAX_IMAGE_SIDE)]),
@@ -361,6 +369,18 @@ def test_file_size_limit_is_checked_while_reading(tmp_path, monkeypatch):
     monkeypatch.setattr(data_base, "MAX_FILE_BYTES", 100)  # the gunzipped text is 396 bytes
     msg = str(pytest.raises(GenzooError, load_dataset, f"pokemon:{d}").value)
     assert "pixel_color.txt.gz" in msg and "MAX_FILE_BYTES" in msg
+
+
+def test_archive_members_are_sized_before_they_are_read(tmp_path, monkeypatch):
+    from genzoo.data import cifar
+
+    archive = write(tmp_path / "c.tar", tar_bytes(cifar_members({"train/cat/big.png": png_bytes(40)}), "w"))
+    monkeypatch.setattr(cifar, "MAX_FILE_BYTES", 1000)  # the 40x40 PNG is over, the 4x4 ones under
+    msg = str(pytest.raises(GenzooError, load_dataset, f"cifar10:{archive}").value)
+    assert str(archive) in msg and "train/cat/big.png" in msg and "MAX_FILE_BYTES" in msg
+    monkeypatch.setattr(cifar, "MAX_DATA_BYTES", 2000)  # the members together
+    monkeypatch.setattr(cifar, "MAX_FILE_BYTES", 1 << 30)
+    assert "MAX_DATA_BYTES" in str(pytest.raises(GenzooError, load_dataset, f"cifar10:{archive}").value)
 
 
 # ---------------------------------------------------------------- the ImageDataset contract
