@@ -135,6 +135,13 @@ def no_colormap(t: Path):
     return ["--data", f"pokemon:{d}"], [str(d / "colormap.txt"), "not found"]
 
 
+def pokemon_folder_file(t: Path) -> Path:
+    d = pokemon_dir(t)
+    (d / "pixel_color.txt").unlink()
+    (d / "pixel_color.txt").mkdir()
+    return d
+
+
 def idx_folder(t: Path, files: dict[str, bytes], needles: list[str]):
     for name, data in files.items():
         write(t / "m" / name, data)
@@ -191,6 +198,9 @@ CASES = {
     "pokemon-colormap-missing": no_colormap,
     "pokemon-path-is-a-file": lambda t: (["--data", f"pokemon:{write(t / 'f.txt', b'x')}"], [str(t / "f.txt")]),
     "pokemon-empty-path": lambda t: (["--data", "pokemon:"], ["pokemon:", "needs a path"]),
+    "path-name-too-long": lambda t: (["--data", f"folder:{t}/{'a' * 300}"], ["aaaa", "name too long"]),
+    "pixel-file-is-a-folder": lambda t: (["--data", f"pokemon:{pokemon_folder_file(t)}"],
+                                         [str(t / "poke" / "pixel_color.txt"), "cannot read"]),
     "spec-with-newline": lambda t: (["--data", f"folder:{t}/a\nb"], ["control character"]),
     # ---- folder:PATH
     "folder-empty": lambda t: (["--data", f"folder:{image_folder(t, n=0)}"], [str(t / "imgs"), "no images"]),

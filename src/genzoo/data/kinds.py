@@ -4,7 +4,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from genzoo.data.base import ImageDataset
+from genzoo.data.base import ImageDataset, reason
 from genzoo.errors import GenzooError, choices_error
 
 
@@ -44,7 +44,10 @@ def load_dataset(spec: str, **options) -> ImageDataset:
     entry = _KINDS[kind]
     if (entry.needs_path or colon) and not path:
         raise GenzooError(f"dataset {spec!r} needs a path after the colon: {entry.syntax}")
-    data = entry.loader(spec, path or None, **options)
+    try:
+        data = entry.loader(spec, path or None, **options)
+    except OSError as e:  # a path the system refuses (name too long, permission, ...) before a loader could name it
+        raise GenzooError(f"{e.filename or spec}: {e.strerror or reason(e)}") from None
     # Recorded so a run can reload the same images (a fitted palette is saved separately).
     data.meta.setdefault("options", {k: v for k, v in options.items() if v is not None and k != "palette"})
     return data

@@ -53,7 +53,7 @@ def _split_files(p: Path, candidates: dict[str, list[str]], looked_for: str) -> 
         return found
     if p.is_file():
         return {"all": p}
-    raise GenzooError(f"{p}: no such file or folder")
+    raise GenzooError(f"{p}: {'not a regular file or folder' if p.exists() else 'no such file or folder'}")
 
 
 def _stack_splits(parts: dict[str, np.ndarray], files: dict[str, Path]) -> tuple[np.ndarray, dict[str, torch.Tensor]]:
