@@ -40,7 +40,7 @@ class FactorAnalysisConfig:
     components: int = 32  # q, the number of factors
     iterations: int = 10  # EM steps per update
     reg: float = 1e-4  # floor on every psi_d, in squared [0, 1] units
-    quadrature: int = 32  # Gauss-Hermite nodes of the discrete likelihood bound
+    quadrature: int = 16  # Gauss-Hermite nodes of the discrete likelihood bound
 
     def __post_init__(self):
         if self.components < 1:

@@ -52,7 +52,7 @@ class ICAConfig:
     iterations: int = 200  # FastICA fixed-point steps per update
     tol: float = 1e-6  # stop early when every unmixing row moves by less (1 - |cos|)
     reg: float = 1e-4  # floor on sigma^2, in squared [0, 1] units
-    quadrature: int = 32  # Gauss-Hermite nodes of the likelihood bound
+    quadrature: int = 16  # Gauss-Hermite nodes of the likelihood bound
 
     def __post_init__(self):
         if self.components < 1:

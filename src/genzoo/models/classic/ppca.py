@@ -34,7 +34,7 @@ WHOLE_SPLIT = LinearFactorModel.whole_split
 class PPCAConfig:
     components: int = 32  # q, the number of principal components kept
     reg: float = 1e-4  # floor on sigma^2, in squared [0, 1] units (sigma^2 when q equals the dimension)
-    quadrature: int = 32  # Gauss-Hermite nodes of the discrete likelihood bound
+    quadrature: int = 16  # Gauss-Hermite nodes of the discrete likelihood bound
 
     def __post_init__(self):
         if self.components < 1:
