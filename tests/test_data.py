@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 import scipy.io
 import torch
-from conftest import SHARED_DATA
 from PIL import Image
 
+from conftest import SHARED_DATA
 from genzoo.data import load_dataset
 from genzoo.data.palette import kmeans_palette, quantize
 from genzoo.errors import GenzooError
@@ -381,7 +381,6 @@ def test_idx_fashion_mnist():
 
 
 def test_cifar_archive_and_folder_agree(tmp_path):
-    import io
     import tarfile
 
     rng = np.random.default_rng(3)

@@ -20,10 +20,10 @@ import numpy as np
 import pytest
 import scipy.io
 import torch
-from conftest import run_cli
 from PIL import Image
 
-from genzoo.data import ImageDataset, ImageInfo, every_tenth_split, load_dataset
+from conftest import run_cli
+from genzoo.data import ImageDataset, ImageInfo, dataset_kinds, every_tenth_split, load_dataset
 from genzoo.data import base as data_base
 from genzoo.data.base import MAX_IMAGE_SIDE, MAX_SOURCE_PIXELS
 from genzoo.errors import GenzooError
@@ -329,6 +329,24 @@ CASES = {
     "cifar-size-too-large": lambda t: (["--data", good_cifar(t), "--size", "5000"], ["size", "5000", "1024"]),
     "cifar-colors": lambda t: (["--data", good_cifar(t), "--colors", "8"], ["cifar10:", "only --size applies"]),
     "cifar-missing": lambda t: (["--data", f"cifar10:{t / 'nope.tar.gz'}"], [str(t / "nope.tar.gz")]),
+    # ---- olivetti:PATH
+    "olivetti-garbage": lambda t: (["--data", f"olivetti:{write(t / 'o.mat', bytes(range(256)) * 2)}"],
+                                   [str(t / "o.mat"), "cannot read .mat"]),
+    "olivetti-no-faces": lambda t: (["--data", f"olivetti:{write(t / 'o.mat', mat_bytes(X=np.zeros((3, 3))))}"],
+                                    [str(t / "o.mat"), "'faces'"]),
+    "olivetti-wrong-shape": lambda t: (
+        ["--data", f"olivetti:{write(t / 'o.mat', mat_bytes(faces=np.zeros((4096, 3), np.uint8)))}"],
+        [str(t / "o.mat"), "(4096, 3)"]),
+    "olivetti-empty-folder": lambda t: (["--data", f"olivetti:{t}"], [str(t / "olivettifaces.mat")]),
+    # ---- cifar-patches:PATH
+    "patches-truncated-tar-gz": lambda t: (
+        ["--data", f"cifar-patches:{write(t / 'c.tar.gz', tar_bytes(cifar_members())[:-200])}"],
+        [str(t / "c.tar.gz"), "not a readable tar archive"]),
+    "patches-garbage-member": lambda t: (
+        ["--data", f"cifar-patches:{write(t / 'c.tar', tar_bytes(cifar_members({'test/cat/x.jpg': b'junk'}), 'w'))}"],
+        [str(t / "c.tar"), "test/cat/x.jpg"]),
+    "patches-size-too-large": lambda t: (["--data", "cifar-patches:" + good_cifar(t).partition(":")[2], "--size", "40"],
+                                         ["size=40"]),
     # ---- mixture:NAME
     "mixture-unknown": lambda t: (["--data", "mixture:ring9"], ["unknown mixture 'ring9'", "ring8"]),
     "mixture-no-name": lambda t: (["--data", "mixture"], ["mixture", "needs a path"]),
@@ -358,13 +376,22 @@ def test_malformed_data_is_one_line_exit_2_and_creates_nothing(case, tmp_path, c
     assert _tree(tmp_path) == before  # nothing written anywhere (no extraction, no half-made run)
 
 
+def test_every_data_kind_has_malformed_cases(tmp_path):
+    covered = set()
+    for i, build in enumerate(CASES.values()):
+        (tmp_path / str(i)).mkdir()
+        args, _ = build(tmp_path / str(i))
+        covered.add(args[args.index("--data") + 1].partition(":")[0])
+    assert {k.name for k in dataset_kinds()} <= covered  # a new kind brings its own bad files here
+
+
 def test_a_large_image_is_refused_without_a_pillow_warning(tmp_path):
     d = image_folder(tmp_path, {"big.png": png_header(10_000, 10_000)})
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # Pillow's DecompressionBombWarning must not reach the user
         with pytest.raises(GenzooError, match="MAX_SOURCE_PIXELS"):
             load_dataset(f"folder:{d}", size=4)
-    assert 8192 * 8192 == MAX_SOURCE_PIXELS  # the limit the README states
+    assert MAX_SOURCE_PIXELS == 8192 * 8192  # the limit the README states
 
 
 def test_memory_limit_is_checked_before_reading_any_image(tmp_path, monkeypatch):

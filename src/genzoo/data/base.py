@@ -74,7 +74,7 @@ class ImageInfo:
         return d
 
     @classmethod
-    def from_dict(cls, d: dict, source: str = "image info") -> "ImageInfo":
+    def from_dict(cls, d: dict, source: str = "image info") -> ImageInfo:
         """The inverse of :meth:`to_dict`, every key and value checked (see :meth:`check`)."""
         if not isinstance(d, dict):
             raise GenzooError(f"{source}: image info must be a mapping, got {type(d).__name__}")
