@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import scipy.io
 import torch
-from conftest import SHARED_DATA
 
+from conftest import SHARED_DATA
 from genzoo.data import ImageInfo, load_dataset
 from genzoo.errors import GenzooError
 from genzoo.models.registry import get_model_class, make_config

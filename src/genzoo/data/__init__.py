@@ -9,4 +9,4 @@ from genzoo.data.base import ImageDataset, ImageInfo, every_tenth_split
 from genzoo.data.kinds import DatasetKind, dataset_kinds, load_dataset, register_dataset
 
 __all__ = ["DatasetKind", "ImageDataset", "ImageInfo", "cifar", "dataset_kinds", "every_tenth_split", "folder",
-           "load_dataset", "mnist", "pokemon", "register_dataset", "toy"]
+           "load_dataset", "mnist", "olivetti", "patches", "pokemon", "register_dataset", "toy"]

@@ -326,7 +326,8 @@ class LinearLikelihood(LikelihoodModel, ImportanceWeighted):
             proj_mean = self.mean + mean @ self.weight.T  # (B, D) E_q[m_d]
             proj_var = ((self.weight @ cov) * self.weight).sum(1)  # (D,) Var_q[m_d]
             if self.info.continuous:
-                recon = (-0.5 * (LOG_2PI + self.noise.log() + ((v - proj_mean).square() + proj_var) / self.noise)).sum(1)
+                sq = (v - proj_mean).square() + proj_var
+                recon = (-0.5 * (LOG_2PI + self.noise.log() + sq / self.noise)).sum(1)
             else:
                 flat = xc.to(self.device).flatten(1).long()
                 nodes = self._nodes.to(self.device).view(-1, 1, 1)  # (n, 1, 1)
