@@ -678,7 +678,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except TrainingInterrupted as e:
         print(f"genzoo: {e}", file=sys.stderr)
-        return 130
+        return e.exit_code  # 130 after Ctrl-C, 143 after SIGTERM
     except KeyboardInterrupt:
         print("genzoo: aborted", file=sys.stderr)
         return 130

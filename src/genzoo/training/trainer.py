@@ -8,12 +8,33 @@ optimiser steps after the player's loss, so the other players are held fixed.
 Data order is a pure function of (seed, batch index): epoch e is a permutation drawn from a
 generator seeded with (seed, e). Together with the saved weights, optimiser state and global
 RNG state this makes ``--resume`` reproduce an uninterrupted run exactly.
+
+Failures. A checkpoint is *good* when its weights are finite and gave a finite loss. Every loss and
+gradient norm is checked before its optimiser step (a closed-form update: the weights after it), and
+weights and optimiser state before every write (non-finite ones are never written); whether the
+saved weights give a finite loss is only known one round later, so the checkpoint they replace
+stays on disk as ``checkpoint.previous.pt`` until the next round's losses are all finite (after
+the last round, a loss-only probe on a copy of the model decides). A non-finite loss or weight
+stops training with one line naming the step of the good checkpoint kept (the previous file is
+put back in place when the newest was not yet proven).
+
+SIGINT (Ctrl-C) and SIGTERM (what Slurm and Kubernetes send before killing) both stop training
+after the current round with a checkpoint; :class:`TrainingInterrupted` carries the exit status
+(128 + signal number: 130, 143). A second signal aborts at once.
+
+A run folder is tidied when training starts: temporary files of writes cut by a kill are
+removed, and a fresh run into a folder whose earlier run stopped before its first checkpoint
+starts with an empty log (``genzoo train`` refuses a folder that holds a checkpoint).
 """
 from __future__ import annotations
 
+import contextlib
+import copy
 import dataclasses
 import json
 import math
+import os
+import shutil
 import signal
 import sys
 import time
@@ -24,18 +45,28 @@ from tqdm.auto import tqdm
 
 from genzoo._version import __version__
 from genzoo.errors import GenzooError
-from genzoo.io import atomic_write_text
+from genzoo.io import atomic_write, atomic_write_text
 from genzoo.models.weights import weights_version
 from genzoo.training.callbacks import Callback, default_callbacks
-from genzoo.training.checkpoint import save_checkpoint
+from genzoo.training.checkpoint import load_checkpoint, save_checkpoint
 from genzoo.training.config import TrainConfig
-from genzoo.training.run import CHECKPOINT, METRICS, data_description, load_weights
+from genzoo.training.run import CHECKPOINT, METRICS, RUN_JSON, data_description, load_weights
 
 DEFAULT_STEPS = 2000
+PREVIOUS = "checkpoint.previous.pt"  # the last good checkpoint while the newest one is unproven
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 class TrainingInterrupted(Exception):
-    """Raised after Ctrl-C once the checkpoint of the last finished step is on disk."""
+    """Raised after SIGINT or SIGTERM once the checkpoint of the last finished step is on disk."""
+
+    def __init__(self, message: str, signum: int = signal.SIGINT):
+        super().__init__(message)
+        self.exit_code = 128 + int(signum)  # the shell's convention: 130 for SIGINT, 143 for SIGTERM
+
+
+class _NonFinite(Exception):
+    """A non-finite loss or weight inside a round; ``fit`` turns it into a one-line stop."""
 
 
 def make_optimizer(params, cfg: TrainConfig, overrides: dict | None = None) -> torch.optim.Optimizer:
@@ -83,7 +114,13 @@ class Trainer:
         self.step = 0  # finished rounds
         self.batches = 0  # batches drawn
         self._stop_requested = False
-        self.saved_step = -1  # the step of the checkpoint on disk written by this trainer
+        self._stop_signal = signal.SIGINT
+        self.saved_step = -1  # the step of RUN/checkpoint.pt when this trainer wrote or restored it
+        # True while RUN/checkpoint.pt is one this trainer wrote (or resumed with PREVIOUS beside it)
+        # whose weights have not yet given a finite loss; PREVIOUS then holds the last good one, if any
+        self._unproven = False
+        self._previous_step: int | None = None  # the step of RUN/checkpoint.previous.pt
+        self._restored = False
         # the caller's callbacks run first (they may add numbers to the record), then the built-in ones
         self.callbacks: list[Callback] = [*(callbacks or []), *default_callbacks()]
         # flags of the current step, set before the callbacks run
@@ -119,8 +156,77 @@ class Trainer:
         }
 
     def save(self) -> None:
-        save_checkpoint(self.run_dir / CHECKPOINT, self.state())
-        self.saved_step = self.step
+        """Write RUN/checkpoint.pt; the good checkpoint it replaces becomes RUN/checkpoint.previous.pt."""
+        bad = self._nonfinite_state()
+        if bad:
+            raise _NonFinite(f"{bad} became non-finite at step {self.step}")
+        path = self.run_dir / CHECKPOINT
+        if path.exists() and not self._unproven and self.saved_step >= 0:
+            _keep_copy(path, self.run_dir / PREVIOUS)
+            self._previous_step = self.saved_step
+        save_checkpoint(path, self.state())
+        self.saved_step, self._unproven = self.step, True
+
+    def _nonfinite_state(self) -> str | None:
+        """The name of the first weight, buffer or optimiser value that is NaN or infinite, else None."""
+        named = [(f"weight {k!r}", v) for k, v in self.model.state_dict().items()]
+        for p, o in self.optims.items():
+            for i, st in o.state_dict()["state"].items():
+                named += [(f"the {p} optimiser's {k} of parameter {i}", v) for k, v in st.items()]
+        tensors = [(n, t) for n, t in named if isinstance(t, torch.Tensor) and t.is_floating_point()]
+        if not tensors:
+            return None
+        ok = torch.stack([t.isfinite().all() for _, t in tensors]).cpu()
+        if bool(ok.all()):
+            return None
+        return tensors[int((~ok).nonzero()[0])][0]
+
+    def _proven(self) -> None:
+        """The checkpoint on disk gave a finite loss: the previous one is no longer needed."""
+        if self._unproven:
+            (self.run_dir / PREVIOUS).unlink(missing_ok=True)
+            self._unproven, self._previous_step = False, None
+
+    def _keep_last_good(self) -> str:
+        """After a non-finite value: leave only a good checkpoint on disk; say which one."""
+        path, previous = self.run_dir / CHECKPOINT, self.run_dir / PREVIOUS
+        if self._unproven:
+            if previous.exists():
+                step = self._previous_step
+                if step is None:  # resumed with the previous file beside the checkpoint
+                    step = int(load_checkpoint(previous)["step"])
+                os.replace(previous, path)
+                self.saved_step, self._unproven, self._previous_step = step, False, None
+            else:
+                path.unlink(missing_ok=True)
+                removed, self.saved_step, self._unproven = self.saved_step, -1, False
+                return f"no good checkpoint to keep (the one of step {removed} gave a non-finite loss; removed)"
+        if self.saved_step < 0:
+            return "no checkpoint had been written"
+        return f"the last good checkpoint (step {self.saved_step}) is kept in {path}"
+
+    def _losses_are_finite(self) -> bool:
+        """Loss of every player on the next batch with the current weights, on a copy of the model
+        (nothing of the trainer's model, optimisers or RNG changes)."""
+        probe = copy.deepcopy(self.model)
+        probe.train()
+        rng = torch.get_rng_state()
+        cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None
+        try:
+            batch = {k: v.to(self.device) for k, v in self.stream.batch(self.batches).items()}
+            for player in self.players:
+                if self.model.gradient_free:
+                    with torch.no_grad():
+                        loss = probe.update(batch).loss
+                else:
+                    loss = probe.player_loss(player, batch).loss
+                if not torch.isfinite(loss):
+                    return False
+            return True
+        finally:
+            torch.set_rng_state(rng)
+            if cuda is not None:
+                torch.cuda.set_rng_state_all(cuda)
 
     def restore(self, state: dict) -> None:
         load_weights(self.model, state["model"], str(self.run_dir / CHECKPOINT), state.get("weights_version", 1),
@@ -131,16 +237,70 @@ class Trainer:
         torch.set_rng_state(state["rng"]["torch"])
         if "cuda" in state["rng"] and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(state["rng"]["cuda"])
+        self.saved_step, self._restored = self.step, True
+        # killed before the checkpoint was proven: the previous one stays the fallback until it is
+        self._unproven, self._previous_step = (self.run_dir / PREVIOUS).exists(), None
         self._trim_metrics()
 
     def _trim_metrics(self) -> None:
-        """Drop log lines written after the checkpoint by the run that was interrupted."""
+        """Drop log lines written after the checkpoint by the run that was interrupted.
+
+        A last line without its newline was cut by the kill and is dropped; any other line that is
+        not a JSON object with a numeric step is a one-line error naming the file and line.
+        """
         path = self.run_dir / METRICS
         if not path.exists():
             return
-        keep = [ln for ln in path.read_text().splitlines() if ln.strip() and json.loads(ln).get("step", 0) <= self.step]
+        raw = path.read_bytes()
+        lines = raw.split(b"\n")
+        cut = lines.pop()  # b"" when the file ends with a newline
+        keep = []
+        for i, line in enumerate(lines, start=1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line.decode("utf-8"))
+            except (UnicodeDecodeError, json.JSONDecodeError) as e:
+                raise GenzooError(f"{path}:{i}: not a JSON line ({e.__class__.__name__}: {e}); "
+                                  "repair or remove the line to resume") from None
+            step = row.get("step", 0) if isinstance(row, dict) else None
+            if isinstance(step, bool) or not isinstance(step, (int, float)):
+                raise GenzooError(f"{path}:{i}: expected a JSON object with a numeric 'step', got "
+                                  f"{line.decode('utf-8', 'replace')[:60]!r}; repair or remove the line to resume")
+            if step <= self.step:
+                keep.append(line.decode("utf-8"))
+        if cut.strip():
+            try:
+                row = json.loads(cut.decode("utf-8"))
+                if isinstance(row, dict) and isinstance(row.get("step", 0), (int, float)) \
+                        and row.get("step", 0) <= self.step:
+                    keep.append(cut.decode("utf-8"))  # complete, only its newline was lost
+            except (UnicodeDecodeError, json.JSONDecodeError):
+                pass  # the line the kill cut short
+        text = "".join(ln + "\n" for ln in keep)
+        if text.encode("utf-8") != raw:
+            atomic_write_text(path, text)
 
-        atomic_write_text(path, "".join(ln + "\n" for ln in keep))
+    def _tidy_run_dir(self) -> None:
+        """Remove what earlier processes left behind in the run folder (see the module doc)."""
+        d = self.run_dir
+        for name in (CHECKPOINT, PREVIOUS, METRICS, RUN_JSON):
+            for tmp in d.glob(f".{name}.*.tmp"):  # the temporary files of io.atomic_write, cut by a kill
+                tmp.unlink(missing_ok=True)
+        if self._restored:
+            return
+        # a fresh run: whatever log or samples the folder holds belong to an earlier run that
+        # stopped before its first checkpoint (genzoo train refuses a folder holding a checkpoint)
+        stale = [p for p in (d / METRICS, d / PREVIOUS) if p.exists()]
+        grids = sorted((d / "samples").glob("step_*.png")) if (d / "samples").is_dir() else []
+        if not stale and not grids:
+            return
+        for p in stale + grids:
+            p.unlink()
+        if not self.quiet:
+            what = [p.name for p in stale] + ([f"{len(grids)} sample grids"] if grids else [])
+            tqdm.write(f"{d}: an earlier run here stopped before its first checkpoint; removed its "
+                       f"{', '.join(what)} and started afresh", file=sys.stderr)
 
     # -- the loop --------------------------------------------------------------------------
     def _round(self) -> dict[str, float]:
@@ -154,8 +314,10 @@ class Trainer:
                     with torch.no_grad():
                         out = self.model.update(batch)
                     if not torch.isfinite(out.loss):
-                        raise GenzooError(f"loss became {out.loss.item()} at step {self.step + 1}; stopped; "
-                                          f"the last good checkpoint is kept at {self.run_dir / CHECKPOINT}")
+                        raise _NonFinite(f"loss became {out.loss.item()} at step {self.step + 1}")
+                    bad = self._nonfinite_state()  # an EM step can divide by zero; cheap beside the step
+                    if bad:
+                        raise _NonFinite(f"{bad} became non-finite at step {self.step + 1}")
                     metrics["loss"] = out.loss.item()
                     metrics.update({k: float(v) for k, v in out.metrics.items()})
                     continue
@@ -164,19 +326,21 @@ class Trainer:
                 out = self.model.player_loss(player, batch)
                 loss = out.loss
                 if not torch.isfinite(loss):
-                    raise GenzooError(
-                        f"{'the ' + player + ' ' if multi else ''}loss became {loss.item()} at step {self.step + 1}; "
-                        f"stopped; the last good checkpoint is kept at {self.run_dir / CHECKPOINT}")
+                    raise _NonFinite(f"{'the ' + player + ' ' if multi else ''}loss became {loss.item()} "
+                                     f"at step {self.step + 1}")
                 loss.backward()
                 if self.cfg.grad_clip > 0:
                     gn = torch.nn.utils.clip_grad_norm_(self.params[player], self.cfg.grad_clip)
                 else:
                     gn = torch.nn.utils.get_total_norm([p.grad for p in self.params[player] if p.grad is not None])
+                if not math.isfinite(gn := float(gn)):  # a step along it would make the weights non-finite
+                    raise _NonFinite(f"{'the ' + player + ' ' if multi else ''}gradient norm became {gn} "
+                                     f"at step {self.step + 1}")
                 opt.step()
                 self.model.after_update(player)
                 prefix = f"{player}/" if multi else ""
                 metrics[prefix + "loss"] = loss.item()
-                metrics[prefix + "grad_norm"] = float(gn)
+                metrics[prefix + "grad_norm"] = gn
                 metrics.update({prefix + k: float(v) for k, v in out.metrics.items()})
         return metrics
 
@@ -185,21 +349,23 @@ class Trainer:
             f.write(json.dumps(record) + "\n")
 
     def _request_stop(self, signum, frame):
-        if self._stop_requested:  # second Ctrl-C: stop now
+        if self._stop_requested:  # a second signal: stop now
             raise KeyboardInterrupt
         self._stop_requested = True
+        self._stop_signal = signal.SIGINT if signum is None else signum
         if not self.quiet:
-            print("\ninterrupt: saving a checkpoint after this step (Ctrl-C again to abort)", file=sys.stderr)
+            what = "terminate signal" if self._stop_signal == signal.SIGTERM else "interrupt"
+            tqdm.write(f"\n{what}: saving a checkpoint after this step (Ctrl-C again to abort)", file=sys.stderr)
 
     def fit(self) -> dict:
         total = self.total_steps()
         self.run_dir.mkdir(parents=True, exist_ok=True)
+        self._tidy_run_dir()
         pixels_per_batch = self.stream.batch_size * self.data.info.dims
-        old_handler = None
-        try:
-            old_handler = signal.signal(signal.SIGINT, self._request_stop)
-        except ValueError:  # not the main thread
-            pass
+        old_handlers = {}
+        for sig in STOP_SIGNALS:
+            with contextlib.suppress(ValueError):  # not the main thread: no handlers
+                old_handlers[sig] = signal.signal(sig, self._request_stop)
         bar = tqdm(total=None if self.cfg.time_budget_s else total, initial=self.step, desc="train",
                    disable=self.quiet, dynamic_ncols=True)
         t0, b0, last = time.perf_counter(), self.batches, {}
@@ -212,6 +378,7 @@ class Trainer:
                 r0 = time.perf_counter()
                 metrics = self._round()
                 now = time.perf_counter()
+                self._proven()  # every loss of the round was finite, the first from the saved weights
                 self.last_round_seconds = now - r0
                 self.train_seconds += self.last_round_seconds
                 self.step += 1
@@ -229,21 +396,47 @@ class Trainer:
                 for cb in self.callbacks:
                     cb.on_step_end(self, record)
                 if self.is_log_step:
-                    show = {k: f"{v:.4g}" for k, v in record.items() if k in ("loss", "bits_per_dim") or k.endswith("/loss")}
+                    show = {k: f"{v:.4g}" for k, v in record.items()
+                            if k in ("loss", "bits_per_dim") or k.endswith("/loss")}
                     bar.set_postfix(**show, px_s=f"{px_s:,.0f}")
                 last = record
                 if out_of_time:
                     if not self.quiet:
-                        print(f"\ntime budget of {self.cfg.time_budget_s:g}s reached at step {self.step}", file=sys.stderr)
+                        tqdm.write(f"\ntime budget of {self.cfg.time_budget_s:g}s reached at step {self.step}",
+                                   file=sys.stderr)
                     break
                 if self._stop_requested:
                     if self.saved_step != self.step:
                         self.save()
-                    raise TrainingInterrupted(f"interrupted at step {self.step}; checkpoint saved in {self.run_dir}")
+                    break
+            # the last checkpoint has no next round to prove it: a loss-only probe does
+            if self._unproven and self.saved_step == self.step:
+                if not self._losses_are_finite():
+                    raise _NonFinite(f"the weights of step {self.step} give a non-finite loss")
+                self._proven()
+        except _NonFinite as e:
+            raise GenzooError(f"{e}; stopped; {self._keep_last_good()}") from None
         finally:
             bar.close()
             for cb in self.callbacks:
                 cb.on_fit_end(self)
-            if old_handler is not None:
-                signal.signal(signal.SIGINT, old_handler)
+            for sig, handler in old_handlers.items():
+                signal.signal(sig, handler)
+        if self._stop_requested:
+            what = "terminated" if self._stop_signal == signal.SIGTERM else "interrupted"
+            raise TrainingInterrupted(f"{what} at step {self.step}; checkpoint saved in {self.run_dir}",
+                                      self._stop_signal)
         return last
+
+
+def _keep_copy(path: Path, copy_path: Path) -> None:
+    """``copy_path`` becomes a copy of ``path`` atomically: a hard link where the file system has them."""
+
+    def link_or_copy(tmp: str) -> None:
+        os.unlink(tmp)
+        try:
+            os.link(path, tmp)
+        except OSError:  # no hard links here (some network and FUSE file systems)
+            shutil.copyfile(path, tmp)
+
+    atomic_write(copy_path, link_or_copy)
