@@ -69,7 +69,7 @@ def test_resume_through_the_cli_continues_to_the_new_total(trained, tmp_path, ca
     (["train", "nosuchmodel", "--out", "{tmp}/r"], "unknown model 'nosuchmodel'; valid: "),
     (["train", "pixelrnn", "--out", "{tmp}/r", "--preset", "huge"], "valid: lecture"),
     (["train", "pixelrnn", "--out", "{tmp}/r", "--set", "hiden=3"], "unknown key 'hiden'"),
-    (["train", "pixelrnn", "--out", "{tmp}/r", "--set", "hidden=many"], "hidden: 'many' is not a int"),
+    (["train", "pixelrnn", "--out", "{tmp}/r", "--set", "hidden=many"], "hidden: 'many' is not an integer"),
     (["train", "pixelrnn", "--out", "{tmp}/r", "--set", "optimizer=lbfgs"], "valid: adam, adamw"),
     (["train", "pixelrnn", "--out", "{tmp}/r", "--set", "hidden"], "expected key=value"),
     (["train", "pixelrnn", "--out", "{tmp}/r", "--data", "nosuch:x"], "unknown dataset 'nosuch'"),

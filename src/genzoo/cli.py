@@ -34,7 +34,7 @@ from genzoo.evaluation.sections import SECTIONS, evaluate
 from genzoo.features import available_extractors
 from genzoo.io import write_json
 from genzoo.models.base import MAX_SAMPLE_VALUES, GenerativeModel, LatentModel, LikelihoodModel
-from genzoo.models.registry import available_models, get_model_class, resolve_configs
+from genzoo.models.registry import available_models, build_model_checked, get_model_class, resolve_configs
 from genzoo.sampling.latent import interpolate, traversal_codes
 from genzoo.sampling.masks import MASKS, make_mask
 from genzoo.training.callbacks import Callback
@@ -399,7 +399,7 @@ def cmd_train(model: str, out: Path, data: str | None = None, preset: str | None
         dataset = load_dataset(data, size=size, colors=colors)
         model_cfg, cfg = resolve_configs(cls, TrainConfig, preset, overrides)
         torch.manual_seed(seed)  # initial weights belong to the seeded run
-        net = cls(model_cfg, dataset.info)
+        net = build_model_checked(cls, model_cfg, dataset.info)  # refused above the model size limits
     torch.manual_seed(seed)
     callbacks: list[Callback] = [HeldOutLikelihood("test", max_images=HELD_OUT_IMAGES)] \
         if HeldOutLikelihood.applies(net) else []

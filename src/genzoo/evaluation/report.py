@@ -8,10 +8,16 @@ from ``RUN/metrics.jsonl`` (one matplotlib panel per logged loss key). Pictures 
 base64 ``data:`` URIs and the style sheet is inline, so the file can be mailed or archived alone.
 
 Comparability: two numbers share a column only when their metric name, unit AND whole protocol
-(split, sample counts, estimator, feature extractor and its weights hash, seed, ...) are equal. A
+(data spec, loader options and digest of the images, split, sample counts, estimator, feature
+extractor and its weights hash, seed, ...) are equal. A
 metric measured under several protocols gets one column per protocol, headed by the protocol fields
 that differ; when those columns hold different runs' numbers, a visible "not comparable" note says
-which fields differ. Nothing is ever silently put side by side.
+which fields differ. Nothing is ever silently put side by side. A value written as ``null`` (not
+finite) shows as a dash, its ``reason`` as the cell's tooltip.
+
+The run files are read through :func:`genzoo.io.read_json` and their keys checked
+(:func:`check_eval`, :func:`check_run_description`): a hostile or damaged file is one line naming
+the file and the key, never a traceback.
 
 A small inline script sets ``data-images-ok="N/M"`` on ``<body>`` after loading (N of the M
 ``<img>`` decoded), which a headless-browser test reads.
@@ -30,8 +36,9 @@ import torch
 
 from genzoo._version import __version__
 from genzoo.errors import GenzooError
-from genzoo.io import atomic_write_text
-from genzoo.training.run import load_run
+from genzoo.io import atomic_write_text, json_kind, read_json
+from genzoo.models.base import GenerativeModel
+from genzoo.training.run import CHECKPOINT, EVAL_JSON, METRICS, RUN_JSON, load_run
 from genzoo.viz import grid, sample_picture
 
 MAX_EMBED_BYTES = 8 << 20  # a picture larger than this is listed, not embedded
@@ -54,6 +61,7 @@ class Column:
     unit: str
     protocol: dict
     values: list  # one per run: float or None
+    reasons: dict[int, str] = field(default_factory=dict)  # run index -> why its value is null
     shown_fields: dict = field(default_factory=dict)  # the protocol fields that tell this column from its siblings
 
 
@@ -66,26 +74,78 @@ def read_run(path: Path, label: str) -> RunSummary:
     path = Path(path)
     if not path.is_dir():
         raise GenzooError(f"{path}: no such run folder")
-    if not (path / "run.json").is_file() and not (path / "checkpoint.pt").is_file():
+    if not (path / RUN_JSON).is_file() and not (path / CHECKPOINT).is_file():
         raise GenzooError(f"{path}: not a genzoo run folder (no run.json or checkpoint.pt)")
-    ev_path = path / "eval.json"
-    if not ev_path.is_file():
+    ev_path = path / EVAL_JSON
+    if not ev_path.exists():
         raise GenzooError(f"{path}: no eval.json; run `genzoo eval {path}` first")
-    try:
-        ev = json.loads(ev_path.read_text())
-    except (OSError, ValueError) as e:
-        raise GenzooError(f"{ev_path}: not readable JSON ({e})") from None
-    records = ev.get("metrics") if isinstance(ev, dict) else None
-    if not isinstance(records, list) or not all(
-            isinstance(r, dict) and {"metric", "value", "unit", "protocol"} <= set(r) for r in records):
-        raise GenzooError(f"{ev_path}: no metric records with protocols; run `genzoo eval {path}` again")
+    ev = read_json(ev_path, "eval.json")
+    records = check_eval(ev, ev_path)
     desc = {}
-    if (path / "run.json").is_file():
-        try:
-            desc = json.loads((path / "run.json").read_text())
-        except (OSError, ValueError) as e:
-            raise GenzooError(f"{path / 'run.json'}: not readable JSON ({e})") from None
-    return RunSummary(path, label, ev, desc, records, read_curves(path / "metrics.jsonl"))
+    if (path / RUN_JSON).exists():
+        desc = read_json(path / RUN_JSON, "run.json")
+        check_run_description(desc, path / RUN_JSON)
+    return RunSummary(path, label, ev, desc, records, read_curves(path / METRICS))
+
+
+def _expect(ok: bool, path: Path, key: str, value, expected: str) -> None:
+    if not ok:
+        raise GenzooError(f"{path}: {key} must be {expected}, got {json_kind(value)}")
+
+
+def _is_number(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def check_eval(ev: dict, path: Path) -> list[dict]:
+    """The metric records of an eval.json object, every key ``genzoo compare`` reads checked.
+
+    Each record is ``{"metric": str, "value": number or null, "unit": str, "protocol": object}``
+    (a null value may carry a ``"reason"`` string). A record whose protocol lacks ``data`` (written
+    before the data identity was recorded) gets the file's ``data`` spec, so runs on different data
+    never share a column.
+    """
+    for key in ("model", "family", "data", "split", "checkpoint"):
+        if key in ev:
+            _expect(isinstance(ev[key], str), path, key, ev[key], "a string")
+    if "checkpoint_step" in ev:
+        step = ev["checkpoint_step"]
+        _expect(isinstance(step, int) and not isinstance(step, bool) and step >= 0, path, "checkpoint_step", step,
+                "an integer >= 0")
+    if "metrics" not in ev:
+        raise GenzooError(f"{path}: no metric records (key 'metrics'); run `genzoo eval {path.parent}` again")
+    records = ev["metrics"]
+    _expect(isinstance(records, list), path, "metrics", records, "a list of metric records")
+    out = []
+    for i, r in enumerate(records):
+        where = f"metrics[{i}]"
+        _expect(isinstance(r, dict), path, where, r, "an object with metric, value, unit and protocol")
+        missing = [k for k in ("metric", "value", "unit", "protocol") if k not in r]
+        if missing:
+            raise GenzooError(f"{path}: {where} lacks the key {missing[0]!r}")
+        for key in ("metric", "unit"):
+            _expect(isinstance(r[key], str), path, f"{where}.{key}", r[key], "a string")
+        _expect(r["value"] is None or _is_number(r["value"]), path, f"{where}.value", r["value"],
+                "a finite number or null")
+        _expect(isinstance(r["protocol"], dict), path, f"{where}.protocol", r["protocol"], "an object")
+        if "reason" in r:
+            _expect(isinstance(r["reason"], str), path, f"{where}.reason", r["reason"], "a string")
+        protocol = dict(r["protocol"])
+        if "data" not in protocol and isinstance(ev.get("data"), str):
+            protocol["data"] = ev["data"]
+        out.append({**r, "protocol": protocol})
+    return out
+
+
+def check_run_description(desc: dict, path: Path) -> None:
+    """The keys of run.json that ``genzoo compare`` reads: ``model_name`` and ``data.spec``."""
+    if "model_name" in desc:
+        _expect(isinstance(desc["model_name"], str), path, "model_name", desc["model_name"], "a string")
+    if "data" in desc:
+        data = desc["data"]
+        _expect(isinstance(data, dict), path, "data", data, "an object with spec, options and info")
+        if "spec" in data:
+            _expect(isinstance(data["spec"], str), path, "data.spec", data["spec"], "a string")
 
 
 def read_curves(path: Path) -> list[dict]:
@@ -96,9 +156,9 @@ def read_curves(path: Path) -> list[dict]:
     for line in path.read_text().splitlines():
         try:
             row = json.loads(line)
-        except ValueError:
+        except (ValueError, RecursionError):
             continue
-        if isinstance(row, dict) and "step" in row:
+        if isinstance(row, dict) and _is_number(row.get("step")):
             rows.append(row)
     return rows
 
@@ -140,6 +200,8 @@ def metric_columns(records_per_run: list[list[dict]]) -> tuple[list[Column], lis
             col = cols.setdefault(key, Column(key[0], key[1], dict(r["protocol"]), [None] * n_runs))
             if col.values[i] is None:
                 col.values[i] = r["value"]
+                if r["value"] is None and isinstance(r.get("reason"), str):
+                    col.reasons[i] = r["reason"]
     families: dict[tuple[str, str], list[Column]] = {}
     for col in cols.values():
         families.setdefault((col.metric, col.unit), []).append(col)
@@ -195,6 +257,8 @@ def draw_samples(path: Path, device: str = "cpu", seed: int = 0,
 
     try:
         run = load_run(path, device)
+        if not isinstance(run.model, GenerativeModel):
+            return None, f"no samples: {run.model_name} does not generate images"
         g = torch.Generator(device=run.model.device).manual_seed(seed)
         with torch.no_grad():
             x = run.model.sample(n, generator=g, condition=run.model.default_condition(n))
@@ -300,7 +364,8 @@ def _metric_table(runs: list[RunSummary], cols: list[Column]) -> str:
                     f'<span class="unit">{_e(c.unit)}</span>{proto}</th>')
     body = []
     for j, r in enumerate(runs):
-        cells = "".join(f"<td>{fmt_value(c.values[j])}</td>" for c in cols)
+        cells = "".join(f'<td title="{_e(c.reasons[j])}">{fmt_value(c.values[j])}</td>' if j in c.reasons
+                        else f"<td>{fmt_value(c.values[j])}</td>" for c in cols)
         body.append(f'<tr><td class="name">{_e(r.label)}</td>{cells}</tr>')
     legend = "".join(f"<li>[{i + 1}] <b>{_e(c.metric)}</b> [{_e(c.unit)}]: "
                      + ", ".join(f"{_e(k)}={_e(_short(v))}" for k, v in sorted(c.protocol.items())) + "</li>"

@@ -6,7 +6,10 @@ A result is a list of *metric records*::
      "protocol": {"split": "test", "images": 10000, "estimator": "importance sampling", "k": 5000, ...}}
 
 so that two numbers are only ever compared when their protocols agree (``genzoo compare``
-checks). Sections are registered with :func:`register_section`; each declares ``applies(model, data)``
+checks). Every protocol also names the data measured on (:func:`data_identity`: spec, loader
+options and a digest of the images of every split), and a value that is not a finite number
+(written as null) carries a ``reason``.
+Sections are registered with :func:`register_section`; each declares ``applies(model, data)``
 from the model's declared capabilities (its base classes), never from names or ``hasattr``:
 
 * likelihood   -- exact NLL (autoregressive, mixtures) or the ELBO (VAEs; a bound), nats/image + bits/dim
@@ -23,6 +26,8 @@ from the model's declared capabilities (its base classes), never from names or `
 """
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 import time
 from collections.abc import Callable
@@ -123,9 +128,11 @@ def modes_section(model, data, seed: int) -> list[dict]:
     pts = model.sample(2500, generator=g).reshape(2500, -1)[:, :2].cpu().numpy()
     rep = mode_report(pts, name)
     proto = {"samples": 2500, "seed": seed, "high_quality": "within 3 sigma", "covered": ">= 20 samples"}
+    kl = record("mode_kl_from_uniform", rep["kl_from_uniform"], "nats", **proto)
+    if not math.isfinite(kl["value"]):
+        kl["reason"] = "no sample is within 3 sigma of a mode: there is no histogram over modes to compare"
     return [record("modes_covered", rep["modes"], f"of {rep['n_modes']}", **proto),
-            record("high_quality_share", rep["high_quality"], "fraction of samples", **proto),
-            record("mode_kl_from_uniform", rep["kl_from_uniform"], "nats", **proto)]
+            record("high_quality_share", rep["high_quality"], "fraction of samples", **proto), kl]
 
 
 def classification_section(model, data, split: str, batch_size: int) -> list[dict]:
@@ -282,9 +289,39 @@ def evaluate(run, *, split: str = "test", sections: list[str] | None = None, k: 
         t0 = time.perf_counter()
         metrics += SECTIONS[name].run(ctx)
         timings[name] = time.perf_counter() - t0
+    metrics = with_data_identity(metrics, data)
     return {"model": run.model_name, "family": type(model).family, "data": data.spec,
             "checkpoint": str(run.path / CHECKPOINT), "checkpoint_step": run.step, "split": split,
             "metrics": metrics, "seconds": timings}
+
+
+def data_identity(data) -> dict:
+    """What the numbers were measured on, for every record's protocol: the data spec, its loader
+    options, and a digest (SHA-256, 16 hex digits) of the image info and of every split's images and
+    labels in split order -- two data sets share it only when every split holds the same images in
+    the same order, so a reshuffled or edited copy of the same files never compares as equal."""
+    h = hashlib.sha256(json.dumps(data.info.to_dict(), sort_keys=True).encode())
+    for name in sorted(data.split_names()):
+        idx = data.indices(name)
+        h.update(f"|{name}:{len(idx)}|".encode())
+        h.update(data.x[idx].contiguous().numpy())  # (N, C, H, W) in split order
+        if data.labels is not None:
+            h.update(data.labels[idx].contiguous().numpy())
+    options = {k: v for k, v in (data.meta.get("options") or {}).items() if v is not None}
+    return {"data": data.spec, "data_options": options, "data_digest": h.hexdigest()[:16]}
+
+
+def with_data_identity(metrics: list[dict], data) -> list[dict]:
+    """Records with :func:`data_identity` in their protocol, and a ``reason`` beside every value that is
+    not a finite number (eval.json writes it as null)."""
+    identity = data_identity(data)
+    out = []
+    for m in metrics:
+        m = {**m, "protocol": {**m["protocol"], **identity}}
+        if not math.isfinite(m["value"]) and "reason" not in m:
+            m["reason"] = f"the measurement gave {m['value']}, not a finite number"
+        out.append(m)
+    return out
 
 
 def summary(result: dict) -> dict:

@@ -16,9 +16,9 @@ import torch
 from genzoo._version import __version__
 from genzoo.data import ImageInfo, load_dataset
 from genzoo.errors import GenzooError
-from genzoo.models.registry import get_model_class, make_config
+from genzoo.models.registry import build_model_checked, get_model_class, make_config
 from genzoo.models.weights import upgrade, weights_version
-from genzoo.training.checkpoint import load_checkpoint
+from genzoo.training.checkpoint import check_data_description, load_checkpoint
 from genzoo.training.config import TrainConfig
 
 CHECKPOINT = "checkpoint.pt"
@@ -48,9 +48,11 @@ def data_description(data) -> dict:
 
 def reload_data(desc: dict):
     """Load a run's data again; a palette saved with the run is reused, never refitted."""
-    info = ImageInfo.from_dict(desc["info"])
+    info = check_data_description(desc, "run data description")
     options = dict(desc.get("options", {}))
     if desc["spec"].startswith("folder:"):
+        if info.palette is None:
+            raise GenzooError(f"data {desc['spec']!r}: the run's image info has no palette to quantise with")
         options["palette"] = [list(c) for c in info.palette]
     data = load_dataset(desc["spec"], **options)
     if data.info.shape != info.shape or data.info.num_values != info.num_values:
@@ -80,14 +82,15 @@ class LoadedRun:
 
 
 def build_from_state(state: dict, source: str):
-    """Model from a checkpoint's name, config and info, with every key checked."""
-    cls = get_model_class(state["model_name"])
+    """Model from a checkpoint's name, config and info, every key and value checked, within the model
+    size limits (:func:`~genzoo.models.registry.build_model_checked`)."""
     try:
-        config = make_config(cls.Config, state["model_config"], what=f"model config key in {source}")
-        info = ImageInfo.from_dict(state["data"]["info"])
-    except (KeyError, TypeError) as e:
-        raise GenzooError(f"{source}: malformed run description ({e})") from None
-    return cls(config, info)
+        cls = get_model_class(state["model_name"])
+    except GenzooError as e:
+        raise GenzooError(f"{source}: {e}") from None
+    config = make_config(cls.Config, state["model_config"], what="model config key", source=source)
+    info = check_data_description(state["data"], source)
+    return build_model_checked(cls, config, info, source=source)
 
 
 def load_weights(model: torch.nn.Module, weights: dict, source: str, version: int = 1, *,
@@ -124,7 +127,7 @@ def load_run(path: str | Path, device: str | torch.device = "cpu") -> LoadedRun:
     load_weights(model, state["model"], str(ckpt), state.get("weights_version", 1))
     dev = resolve_device(device) if isinstance(device, str) else device
     model.to(dev).eval()
-    train_cfg = make_config(TrainConfig, state["train_config"], what=f"train config key in {ckpt}")
+    train_cfg = make_config(TrainConfig, state["train_config"], what="train config key", source=str(ckpt))
     return LoadedRun(path if path.is_dir() else path.parent, model, state["model_name"], train_cfg,
                      state["data"], int(state["step"]), state)
 
