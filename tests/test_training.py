@@ -335,3 +335,18 @@ def test_same_seed_same_training(tmp_path):
     b = _pixelrnn_trainer(tmp_path / "b", steps=3)
     b.fit()
     assert all(torch.equal(v, b.model.state_dict()[k]) for k, v in a.model.state_dict().items())
+
+
+def test_autoregressive_models_refuse_continuous_data_before_writing_anything(tmp_path, capsys):
+    from genzoo.models.registry import available_models
+
+    names = [n for n, cls in available_models().items() if cls.family == "autoregressive"]
+    assert "pixelcnn" in names and "pixelcnn_pp" in names
+    for name in names:
+        out = tmp_path / name
+        code, _, err = run_cli(capsys, "train", name, "--data", "mixture:ring8", "--preset", "tiny", "--steps", "2",
+                               "--quiet", "--device", "cpu", "--out", out)
+        assert code == 2 and len(err.strip().splitlines()) == 1 and err.startswith("genzoo: error:"), (name, err)
+        assert not out.exists(), name
+    code, _, err = run_cli(capsys, "train", "pixelcnn", "--data", "mixture:ring8", "--out", tmp_path / "p")
+    assert "continuous" in err and "gmm" in err

@@ -247,7 +247,18 @@ class AutoregressiveModel(LikelihoodModel):
     where the output at t may depend only on inputs before t. It may also give the cached
     ``init_cache``/``step`` pair, which computes position t incrementally; the shared loop
     in :mod:`genzoo.sampling.autoregressive` uses either and draws identical samples.
+
+    Each p(x_t | x_<t) is a distribution over the K levels of a sub-pixel, so the data must be
+    discrete with K >= 2; other data is refused when the model is built (nothing is written).
     """
+
+    def __init__(self, config, info):
+        if info.num_values < 2:
+            what = "continuous (2-D points)" if info.continuous else f"of {info.num_values} value per sub-pixel"
+            raise GenzooError(f"model {self.name!r}: autoregressive models need discrete data with at least 2 "
+                              f"values per sub-pixel (a distribution over its levels); this data is {what}: "
+                              "for continuous data train gmm, vae or gan")
+        super().__init__(config, info)
 
     def logits(self, onehot: torch.Tensor, condition: torch.Tensor | None = None) -> torch.Tensor:
         """``onehot`` (B, C, H, W, K) float -> logits (B, C, H, W, K)."""
