@@ -45,6 +45,19 @@ def test_log_ndtr_gradient_is_the_mills_ratio_everywhere():
         assert gi == pytest.approx(expect, rel=1e-9), xi
 
 
+def test_the_values_do_not_depend_on_whether_a_gradient_is_wanted():
+    """Without gradients the function skips the stand-ins; the numbers must be the same to the last bit."""
+    g = torch.Generator().manual_seed(0)
+    centre = torch.cat([torch.randn(200, generator=g, dtype=torch.float64) * 30, torch.tensor([-50.0, 50.0, 0.0])])
+    width = torch.rand(200, generator=g, dtype=torch.float64) ** 8 * 3 + 1e-9  # down to far narrower than sigma
+    width = torch.cat([width, torch.tensor([1e-3, 1e-3, 1e-30])])
+    lower, upper = centre - width / 2, centre + width / 2
+    lower[:20], upper[20:40] = -math.inf, math.inf
+    plain = log_normal_mass(lower, upper)
+    wanted = log_normal_mass(lower.clone().requires_grad_(True), upper.clone().requires_grad_(True))
+    assert torch.equal(plain, wanted.detach()) and torch.isfinite(plain).all()
+
+
 def test_infinite_edges_put_in_by_where_keep_gradients_finite():
     """The decoder head's use: edges computed from mu, the outer ones replaced by -inf / +inf."""
     mu = torch.tensor([0.2, 0.9], dtype=torch.float64, requires_grad=True)

@@ -55,32 +55,10 @@ from genzoo.data.base import ImageInfo
 from genzoo.data.continuous import from_unit, to_unit, unit_channels
 from genzoo.errors import GenzooError
 from genzoo.models.base import ImportanceWeighted, LatentModel, LikelihoodModel
-from genzoo.nn.gaussian import LOG_2PI
+from genzoo.nn.gaussian import LOG_2PI, log_normal_mass
 
 CHUNK = 256  # images per quadrature chunk: bounds memory only
 F64 = torch.float64
-
-
-def bin_log_mass(lower: torch.Tensor, upper: torch.Tensor) -> torch.Tensor:
-    """log(Phi(upper) - Phi(lower)) for standardised edges lower < upper (either may be infinite), without gradients.
-
-    The formula of :func:`genzoo.nn.gaussian.log_normal_mass` (mirror an interval above zero, then
-    log Phi(b) + log(1 - exp(log Phi(a) - log Phi(b))), the mid-bin density where the two coincide), on
-    torch's ``log_ndtr`` alone: the stand-ins that keep that function's gradients finite cost ~10x the
-    time, and the likelihood bound here is evaluated, never differentiated. log Phi(-inf) = -inf makes
-    the outer bins fall out of the same expression.
-    """
-    flip = (lower + upper) > 0
-    a = torch.where(flip, -upper, lower)
-    b = torch.where(flip, -lower, upper)
-    log_a, log_b = torch.special.log_ndtr(a), torch.special.log_ndtr(b)
-    diff = log_a - log_b  # <= 0
-    resolved = diff < 0
-    out = log_b + torch.log(-torch.expm1(torch.where(resolved, diff, -1.0)))
-    if bool(resolved.all()):
-        return out
-    mid = 0.5 * (a + b)
-    return torch.where(resolved, out, -0.5 * mid * mid - 0.5 * LOG_2PI + torch.log(b - a))
 
 
 class Scatter:
@@ -314,7 +292,7 @@ class LinearLikelihood(LikelihoodModel, ImportanceWeighted):
         lo, hi = self._edges()
         s = self.noise.sqrt()  # (D,)
         a, b = lo[x_flat], hi[x_flat]  # (B, D)
-        return bin_log_mass((a - m) / s, (b - m) / s)
+        return log_normal_mass((a - m) / s, (b - m) / s)
 
     def elbo(self, x: torch.Tensor) -> torch.Tensor:
         """The lower bound on log P(x) described in the module docstring, per image (B,)."""
