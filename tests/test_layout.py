@@ -61,7 +61,7 @@ def test_no_import_cycles(graph):
 
 
 LAYERS = ["cli", "evaluation", "features", "metrics", "training", "models", ("sampling", "nn", "losses", "viz"),
-          "data", ("io", "errors", "_version")]
+          "data", "io", ("errors", "_version")]
 
 
 def _layer_of(module: str) -> int | None:

@@ -6,21 +6,21 @@ import pytest
 import torch
 from conftest import random_dataset, tiny_info, tiny_model
 
-from genzoo.models.base import GenerativeModel, LikelihoodModel
+from genzoo.models.base import GenerativeModel, LikelihoodModel, TrainableModel
 from genzoo.models.registry import available_models
 from genzoo.training.config import TrainConfig
 from genzoo.training.run import load_run
 from genzoo.training.trainer import Trainer
 
-# Every generative model; the classifier (registered so `genzoo train classifier` works, used as
-# a feature extractor for evaluation) has its own tests in test_classifier.py.
-MODELS = sorted(n for n, cls in available_models().items() if cls.family != "classifier")
+# Every generative model; trainable networks outside that tree (the classifier, registered so
+# `genzoo train classifier` works and used as a feature extractor) have their own tests.
+MODELS = sorted(n for n, cls in available_models().items() if issubclass(cls, GenerativeModel))
 
 
 def test_registry_lists_models_with_tiny_presets_and_papers():
-    assert "pixelrnn" in MODELS
+    assert "pixelrnn" in MODELS and "classifier" not in MODELS
     for name, cls in available_models().items():
-        assert issubclass(cls, GenerativeModel)
+        assert issubclass(cls, TrainableModel)
         assert "tiny" in cls.presets, f"{name} needs a 'tiny' preset for the shared suite"
         assert cls.paper and cls.family != "?"
         assert cls.__module__ and (cls.__doc__ or __import__(cls.__module__).__doc__)
@@ -116,3 +116,25 @@ def test_lecture_preset_is_the_lectures_network():
     model = PixelRNN(cfg, ImageInfo(channels=1, height=20, width=20, num_values=167))
     assert model.lstm.num_layers == 1 and model.lstm.hidden_size == 512 and model.lstm.input_size == 168
     assert model.head.out_features == 167
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_sample_and_complete_refuse_what_the_model_does_not_take(name):
+    from genzoo.errors import GenzooError
+
+    model = tiny_model(name)
+    x = random_dataset(model.info).images("test")[:2]
+    known = torch.ones(model.info.shape, dtype=torch.bool)
+    for call in (lambda **kw: model.sample(2, **kw), lambda **kw: model.complete(x, known, **kw)):
+        with pytest.raises(GenzooError, match="does not take the sampling option 'no_such_option'"):
+            call(no_such_option=True)
+        for bad in (float("nan"), float("inf"), -1.0):
+            with pytest.raises(GenzooError, match="temperature must be a finite number >= 0"):
+                call(temperature=bad)
+    with pytest.raises(GenzooError, match="number of samples"):
+        model.sample(0)
+    with pytest.raises(GenzooError, match="exceed the limit"):
+        model.sample(2**40)  # refused before anything is allocated
+    with pytest.raises(GenzooError, match="images must have shape"):
+        model.complete(x[:, :, :1], known)
+    assert {"progress"} <= model.sample_options

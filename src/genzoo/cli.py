@@ -26,6 +26,7 @@ import torch
 
 from genzoo._version import __version__
 from genzoo.data import dataset_kinds, load_dataset
+from genzoo.data.base import MAX_IMAGE_SIDE, MIN_SIZE
 from genzoo.errors import GenzooError, choices_error
 from genzoo.evaluation.callbacks import HeldOutLikelihood
 from genzoo.evaluation.probe import linear_probe
@@ -359,7 +360,7 @@ def parse_sets(pairs: Sequence[str]) -> dict[str, str]:
          epochs=Opt("total passes over the training split", above=0),
          seed=_SEED, device=_DEVICE,
          resume=Opt("continue the run in --out from its checkpoint"),
-         size=Opt("folder/CIFAR data: resize images to SIZE x SIZE (default 32)", lo=1),
+         size=Opt("folder/CIFAR data: resize images to SIZE x SIZE (default 32)", lo=MIN_SIZE, hi=MAX_IMAGE_SIDE),
          colors=Opt("folder data: quantise to this many colours (default 64)", lo=2),
          quiet=Opt("no progress bar or messages"))
 def cmd_train(model: str, out: Path, data: str | None = None, preset: str | None = None,
@@ -664,6 +665,11 @@ def cmd_probe(run: Path, data: str | None = None, finetune: bool = False, epochs
 # entry point
 
 
+def _one_line(text: str) -> str:
+    """An error names files as they are; a name holding a newline must not make the message two lines."""
+    return " ".join(text.split("\n")).replace("\r", " ")
+
+
 def main(argv: list[str] | None = None) -> int:
     try:
         args = vars(build_parser().parse_args(argv))
@@ -674,7 +680,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         fn(**args)
     except GenzooError as e:
-        print(f"genzoo: error: {e}", file=sys.stderr)
+        print(f"genzoo: error: {_one_line(str(e))}", file=sys.stderr)
         return 2
     except TrainingInterrupted as e:
         print(f"genzoo: {e}", file=sys.stderr)
