@@ -28,7 +28,8 @@ def tiny_model(name: str, info: ImageInfo | None = None, seed: int = 0):
 def random_dataset(info: ImageInfo, n: int = 40, seed: int = 0) -> ImageDataset:
     g = torch.Generator().manual_seed(seed)
     x = torch.randint(0, info.num_values, (n, *info.shape), generator=g, dtype=torch.long).to(torch.uint8)
-    return ImageDataset(spec="random", x=x, info=info, splits=every_tenth_split(n))
+    labels = torch.arange(n) % info.num_classes if info.num_classes else None  # labelled data for conditional models
+    return ImageDataset(spec="random", x=x, info=info, splits=every_tenth_split(n), labels=labels)
 
 
 @pytest.fixture(scope="session")

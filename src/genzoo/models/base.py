@@ -57,6 +57,8 @@ class TrainableModel(nn.Module):
     players: ClassVar[tuple[str, ...]] = ("model",)
     gradient_free: ClassVar[bool] = False  # True: the trainer calls update(batch), no optimiser
     can_sample: ClassVar[bool] = False  # True for generative models (sample / complete)
+    # True: trains on data whose training labels are partly hidden (``--labels-per-class``)
+    takes_partial_labels: ClassVar[bool] = False
 
     def __init__(self, config, info):
         super().__init__()
@@ -195,6 +197,15 @@ class Reconstructing:
     (autoencoders), reported by ``genzoo eval``."""
 
     def reconstruction_error(self, x: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+
+class ClassifiesImages:
+    """A capability: ``class_logits(x)`` gives class logits (B, K) for discrete images (B, C, H, W), so
+    ``genzoo eval`` reports the model's own test accuracy (ACGAN's and the semi-supervised GAN's
+    discriminators)."""
+
+    def class_logits(self, x: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
 

@@ -144,10 +144,15 @@ class MLPDiscriminator(nn.Module):
         super().__init__()
         sizes = [math.prod(shape), *hidden]
         self.body = nn.Sequential(*mlp(sizes, _leaky))
+        self.feature_dim = sizes[-1]
         self.head = _head(sizes[-1], minibatch_features)
 
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """The last hidden layer (B, feature_dim), read by the heads of the conditional GANs."""
+        return self.body(x.flatten(1))
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.body(x.flatten(1))).squeeze(1)  # (B,)
+        return self.head(self.features(x)).squeeze(1)  # (B,)
 
 
 class MLPAutoencoder(nn.Module):
@@ -280,12 +285,16 @@ class DCGANDiscriminator(nn.Module):
         c, h, w = shape
         self.geo = conv_geometry(h, w)
         self.body, ch = _down(c, self.geo, base, norm)
-        self.head = _head(ch * self.geo.start[0] * self.geo.start[1], minibatch_features)
+        self.feature_dim = ch * self.geo.start[0] * self.geo.start[1]
+        self.head = _head(self.feature_dim, minibatch_features)
         dcgan_init(self)
 
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """The last map, flattened (B, feature_dim), read by the heads of the conditional GANs."""
+        return self.body(self.geo.pad(x)).flatten(1)  # (B, W_n * h0 * w0)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        feats = self.body(self.geo.pad(x))  # (B, W_n, h0, w0)
-        return self.head(feats.flatten(1)).squeeze(1)  # (B,)
+        return self.head(self.features(x)).squeeze(1)  # (B,)
 
 
 class ConvAutoencoder(nn.Module):
