@@ -103,6 +103,8 @@ class Decoder(nn.Module):
     def __init__(self, code_dim: int, out_channels: int, height: int, width: int, cfg: CoderConfig):
         super().__init__()
         self.out_channels, self.height, self.width = out_channels, height, width
+        self.start: tuple[int, int, int] | None
+        self.ups: nn.Module
         act = partial(make_activation, cfg.activation)
         if cfg.arch == "conv":
             sizes = conv_sizes(height, width, len(cfg.channels))

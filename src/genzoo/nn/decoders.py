@@ -123,9 +123,9 @@ class BernoulliHead(DiscreteHead):
 
 
 class CategoricalHead(DiscreteHead):
-    @property
-    def param_channels(self) -> int:
-        return self.info.num_values
+    def __init__(self, info):
+        super().__init__(info)
+        self.param_channels = info.num_values
 
     def log_prob_all(self, params):
         return F.log_softmax(self.split(params).movedim(2, -1), dim=-1)  # (B, C, H, W, K)

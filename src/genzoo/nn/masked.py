@@ -126,6 +126,9 @@ class CausalConv2d(nn.Conv2d):
     ``num_groups`` is how many groups there are (the image's channels).
     """
 
+    mask: torch.Tensor | None
+    out_groups: torch.Tensor
+
     def __init__(self, in_channels: int, out_channels: int, kernel_size, *, mask: torch.Tensor | None = None,
                  out_groups: torch.Tensor | None = None, num_groups: int = 1, bias: bool = True):
         kh, kw = _pair(kernel_size)

@@ -18,6 +18,7 @@ its cached sampling with them.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import cast
 
 import torch
 import torch.nn.functional as F
@@ -74,7 +75,8 @@ class ShiftedConv(nn.Module):
         win = _window(x, p0 * s - top, (p1 - 1) * s - top + kh, q0 * s - left, (q1 - 1) * s - left + kw, act)
         if p1 - p0 == 1 and q1 - q0 == 1:  # one position (most sampling steps): a plain matmul is cheaper
             w = self.conv.weight.permute(0, 2, 3, 1)  # (cout, kh, kw, cin): the order of a channels-last window
-            y = torch.addmm(self.conv.bias, win.permute(0, 2, 3, 1).reshape(len(win), -1), w.reshape(len(w), -1).t())
+            rows = win.permute(0, 2, 3, 1).reshape(len(win), -1)  # (n, kh*kw*cin)
+            y = torch.addmm(cast(torch.Tensor, self.conv.bias), rows, w.reshape(len(w), -1).t())
             y = y[..., None, None]
         else:
             y = self.conv(win)  # (n, cout, p1-p0, q1-q0)

@@ -58,6 +58,8 @@ def sample_raster(model, n: int, *, known_values: torch.Tensor | None = None, kn
     model.eval()
     canvas = torch.zeros(n, *info.shape, dtype=torch.long, device=device)  # (n, C, H, W)
     if known is not None:
+        if known_values is None:
+            raise GenzooError("completion needs the known values with the known mask")
         known = known.to(device).expand(n, *info.shape)
         canvas = torch.where(known, known_values.to(device).long(), canvas)
     condition = _to_device(condition, device)

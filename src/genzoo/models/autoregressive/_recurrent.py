@@ -33,8 +33,9 @@ checkpoint is converted on loading (:func:`upgrade_recurrent_v1`): the same func
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar, Protocol, cast
 
 import torch
 from torch import nn
@@ -59,32 +60,46 @@ def recurrent_presets(**layers: int) -> dict[str, dict]:
             for name, preset in RECURRENT_PRESETS.items()}
 
 
+class RecurrentLayer(Protocol):
+    """One residual recurrent layer (Row LSTM, Diagonal BiLSTM): the contract in the module docstring."""
+
+    gate_features: int
+
+    def __call__(self, x: torch.Tensor, bias: torch.Tensor | None, pixels: torch.Tensor) -> torch.Tensor: ...
+
+    def init_state(self, n: int, height: int, width: int, like: torch.Tensor) -> dict[str, Any]: ...
+
+    def step(self, state: dict[str, Any], x: torch.Tensor, h: int, w: int, bias: torch.Tensor | None,
+             pixels: torch.Tensor) -> torch.Tensor: ...
+
+
 class RecurrentPixelNet(nn.Module):
     """Embedding -> 7x7 mask-A conv -> residual recurrent layers -> two 1x1 mask-B convs (Table 1).
 
     ``layer_factory()`` makes one recurrent layer on ``features`` channels (2h in the paper).
     """
 
-    def __init__(self, layer_factory, *, channels: int, num_values: int, embed: int, features: int,
-                 layers: int, head: int, first_kernel: int = 7):
+    def __init__(self, layer_factory: Callable[[], nn.Module], *, channels: int, num_values: int, embed: int,
+                 features: int, layers: int, head: int, first_kernel: int = 7):
         super().__init__()
         self.channels, self.num_values = channels, num_values
         self.embed = ChannelEmbedding(channels, num_values, embed, std=embed ** -0.5)
         self.first = MaskedConv2d(self.embed.out_channels, features, first_kernel, "A", channels)
         self.layers = nn.ModuleList(layer_factory() for _ in range(layers))
+        self.layer_list = cast("list[RecurrentLayer]", list(self.layers))  # the same modules, typed
         self.head_hidden = MaskedConv2d(features, head, 1, "B", channels)
         self.head_out = MaskedConv2d(head, channels * num_values, 1, "B", channels)
 
     @property
     def gate_features(self) -> list[int]:
         """Channels of the optional bias map of each layer's input-to-state gates."""
-        return [layer.gate_features for layer in self.layers]
+        return [layer.gate_features for layer in self.layer_list]
 
     def forward(self, onehot: torch.Tensor, biases: list[torch.Tensor] | None = None) -> torch.Tensor:
         """Teacher-forced logits (B, C, H, W, K); ``biases[l]`` (B, gate_features[l], H, W) or None."""
         pixels = self.embed(onehot)  # (B, C*E, H, W)
         x = self.first(pixels)  # (B, 2h, H, W)
-        for i, layer in enumerate(self.layers):
+        for i, layer in enumerate(self.layer_list):
             x = layer(x, None if biases is None else biases[i], pixels)  # (B, 2h, H, W)
         return output_logits(x, self.head_hidden, self.head_out, self.channels)  # (B, C, H, W, K)
 
@@ -92,7 +107,7 @@ class RecurrentPixelNet(nn.Module):
     @torch.no_grad()
     def init_cache(self, n: int, height: int, width: int) -> dict:
         like = self.embed.weight
-        return {"layers": [layer.init_state(n, height, width, like) for layer in self.layers],
+        return {"layers": [layer.init_state(n, height, width, like) for layer in self.layer_list],
                 "pixels": like.new_zeros(n, self.embed.out_channels, height, width),
                 "head": like.new_zeros(n, self.head_hidden.out_channels),  # the hidden output layer at (h, w)
                 "convs": [IncrementalConv(conv) for conv in (self.first, self.head_hidden, self.head_out)]}
@@ -106,7 +121,7 @@ class RecurrentPixelNet(nn.Module):
         self.embed.write_previous(pixels, t, canvas, info)
         first, head_hidden, head_out = cache["convs"]
         x = first.at(pixels, h, w)  # (n, 2h)
-        for i, (layer, state) in enumerate(zip(self.layers, cache["layers"])):
+        for i, (layer, state) in enumerate(zip(self.layer_list, cache["layers"])):
             x = layer.step(state, x, h, w, None if biases is None else biases[i], pixels)  # (n, 2h)
         return output_logits_step(x, head_hidden, head_out, cache["head"], c)  # (n, K): the logits of channel c
 
@@ -152,6 +167,10 @@ class RecurrentPixelModel(AutoregressiveModel, VersionedWeights):
         self.net = RecurrentPixelNet(
             self.make_layer, channels=info.channels, num_values=info.num_values, embed=config.embed,
             features=2 * config.hidden, layers=config.layers, head=config.head, first_kernel=config.first_kernel)
+
+    def make_layer(self) -> nn.Module:
+        """One residual recurrent layer on 2h features (a :class:`RecurrentLayer`)."""
+        raise NotImplementedError
 
     @classmethod
     def upgrade_weights(cls, weights, version):

@@ -37,6 +37,7 @@ row h-1 are computed once, at the first step of row h (W cell updates per layer 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -108,27 +109,33 @@ class DiagonalBiLSTMLayer(nn.Module):
         b_bwd = None if bias is None else bias[:, 4 * self.hidden:]
         h = self.forward_lstm(x, b_fwd)  # (B, h, H, W)
         if self.backward_lstm is not None:
-            both = torch.cat([x, pixels], dim=1) if self.pixel_features else x  # (B, 2h + C*E, H, W)
+            both = torch.cat([x, self._pixels(pixels)], dim=1) if self.pixel_features else x  # (B, 2h + C*E, H, W)
             both = both.flip(-1)  # mirrored
             right = self.backward_lstm(both, None if b_bwd is None else b_bwd.flip(-1)).flip(-1)  # (B, h, H, W)
             h = h + F.pad(right, (0, 0, 1, 0))[:, :, :-1]  # shifted down one row: rows above only
         return x + self.out(h)
 
-    def init_state(self, n: int, height: int, width: int, like: torch.Tensor) -> dict:
+    def _pixels(self, pixels: torch.Tensor | None) -> torch.Tensor:
+        if pixels is None:
+            raise ValueError("the backward direction reads the embedded pixels: pass them")
+        return pixels
+
+    def init_state(self, n: int, height: int, width: int, like: torch.Tensor) -> dict[str, Any]:
         maps = {"x": self.out.out_channels, "h": self.hidden, "c": self.hidden, "hb": self.hidden}
-        state = {k: like.new_zeros(n, f, height, width) for k, f in maps.items()}
+        state: dict[str, Any] = {k: like.new_zeros(n, f, height, width) for k, f in maps.items()}
         state["backward_rows"] = 0  # rows of the backward direction computed so far
         backward = None if self.backward_lstm is None else IncrementalConv(self.backward_lstm.input_to_state)
         state["convs"] = {"forward": IncrementalConv(self.forward_lstm.input_to_state), "backward": backward,
                           "out": IncrementalConv(self.out)}
         return state
 
-    def _backward_row(self, state: dict, r: int, bias: torch.Tensor | None, pixels: torch.Tensor) -> None:
+    def _backward_row(self, lstm: DiagonalLSTM, state: dict[str, Any], r: int, bias: torch.Tensor | None,
+                      pixels: torch.Tensor | None) -> None:
         """Backward hidden states of the finished row r, right to left, from row r-1's."""
-        lstm, width = self.backward_lstm, state["x"].shape[-1]
+        width = state["x"].shape[-1]
         row = state["x"][:, :, r]  # (n, 2h, W)
         if self.pixel_features:
-            row = torch.cat([row, pixels[:, :, r]], dim=1)  # (n, 2h + C*E, W)
+            row = torch.cat([row, self._pixels(pixels)[:, :, r]], dim=1)  # (n, 2h + C*E, W)
         zero = state["hb"].new_zeros(state["hb"].shape[:2])  # (n, h)
         h_side, c_side = zero, zero
         for w in reversed(range(width)):
@@ -139,13 +146,13 @@ class DiagonalBiLSTMLayer(nn.Module):
             h_side, c_side = lstm_cell(gates, c_side)
             state["hb"][:, :, r, w] = h_side
 
-    def step(self, state: dict, x: torch.Tensor, h: int, w: int, bias: torch.Tensor | None = None,
+    def step(self, state: dict[str, Any], x: torch.Tensor, h: int, w: int, bias: torch.Tensor | None = None,
              pixels: torch.Tensor | None = None) -> torch.Tensor:
         """Output (n, 2h) at (h, w) from its input x (n, 2h) and the cached states."""
         state["x"][:, :, h, w] = x
         if self.backward_lstm is not None:
             while state["backward_rows"] < h:  # first step of row h: finish row h-1
-                self._backward_row(state, state["backward_rows"], bias, pixels)
+                self._backward_row(self.backward_lstm, state, state["backward_rows"], bias, pixels)
                 state["backward_rows"] += 1
         zero = x.new_zeros(x.shape[0], self.hidden)  # (n, h)
         h_up = state["h"][:, :, h - 1, w] if h > 0 else zero

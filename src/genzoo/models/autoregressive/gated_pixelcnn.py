@@ -200,7 +200,7 @@ class GatedPixelCNN(AutoregressiveModel):
     def spatial_features(self, spatial: torch.Tensor | None, batch: int) -> torch.Tensor | None:
         """s = m(spatial) (B, p, H, W), after checking the map's shape; None for a model without one."""
         cfg = self.config
-        if not cfg.spatial_channels:
+        if self.spatial_net is None:
             if spatial is not None:
                 raise GenzooError("gated_pixelcnn was built with spatial_channels=0; it takes no spatial map")
             return None

@@ -118,7 +118,7 @@ class _Stage(AutoregressiveModel):
 
     def biases(self, onehot: torch.Tensor) -> list[torch.Tensor] | None:
         """Per-layer gate biases from the small image inside the full one-hot (B, C, H, W, K)."""
-        if self.upsampler is None:
+        if self.upsampler is None or self.bias is None:
             return None
         f = self.factor
         cond = self.upsampler(onehot[:, :, ::f, ::f])  # (B, c, H, W)

@@ -92,6 +92,12 @@ class Node(nn.Module):
         super().__init__()
         self.key, self.inputs, self.size, self.channels = key, inputs, size, channels
 
+    def compute(self, box: Box, xs: list[torch.Tensor], condition: torch.Tensor | None) -> torch.Tensor:
+        raise NotImplementedError
+
+    def ready(self, maps: list[torch.Tensor]) -> torch.Tensor:
+        raise NotImplementedError
+
 
 class ConvNode(Node):
     """Sum of shifted convolutions of one input (stems, stride-2 downsampling)."""
@@ -218,10 +224,12 @@ class PixelCNNPP(AutoregressiveModel):
         super().__init__(config, info)
         if config.conditional and info.num_classes < 1:
             raise GenzooError("pixelcnn_pp: conditional=true needs data with class labels")
-        self.nodes = nn.ModuleList(self._build(config, info))
-        self._activated = {k[:-len(ACT)] for node in self.nodes for k in node.inputs if k.endswith(ACT)}
+        nodes = self._build(config, info)
+        self.nodes = nn.ModuleList(nodes)
+        self.node_list: list[Node] = nodes  # the same modules, typed, in order
+        self._activated = {k[:-len(ACT)] for node in nodes for k in node.inputs if k.endswith(ACT)}
         self.register_buffer("grid", value_grid(info.num_values), persistent=False)  # (K,)
-        self._plan = None
+        self._plan: list[list[tuple[int, Box]]] | None = None
 
     # -- the architecture (sec. 2.3-2.4, the paper's code) ---------------------------------------
     @staticmethod
@@ -277,7 +285,7 @@ class PixelCNNPP(AutoregressiveModel):
         if self.conditional and condition is None:
             raise GenzooError("pixelcnn_pp is conditional: give a class label per image")
         cache = {"x": self._input(values)}
-        for node in self.nodes:
+        for node in self.node_list:
             out = node.compute((0, node.size[0], 0, node.size[1]), [cache[k] for k in node.inputs], condition)
             cache[node.key] = out
             if node.key in self._activated:
@@ -308,7 +316,7 @@ class PixelCNNPP(AutoregressiveModel):
         """Per node and output position, the raster index of the last pixel it depends on (-1: none)."""
         h, w = self.info.height, self.info.width
         maps = {"x": torch.arange(h * w, dtype=torch.float64).view(h, w)}
-        for node in self.nodes:
+        for node in self.node_list:
             maps[node.key] = node.ready([maps[k.removesuffix(ACT)] for k in node.inputs])
         return maps
 
@@ -321,7 +329,7 @@ class PixelCNNPP(AutoregressiveModel):
             if np.any(last > np.arange(pixels) - 1):  # a wiring error would break causality
                 raise AssertionError("pixelcnn_pp: the head reads the pixel it predicts")
             plan: list[list[tuple[int, Box]]] = [[] for _ in range(pixels)]
-            for k, node in enumerate(self.nodes):
+            for k, node in enumerate(self.node_list):
                 d = maps[node.key].numpy().astype(np.int64) + 1  # step at which each position is ready
                 rows, cols = np.indices(d.shape)
                 lo_r = np.full(pixels + 1, 1 << 30)
@@ -346,7 +354,7 @@ class PixelCNNPP(AutoregressiveModel):
         # reads and writes touch few cache lines (a (n, C, H, W) layout scatters them over megabytes)
         cl = torch.channels_last
         cache = {"x": self._input(torch.zeros(n, self.info.channels, h, w, **kw)).contiguous(memory_format=cl)}
-        for node in self.nodes:
+        for node in self.node_list:
             cache[node.key] = torch.zeros(n, node.channels, *node.size, **kw).contiguous(memory_format=cl)
             if node.key in self._activated:
                 cache[node.key + ACT] = torch.zeros(n, 2 * node.channels, *node.size, **kw).contiguous(memory_format=cl)
@@ -360,7 +368,7 @@ class PixelCNNPP(AutoregressiveModel):
                 ph, pw = divmod(p - 1, self.info.width)
                 cache["x"][:, :-1, ph, pw] = self.grid.to(self.dtype)[canvas[:, :, ph, pw]]
             for k, box in self.sampling_plan()[p]:
-                node = self.nodes[k]
+                node = self.node_list[k]
                 r0, r1, c0, c1 = box
                 out = node.compute(box, [cache[i] for i in node.inputs], condition)
                 cache[node.key][..., r0:r1, c0:c1] = out

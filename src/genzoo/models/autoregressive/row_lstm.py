@@ -27,6 +27,7 @@ the gates of one position from that cache and the current row's inputs at column
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -71,7 +72,7 @@ class RowLSTMLayer(nn.Module):
 
     def init_state(self, n: int, height: int, width: int, like: torch.Tensor) -> dict:
         maps = {"x": self.out.out_channels, "h": self.hidden, "c": self.hidden}
-        state = {k: like.new_zeros(n, f, height, width) for k, f in maps.items()}
+        state: dict[str, Any] = {k: like.new_zeros(n, f, height, width) for k, f in maps.items()}
         state["convs"] = (IncrementalConv(self.input_to_state), IncrementalConv(self.out))
         return state
 
