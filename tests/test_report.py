@@ -212,3 +212,34 @@ def test_the_compare_command_writes_the_page_or_exits_2_with_one_line(runs, tmp_
     code, _, err = run_cli(capsys, "compare", runs[0], tmp_path / "missing", "-o", tmp_path / "s.html")
     assert code == 2 and "no such run folder" in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "s.html").exists()
+
+
+def test_numbers_measured_on_different_data_never_share_a_column():
+    embedded = {"data": "pokemon", "data_options": {}, "data_digest": "2cb731fa1a75bffd"}
+    shuffled = {"data": "pokemon:/tmp/poke", "data_options": {}, "data_digest": "9f0e55aa01c3d2b4"}
+    a = [rec("nll", 1.0, "nats/image", split="test", images=80, **embedded)]
+    b = [rec("nll", 2.0, "nats/image", split="test", images=80, **shuffled)]
+    cols, notes = metric_columns([a, b])
+    assert [c.values for c in cols] == [[1.0, None], [None, 2.0]]
+    assert [c.shown_fields for c in cols] == [{"data": "pokemon", "data_digest": "2cb731fa1a75bffd"},
+                                              {"data": "pokemon:/tmp/poke", "data_digest": "9f0e55aa01c3d2b4"}]
+    assert len(notes) == 1 and "data_digest: 2cb731fa1a75bffd vs 9f0e55aa01c3d2b4" in notes[0]
+
+
+def test_records_without_a_data_identity_take_the_spec_of_their_eval_file(tmp_path):
+    from genzoo.evaluation.report import check_eval
+
+    ev = {"data": "pokemon", "metrics": [rec("nll", 1.0, split="test"), rec("nll", 2.0, split="test", data="mnist")]}
+    records = check_eval(ev, tmp_path / "eval.json")
+    assert [r["protocol"]["data"] for r in records] == ["pokemon", "mnist"]
+    assert "data" not in ev["metrics"][0]["protocol"]  # the file's object is not changed
+
+
+def test_a_null_value_shows_a_dash_with_its_reason(tmp_path):
+    from genzoo.evaluation.report import RunSummary, _metric_table
+
+    cols, _ = metric_columns([[{**rec("mode_kl_from_uniform", None), "reason": "no sample is high quality"}],
+                              [rec("mode_kl_from_uniform", 0.25)]])
+    runs = [RunSummary(tmp_path, label, {}, {}, []) for label in ("a", "b")]
+    html = _metric_table(runs, cols)
+    assert '<td title="no sample is high quality">&mdash;</td>' in html and "<td>0.2500</td>" in html
