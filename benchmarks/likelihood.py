@@ -104,8 +104,7 @@ def main() -> None:
         from genzoo.metrics.importance import importance_nll
 
         t_is = time.perf_counter()
-        importance = importance_nll(model, data, "test", k=args.k, k_iwae=args.k_iwae, batch_size=16,
-                                    generator=torch.Generator().manual_seed(args.seed),
+        importance = importance_nll(model, data, "test", k=args.k, k_iwae=args.k_iwae, seed=args.seed,
                                     max_images=args.is_images or None, progress=True)
         importance["seconds"] = time.perf_counter() - t_is
     rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]

@@ -10,7 +10,7 @@ from scipy.stats import norm
 
 from genzoo.data import ImageDataset, ImageInfo
 from genzoo.errors import GenzooError
-from genzoo.metrics.importance import importance_nll, log_mean_exp
+from genzoo.metrics.importance import draws_per_call, importance_nll, log_mean_exp
 from genzoo.models.autoencoders.vae import VAE, VAEConfig, gaussian_kl, reparameterize
 from genzoo.nn.coders import CoderConfig, Decoder, Encoder
 from genzoo.nn.decoders import make_head, resolve_head_name
@@ -306,12 +306,62 @@ def test_importance_nll_reports_the_three_estimates_in_order_with_protocol():
     log_px, _ = _quadrature(model, x)
     data = ImageDataset(spec="all16", x=x.to(torch.uint8), info=model.info,
                         splits={"test": torch.arange(16)})
-    res = importance_nll(model, data, "test", k=5000, k_iwae=50, batch_size=6,
-                         generator=torch.Generator().manual_seed(0))
+    res = importance_nll(model, data, "test", k=5000, k_iwae=50, seed=0)
     assert res["elbo_nats"] > res["iwae_nats"] > res["is_nats"]
     assert res["is_nats"] == pytest.approx(-log_px.mean().item(), abs=0.02)  # ~5 standard errors of this mean
     assert res["is_bits_per_dim"] == pytest.approx(res["is_nats"] / (4 * math.log(2)))
     assert (res["k"], res["k_iwae"], res["n_images"], res["split"]) == (5000, 50, 16, "test")
-    again = importance_nll(model, data, "test", k=5000, k_iwae=50, batch_size=16,
-                           generator=torch.Generator().manual_seed(0), max_images=6)
+    again = importance_nll(model, data, "test", k=5000, k_iwae=50, seed=0, max_images=6)
     assert again["n_images"] == 6
+
+
+def test_importance_nll_is_the_same_whatever_the_memory_budget_and_streams_its_sums(monkeypatch):
+    # k = 230, k_iwae = 50: four groups (the last 30 draws are in no group); chunks of 7 draws cut groups
+    import genzoo.metrics.importance as imp
+
+    model = _exact_vae()
+    x = _all_images()
+    data = ImageDataset(spec="all16", x=x.to(torch.uint8), info=model.info, splits={"test": torch.arange(16)})
+    # the estimates written out from the whole (k,) weights of each image, drawn from its own generator
+    ref = {"elbo": 0.0, "iwae": 0.0, "is": 0.0}
+    for i in range(16):
+        with torch.no_grad():
+            lw = model.log_weights(x[i:i + 1], 230, torch.Generator().manual_seed(3 * 1_000_003 + i))[:, 0].double()
+        ref["elbo"] -= lw.mean().item() / 16
+        ref["iwae"] -= log_mean_exp(lw[:200].view(4, 50), dim=1).mean().item() / 16
+        ref["is"] -= log_mean_exp(lw, dim=0).item() / 16
+
+    updates = []
+
+    class Bar:  # records how the progress bar moves
+        def __init__(self, *a, total=None, **kw):
+            self.total = total
+
+        def update(self, n):
+            updates.append(n)
+
+        def close(self):
+            pass
+
+    monkeypatch.setattr(imp, "tqdm", Bar)
+    whole = importance_nll(model, data, "test", k=230, k_iwae=50, seed=3)
+    m, per_draw = imp.draws_per_call(model, x[:1], 230)
+    assert whole["draws_per_call"] == m == 230  # the default budget holds every draw of this tiny model at once
+    updates.clear()
+    chunked = importance_nll(model, data, "test", k=230, k_iwae=50, seed=3, memory_budget=7 * per_draw,
+                             progress=True)
+    assert chunked["draws_per_call"] == 7
+    for key in ref:
+        assert whole[f"{key}_nats"] == pytest.approx(ref[key], abs=1e-9)
+        assert chunked[f"{key}_nats"] == pytest.approx(ref[key], abs=1e-9)
+    assert sum(updates) == 16 * 230 and len(updates) == 16 * 33  # the bar moves every 7 draws
+
+
+def test_the_draws_per_call_fit_the_budget_and_count_the_decoders_output():
+    info = ImageInfo(1, 20, 20, 167)  # the lecture's Pokemon: a softmax over 167 colours per pixel
+    model = VAE(VAEConfig(arch="conv", channels=(32, 64), hidden=(256,), latent_dim=10, decoder="categorical"), info)
+    x = torch.randint(0, 167, (1, 1, 20, 20))
+    m, per_draw = draws_per_call(model, x, 5000, budget=2**30)
+    assert per_draw >= 2 * 167 * 20 * 20 * 4  # at least the decoder's float32 output, doubled
+    assert m * per_draw <= 2**30 < (m + 1) * per_draw
+    assert draws_per_call(model, x, 5000, budget=1)[0] == 1 and draws_per_call(model, x, 3)[0] == 3

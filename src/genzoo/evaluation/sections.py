@@ -22,6 +22,8 @@ from the model's declared capabilities (its base classes), never from names or `
 * modes        -- 2-D mixture data: modes covered and high-quality share (VEEGAN's protocol)
 * quality      -- only with ``features=SPEC``: Frechet/kernel distance, precision/recall, density/coverage
                   (and class scores with a classifier) of generated vs held-out images (:mod:`genzoo.evaluation.quality`)
+* class_accuracy -- :class:`~genzoo.models.base.ClassifiesImages` models (ACGAN's and the semi-supervised GAN's
+                  discriminators): accuracy and cross-entropy of their class predictions on the labelled split
 * classification -- :class:`~genzoo.models.classifier.Classifier` runs (feature networks, not generative): accuracy and cross-entropy on the split
 """
 from __future__ import annotations
@@ -44,10 +46,12 @@ from genzoo.evaluation.quality import default_cache_dir, quality_section
 from genzoo.evaluation.records import record
 from genzoo.features import FeatureExtractor, build_extractor
 from genzoo.metrics.ais import ais_likelihood
+from genzoo.metrics.budget import items_per_call
 from genzoo.metrics.importance import importance_nll
 from genzoo.metrics.likelihood import dataset_nll
 from genzoo.metrics.memorisation import memorisation_report, nearest_figure
 from genzoo.models.base import (
+    ClassifiesImages,
     GenerativeModel,
     ImportanceWeighted,
     LikelihoodModel,
@@ -61,6 +65,14 @@ from genzoo.viz import save_png
 
 
 def likelihood_section(model, data, split: str, batch_size: int) -> list[dict]:
+    """``batch_size`` is an upper bound: a batch holds at most the memory budget of :mod:`genzoo.metrics.budget`."""
+    if data.size(split):
+        one = data.batch(split, torch.arange(1))
+        cond = one["y"].to(model.device) if model.conditional and "y" in one else None
+        was_training = model.training
+        model.eval()
+        batch_size, _ = items_per_call(model, lambda: model.log_prob(one["x"].to(model.device), cond), batch_size)
+        model.train(was_training)
     res = dataset_nll(model, data, split, batch_size=batch_size, progress=True)
     kind = res["likelihood"]
     name = "negative_elbo" if kind == "bound" else "nll"
@@ -71,16 +83,16 @@ def likelihood_section(model, data, split: str, batch_size: int) -> list[dict]:
             record(name, res["bits_per_dim"], "bits/dim", **proto, dims=res["dims"])]
 
 
-def importance_section(model, data, split: str, k: int, k_iwae: int, max_images: int | None, seed: int,
-                       batch_size: int) -> list[dict]:
-    g = torch.Generator(device=model.device).manual_seed(seed)
-    res = importance_nll(model, data, split, k=k, k_iwae=k_iwae, batch_size=batch_size, generator=g,
-                         max_images=max_images, progress=True)
+def importance_section(model, data, split: str, k: int, k_iwae: int, max_images: int | None,
+                       seed: int) -> list[dict]:
+    """The working set is bounded by the memory budget of :mod:`genzoo.metrics.budget`, whatever k and the images."""
+    res = importance_nll(model, data, split, k=k, k_iwae=k_iwae, seed=seed, max_images=max_images, progress=True)
     proto = {"split": split, "images": res["n_images"], "seed": seed}
     dims = data.info.dims
     out = []
-    for metric, value, extra in (("negative_iwae_bound", res["iwae_nats"], {"estimator": "IWAE bound", "k": res["k_iwae"]}),
-                                 ("nll", res["is_nats"], {"estimator": "importance sampling", "k": res["k"]})):
+    for metric, value, extra in (
+            ("negative_iwae_bound", res["iwae_nats"], {"estimator": "IWAE bound", "k": res["k_iwae"]}),
+            ("nll", res["is_nats"], {"estimator": "importance sampling", "k": res["k"]})):
         out.append(record(metric, value, "nats/image", **proto, **extra))
         out.append(record(metric, value / (dims * math.log(2)), "bits/dim", **proto, **extra, dims=dims))
     return out
@@ -140,6 +152,26 @@ def classification_section(model, data, split: str, batch_size: int) -> list[dic
     proto = {"split": split, "images": res["images"]}
     return [record("accuracy", res["accuracy"], "fraction of images", **proto),
             record("cross_entropy", res["ce_nats"], "nats/image", **proto)]
+
+
+@torch.no_grad()
+def class_accuracy_section(model, data, split: str, batch_size: int) -> list[dict]:
+    """Accuracy and cross-entropy of ``model.class_logits`` on every image of ``split`` (eval mode)."""
+    was_training = model.training
+    model.eval()
+    n, correct, ce = data.size(split), 0, 0.0
+    try:
+        for start in range(0, n, batch_size):
+            batch = data.batch(split, torch.arange(start, min(start + batch_size, n)))
+            y = data.labels[data.indices(split)[start:start + len(batch["x"])]].long().to(model.device)
+            logits = model.class_logits(batch["x"])  # (b, K)
+            correct += int((logits.argmax(1) == y).sum())
+            ce += float(torch.nn.functional.cross_entropy(logits, y, reduction="sum"))
+    finally:
+        model.train(was_training)
+    proto = {"split": split, "images": n, "predictor": f"{type(model).__name__}.class_logits (the model's own)"}
+    return [record("class_accuracy", correct / n, "fraction of images", **proto),
+            record("class_cross_entropy", ce / n, "nats/image", **proto)]
 
 
 def partition_section(model, data, split: str, max_images: int | None, seed: int, batch_size: int) -> list[dict]:
@@ -221,8 +253,7 @@ register_section("likelihood", "exact NLL or the ELBO bound, nats/image and bits
     lambda c: likelihood_section(c.model, c.data, c.split, c.batch_size))
 register_section("importance", "IWAE bound and importance-sampled NLL (k recorded)",
                  lambda m, d: _images(d) and isinstance(m, ImportanceWeighted))(
-    lambda c: importance_section(c.model, c.data, c.split, c.k, c.k_iwae, c.max_images, c.seed,
-                                 min(c.batch_size, 64)))
+    lambda c: importance_section(c.model, c.data, c.split, c.k, c.k_iwae, c.max_images, c.seed))
 register_section("reconstruction", "mean squared reconstruction error through the code",
                  lambda m, d: _images(d) and isinstance(m, Reconstructing))(
     lambda c: reconstruction_section(c.model, c.data, c.split, c.batch_size))
@@ -239,6 +270,9 @@ register_section("quality", "Frechet/kernel distance, precision/recall, density/
 register_section("classification", "accuracy and cross-entropy of a classifier",
                  lambda m, d: isinstance(m, Classifier))(
     lambda c: classification_section(c.model, c.data, c.split, c.batch_size))
+register_section("class_accuracy", "accuracy of the model's own class predictions (ACGAN, semi-supervised GAN)",
+                 lambda m, d: _images(d) and isinstance(m, ClassifiesImages) and d.labels is not None)(
+    lambda c: class_accuracy_section(c.model, c.data, c.split, c.batch_size))
 register_section("partition", "log Z by AIS; the RBM's NLL estimate or the DBN's variational bound",
                  lambda m, d: _images(d) and isinstance(m, PartitionFunction))(
     lambda c: partition_section(c.model, c.data, c.split, c.max_images, c.seed, c.batch_size))
