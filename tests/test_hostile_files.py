@@ -90,8 +90,13 @@ def setter(*path, value):
     return mutate
 
 
+def deleter(key):
+    return lambda state: state.pop(key)
+
+
 # -- hostile checkpoints ------------------------------------------------------------------------------
 CHECKPOINT_CASES = {
+    "no seed": (deleter("seed"), ["missing key 'seed'"]),
     "step is text": (setter("step", value="abc"), ["step='abc'"]),
     "step negative": (setter("step", value=-1), ["step=-1"]),
     "batches fractional": (setter("batches", value=1.5), ["batches=1.5"]),

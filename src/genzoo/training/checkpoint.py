@@ -32,7 +32,8 @@ from genzoo.models.registry import INT_MAX, get_model_class, make_config
 from genzoo.training.config import TrainConfig
 
 FORMAT = "genzoo-checkpoint-1"
-REQUIRED = ("format", "version", "model_name", "model_config", "train_config", "data", "step", "model")
+REQUIRED = ("format", "version", "model_name", "model_config", "train_config", "data", "step", "model",
+            "batches", "seed", "optim", "rng")  # the trainer writes them all; --resume needs every one
 
 
 def save_checkpoint(path: Path, state: dict) -> None:
@@ -119,12 +120,11 @@ def check_data_description(desc, source: str) -> ImageInfo:
 
 
 def check_state(state: dict, source: str) -> None:
-    """Every value a loaded checkpoint hands on, checked in place; one-line errors naming ``source``."""
+    """Every value a loaded checkpoint hands on, checked; one-line errors naming ``source`` and the key."""
     if not isinstance(state["version"], str):
         raise GenzooError(f"{source}: version={_show(state['version'])} is not a version string")
     for key in ("step", "batches", "seed"):
-        if key in state:
-            _count(state, key, source)
+        _count(state, key, source)
     check_data_description(state["data"], source)
     try:
         cls = get_model_class(state["model_name"])
@@ -136,14 +136,13 @@ def check_state(state: dict, source: str) -> None:
     if not isinstance(weights, dict) or not all(isinstance(k, str) and isinstance(v, torch.Tensor)
                                                 for k, v in weights.items()):
         raise GenzooError(f"{source}: model weights must be a mapping of names to tensors")
-    if "optim" in state and not (isinstance(state["optim"], dict) and all(
+    if not (isinstance(state["optim"], dict) and all(
             isinstance(o, dict) and isinstance(o.get("state"), dict) and isinstance(o.get("param_groups"), list)
             for o in state["optim"].values())):
         raise GenzooError(f"{source}: optim must map each player to an optimiser state (state, param_groups)")
-    if "rng" in state:
-        rng = state["rng"]
-        torch_state = rng.get("torch") if isinstance(rng, dict) else None
-        if not (isinstance(torch_state, torch.Tensor) and torch_state.dtype == torch.uint8
-                and torch_state.shape == torch.get_rng_state().shape):
-            raise GenzooError(f"{source}: rng must hold torch's random state (a byte tensor of "
-                              f"{torch.get_rng_state().numel()} bytes)")
+    rng = state["rng"]
+    torch_state = rng.get("torch") if isinstance(rng, dict) else None
+    if not (isinstance(torch_state, torch.Tensor) and torch_state.dtype == torch.uint8
+            and torch_state.shape == torch.get_rng_state().shape):
+        raise GenzooError(f"{source}: rng must hold torch's random state (a byte tensor of "
+                          f"{torch.get_rng_state().numel()} bytes)")
