@@ -289,8 +289,9 @@ class Trainer:
                 tmp.unlink(missing_ok=True)
         if self._restored:
             return
-        # a fresh run: whatever log or samples the folder holds belong to an earlier run that
-        # stopped before its first checkpoint (genzoo train refuses a folder holding a checkpoint)
+        # a fresh run: whatever log or samples the folder holds belong to an earlier run, one that
+        # stopped before its first checkpoint (genzoo train refuses a folder holding a checkpoint),
+        # or, through the Python API, one this run is about to overwrite
         stale = [p for p in (d / METRICS, d / PREVIOUS) if p.exists()]
         grids = sorted((d / "samples").glob("step_*.png")) if (d / "samples").is_dir() else []
         if not stale and not grids:
@@ -298,9 +299,10 @@ class Trainer:
         for p in stale + grids:
             p.unlink()
         if not self.quiet:
-            what = [p.name for p in stale] + ([f"{len(grids)} sample grids"] if grids else [])
-            tqdm.write(f"{d}: an earlier run here stopped before its first checkpoint; removed its "
-                       f"{', '.join(what)} and started afresh", file=sys.stderr)
+            what = ", ".join([p.name for p in stale] + ([f"{len(grids)} sample grids"] if grids else []))
+            earlier = ("an earlier run here is being overwritten" if (d / CHECKPOINT).exists() else
+                       "an earlier run here stopped before its first checkpoint")
+            tqdm.write(f"{d}: {earlier}; removed its {what} and started afresh", file=sys.stderr)
 
     # -- the loop --------------------------------------------------------------------------
     def _round(self) -> dict[str, float]:
