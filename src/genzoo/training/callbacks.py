@@ -115,7 +115,13 @@ class SampleGrids(Callback):
 
 
 class Checkpoints(Callback):
-    """Writes the checkpoint every ``checkpoint_every`` steps and at the end (the last callback)."""
+    """Writes the checkpoint every ``checkpoint_every`` steps and at the end (the last callback).
+
+    ``trainer.save`` refuses non-finite weights and keeps the checkpoint it replaces as
+    RUN/checkpoint.previous.pt until the new weights have given a finite loss (the next round, or a
+    loss probe after the last one); a NaN stop puts the previous one back. See
+    :mod:`genzoo.training.trainer`.
+    """
 
     def on_step_end(self, trainer: Trainer, record: Record) -> None:
         if trainer.is_checkpoint_step:
