@@ -362,11 +362,13 @@ def parse_sets(pairs: Sequence[str]) -> dict[str, str]:
          resume=Opt("continue the run in --out from its checkpoint"),
          size=Opt("folder/CIFAR data: resize images to SIZE x SIZE (default 32)", lo=MIN_SIZE, hi=MAX_IMAGE_SIDE),
          colors=Opt("folder data: quantise to this many colours (default 64)", lo=2),
-         quiet=Opt("no progress bar or messages"))
+         quiet=Opt("no progress bar or messages"),
+         labels_per_class=Opt("semi-supervised models (ssgan): keep the labels of N training images per class, "
+                              "drawn with --seed, and hide the rest", lo=1))
 def cmd_train(model: str, out: Path, data: str | None = None, preset: str | None = None,
               sets: list[str] | None = None, steps: int | None = None, epochs: float | None = None, seed: int = 0,
               device: str = "auto", resume: bool = False, size: int | None = None, colors: int | None = None,
-              quiet: bool = False) -> dict:
+              quiet: bool = False, labels_per_class: int | None = None) -> dict:
     """Train MODEL on DATA into the run folder OUT (or continue it with --resume)."""
     out = Path(out)
     if out.exists() and not out.is_dir():
@@ -387,7 +389,7 @@ def cmd_train(model: str, out: Path, data: str | None = None, preset: str | None
         if data is not None and data != state["data"]["spec"]:
             raise GenzooError(f"{out}: was trained on {state['data']['spec']!r}, not {data!r}")
         unknown = set(overrides) - {"steps", "epochs"}
-        if preset or unknown:
+        if preset or unknown or labels_per_class is not None:
             raise GenzooError("--resume continues with the run's saved settings; only --steps/--epochs may change")
         cfg = make_config(TrainConfig, state["train_config"], overrides, what="key")
         net = build_from_state(state, str(out / CHECKPOINT))
@@ -397,7 +399,12 @@ def cmd_train(model: str, out: Path, data: str | None = None, preset: str | None
         if (out / CHECKPOINT).exists():
             raise GenzooError(f"{out}: already holds a run; pass --resume to continue it or choose another --out")
         data = data or "pokemon"
-        dataset = load_dataset(data, size=size, colors=colors)
+        if labels_per_class is not None and not cls.takes_partial_labels:
+            raise GenzooError(f"--labels-per-class: {model} trains on fully labelled or unlabelled data; "
+                              "semi-supervised models: " + ", ".join(
+                                  n for n, c in available_models().items() if c.takes_partial_labels))
+        dataset = load_dataset(data, size=size, colors=colors, labels_per_class=labels_per_class,
+                               label_seed=seed if labels_per_class is not None else None)
         model_cfg, cfg = resolve_configs(cls, TrainConfig, preset, overrides)
         torch.manual_seed(seed)  # initial weights belong to the seeded run
         net = build_model_checked(cls, model_cfg, dataset.info)  # refused above the model size limits

@@ -152,6 +152,8 @@ class ImageDataset:
     splits: dict[str, torch.Tensor]
     labels: torch.Tensor | None = None
     meta: dict = field(default_factory=dict)
+    # (N,) bool: which labels are visible (None: all); set by --labels-per-class (genzoo.data.labels)
+    labelled: torch.Tensor | None = None
 
     def __post_init__(self):
         self.check()
@@ -191,6 +193,9 @@ class ImageDataset:
                 where = int((y == bad).nonzero()[0])
                 top = max(info.num_classes - 1, 0)
                 raise GenzooError(f"{spec}: image {where} has the label {bad}, outside 0-{top}")
+        if self.labelled is not None and (self.labels is None or self.labelled.dtype != torch.bool
+                                          or tuple(self.labelled.shape) != (n,)):
+            raise GenzooError(f"{spec}: the labelled mask must be {n} booleans beside the labels")
         if not self.splits:
             raise GenzooError(f"{spec}: no splits")
         for name, idx in self.splits.items():
@@ -219,6 +224,14 @@ class ImageDataset:
         out = {"x": self._values(self.x[idx])}
         if self.labels is not None:
             out["y"] = self.labels[idx].long()
+        if self.labelled is not None:  # partly labelled (genzoo.data.labels): hide, and bring companions
+            out["labelled"] = self.labelled[idx]
+            out["y"] = torch.where(out["labelled"], out["y"], -1)
+            split_idx = self.indices(split)
+            pool = split_idx[self.labelled[split_idx]]
+            if len(pool):
+                pick = pool[torch.as_tensor(positions, dtype=torch.long) % len(pool)]
+                out["x_labelled"], out["y_labelled"] = self._values(self.x[pick]), self.labels[pick].long()
         return out
 
     def images(self, split: str, positions=None) -> torch.Tensor:

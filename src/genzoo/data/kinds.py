@@ -5,6 +5,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from genzoo.data.base import ImageDataset, reason
+from genzoo.data.labels import hide_labels
 from genzoo.errors import GenzooError, choices_error
 
 
@@ -44,10 +45,18 @@ def load_dataset(spec: str, **options) -> ImageDataset:
     entry = _KINDS[kind]
     if (entry.needs_path or colon) and not path:
         raise GenzooError(f"dataset {spec!r} needs a path after the colon: {entry.syntax}")
+    label_options = {k: options.pop(k) for k in ("labels_per_class", "label_seed") if k in options}
     try:
         data = entry.loader(spec, path or None, **options)
     except OSError as e:  # a path the system refuses (name too long, permission, ...) before a loader could name it
         raise GenzooError(f"{e.filename or spec}: {e.strerror or reason(e)}") from None
+    per_class, label_seed = label_options.get("labels_per_class"), label_options.get("label_seed")
+    if per_class is not None:  # semi-supervised: most training labels hidden (genzoo.data.labels)
+        label_seed = 0 if label_seed is None else label_seed
+        data = hide_labels(data, per_class, label_seed)
+        options.update(labels_per_class=per_class, label_seed=label_seed)
+    elif label_seed is not None:
+        raise GenzooError(f"{spec}: label_seed applies only with labels_per_class")
     # Recorded so a run can reload the same images (a fitted palette is saved separately).
     data.meta.setdefault("options", {k: v for k, v in options.items() if v is not None and k != "palette"})
     return data
