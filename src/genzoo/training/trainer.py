@@ -210,6 +210,7 @@ class Trainer:
         (nothing of the trainer's model, optimisers or RNG changes)."""
         probe = copy.deepcopy(self.model)
         probe.train()
+        cls = type(probe)  # the class's methods: an instance attribute may still reach the original model
         rng = torch.get_rng_state()
         cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None
         try:
@@ -217,9 +218,9 @@ class Trainer:
             for player in self.players:
                 if self.model.gradient_free:
                     with torch.no_grad():
-                        loss = probe.update(batch).loss
+                        loss = cls.update(probe, batch).loss
                 else:
-                    loss = probe.player_loss(player, batch).loss
+                    loss = cls.player_loss(probe, player, batch).loss
                 if not torch.isfinite(loss):
                     return False
             return True
