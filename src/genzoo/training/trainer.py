@@ -357,8 +357,9 @@ class Trainer:
         self._stop_requested = True
         self._stop_signal = signal.SIGINT if signum is None else signum
         if not self.quiet:
-            what = "terminate signal" if self._stop_signal == signal.SIGTERM else "interrupt"
-            tqdm.write(f"\n{what}: saving a checkpoint after this step (Ctrl-C again to abort)", file=sys.stderr)
+            what, again = (("terminate signal", "a second one aborts") if self._stop_signal == signal.SIGTERM
+                           else ("interrupt", "Ctrl-C again to abort"))
+            tqdm.write(f"\n{what}: saving a checkpoint after this step ({again})", file=sys.stderr)
 
     def fit(self) -> dict:
         total = self.total_steps()
