@@ -27,7 +27,7 @@ def grid(rgb: np.ndarray, ncols: int | None = None, pad: int = 2, scale: int | N
     th, tw = h * scale, w * scale
     canvas = Image.new("RGB", (ncols * (tw + pad) + pad, nrows * (th + pad) + pad), background)
     for i in range(n):
-        tile = Image.fromarray(rgb[i]).resize((tw, th), Image.NEAREST)
+        tile = Image.fromarray(rgb[i]).resize((tw, th), Image.Resampling.NEAREST)
         r, c = divmod(i, ncols)
         canvas.paste(tile, (pad + c * (tw + pad), pad + r * (th + pad)))
     return canvas

@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import dataclasses
 import gzip
+import io
 import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO
 
 import numpy as np
 import torch
@@ -230,6 +230,7 @@ class ImageDataset:
             split_idx = self.indices(split)
             pool = split_idx[self.labelled[split_idx]]
             if len(pool):
+                assert self.labels is not None  # __post_init__ refuses a labelled mask without labels
                 pick = pool[torch.as_tensor(positions, dtype=torch.long) % len(pool)]
                 out["x_labelled"], out["y_labelled"] = self._values(self.x[pick]), self.labels[pick].long()
         return out
@@ -300,7 +301,7 @@ def reason(e: BaseException) -> str:
 
 
 @contextmanager
-def open_data_file(path: Path) -> Iterator[BinaryIO]:
+def open_data_file(path: Path) -> Iterator[io.BufferedIOBase]:
     """``path`` as a binary stream, gunzipped when it starts with the gzip magic bytes; failures to
     read it (missing, unreadable, corrupt or cut gzip data) become one line naming the file."""
     try:

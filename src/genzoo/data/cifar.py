@@ -17,6 +17,7 @@ import lzma
 import tarfile
 import zlib
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import torch
@@ -38,7 +39,8 @@ from genzoo.errors import GenzooError
 EXTENSIONS = (".jpg", ".jpeg", ".png")
 SPLITS = ("train", "test")
 DEFAULT_SIZE = 32
-_COMPRESSIONS = {"r:gz": b"\x1f\x8b", "r:bz2": b"BZh", "r:xz": b"\xfd7zXZ\x00"}
+_ReadMode = Literal["r:", "r:gz", "r:bz2", "r:xz"]
+_COMPRESSIONS: dict[_ReadMode, bytes] = {"r:gz": b"\x1f\x8b", "r:bz2": b"BZh", "r:xz": b"\xfd7zXZ\x00"}
 
 
 def _members(path: Path) -> list[tuple[tuple[str, ...], Path | bytes]]:
@@ -50,7 +52,7 @@ def _members(path: Path) -> list[tuple[tuple[str, ...], Path | bytes]]:
         with open(path, "rb") as f:
             magic = f.read(6)
         # one compression chosen by its magic bytes: a broken archive then gives one reason, not one per method
-        mode = next((m for m, head in _COMPRESSIONS.items() if magic.startswith(head)), "r:")
+        mode: _ReadMode = next((m for m, head in _COMPRESSIONS.items() if magic.startswith(head)), "r:")
         with tarfile.open(path, mode) as tar:  # read in archive order (a .tar.gz cannot seek cheaply), then sort
             found, total = [], 0
             for m in tar:
@@ -64,7 +66,9 @@ def _members(path: Path) -> list[tuple[tuple[str, ...], Path | bytes]]:
                 if total > MAX_DATA_BYTES:
                     raise GenzooError(f"{path}: the images in the archive pass {MAX_DATA_BYTES:,} bytes "
                                       "(MAX_DATA_BYTES)")
-                found.append((parts, tar.extractfile(m).read()))
+                stream = tar.extractfile(m)
+                assert stream is not None  # a regular file (m.isfile() above) always has a stream
+                found.append((parts, stream.read()))
     except (tarfile.TarError, OSError, EOFError, zlib.error, lzma.LZMAError) as e:
         raise GenzooError(f"{path}: not a readable tar archive ({reason(e)})") from None
     return sorted(found, key=lambda item: item[0])
@@ -72,7 +76,7 @@ def _members(path: Path) -> list[tuple[tuple[str, ...], Path | bytes]]:
 
 @register_dataset("cifar10", "cifar10:PATH", "CIFAR-10 train/test folders or their .tar.gz (RGB, 256 levels, "
                   "10 classes); --size resizes")
-def load_cifar10(spec: str, path: str | None, *, size: int | None = None, colors: int | None = None,
+def load_cifar10(spec: str, path: str, *, size: int | None = None, colors: int | None = None,
                  palette=None, **rest) -> ImageDataset:
     if colors is not None or any(v is not None for v in rest.values()):
         raise GenzooError(f"{spec}: only --size applies (images keep 256 levels per channel)")
@@ -81,8 +85,8 @@ def load_cifar10(spec: str, path: str | None, *, size: int | None = None, colors
     if not p.exists():
         raise GenzooError(f"{p}: no such file or folder")
     chosen = []  # (split, class, name, source)
-    for parts, source in _members(p):
-        parts = [q for q in parts if q not in (".", "")]
+    for member_parts, source in _members(p):
+        parts = [q for q in member_parts if q not in (".", "")]
         if len(parts) >= 3 and parts[-3] in SPLITS:
             chosen.append((parts[-3], parts[-2], "/".join(parts), source))
     by_split = {s: [c for c in chosen if c[0] == s] for s in SPLITS}

@@ -52,7 +52,7 @@ MAX_COLORS = MAX_VALUES
 )
 def load_folder(
     spec: str,
-    path: str | None,
+    path: str,
     *,
     size: int | None = None,
     colors: int | None = None,
@@ -74,7 +74,12 @@ def load_folder(
     if not files:
         raise GenzooError(f"{root}: no images found (searched recursively for {', '.join(IMAGE_EXTENSIONS)})")
 
-    index_bytes = 1 if (len(given) if given else colors) <= 256 else 4
+    if given is None:
+        assert colors is not None  # set above whenever no palette is given
+        num_values = colors
+    else:
+        num_values = len(given)
+    index_bytes = 1 if num_values <= 256 else 4
     # per pixel while loading: the RGB stack, the train pixels the palette is fitted to, the indices
     check_memory(root, len(files), size * size * (3 + 3 + index_bytes), f"images of {size} x {size}")
     rgb = np.empty((len(files), size, size, 3), dtype=np.uint8)  # (N, S, S, 3), filled in place
@@ -88,7 +93,7 @@ def load_folder(
                 "and no palette can be fitted"
             )
         train_pixels = rgb[splits["train"].numpy()].reshape(-1, 3)
-        pal = kmeans_palette(train_pixels, colors, seed=0)  # (K, 3)
+        pal = kmeans_palette(train_pixels, num_values, seed=0)  # (K, 3)
     else:
         pal = np.array(given, dtype=np.uint8).reshape(-1, 3)
     x = torch.from_numpy(quantize(rgb, pal)).to(storage_dtype(len(pal)))  # (N, S, S)
@@ -100,7 +105,7 @@ def load_folder(
         height=size,
         width=size,
         num_values=len(pal),
-        palette=tuple(tuple(int(v) for v in c) for c in pal),
+        palette=tuple((int(r), int(g), int(b)) for r, g, b in pal),
         num_classes=len(class_names),
         class_names=class_names,
     )
@@ -127,8 +132,8 @@ def find_images(root: Path) -> list[str]:
 
 
 def _folder_labels(files: list[str]) -> tuple[torch.Tensor | None, tuple[str, ...]]:
-    firsts = [f.split("/", 1)[0] if "/" in f else None for f in files]
-    if None in firsts:
+    firsts = [f.split("/", 1)[0] for f in files if "/" in f]
+    if len(firsts) < len(files):  # an image at the top level: no class folders
         return None, ()
     names = tuple(sorted(set(firsts)))
     if len(names) < 2:
@@ -146,7 +151,7 @@ def _check_palette(spec: str, palette) -> tuple[tuple[int, int, int], ...]:
         raise GenzooError(f"{spec}: option palette is empty")
     if len(entries) > MAX_COLORS:
         raise GenzooError(f"{spec}: option palette has {len(entries)} colours, at most {MAX_COLORS} allowed")
-    out = []
+    out: list[tuple[int, int, int]] = []
     for i, c in enumerate(entries):
         try:
             rgb = tuple(c)
@@ -157,5 +162,5 @@ def _check_palette(spec: str, palette) -> tuple[tuple[int, int, int], ...]:
         )
         if not ok:
             raise GenzooError(f"{spec}: palette entry {i} is {c!r}; expected three integers 0-255 (R, G, B)")
-        out.append(tuple(int(v) for v in rgb))
+        out.append((int(rgb[0]), int(rgb[1]), int(rgb[2])))
     return tuple(out)

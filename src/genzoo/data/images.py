@@ -55,7 +55,7 @@ def read_image(source: Path | bytes, size: int, name: object = None) -> np.ndarr
     side = min(w, h)
     if (w, h) != (size, size):
         left, top = (w - side) // 2, (h - side) // 2
-        img = img.resize((size, size), Image.BOX, box=(left, top, left + side, top + side))
+        img = img.resize((size, size), Image.Resampling.BOX, box=(left, top, left + side, top + side))
     return np.asarray(img, dtype=np.uint8)
 
 

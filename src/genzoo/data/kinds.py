@@ -22,6 +22,9 @@ _KINDS: dict[str, DatasetKind] = {}
 
 
 def register_dataset(name: str, syntax: str, help: str, needs_path: bool = True):
+    """Register ``fn(spec, path, **options)`` as the loader of ``name``. :func:`load_dataset` hands a
+    kind that ``needs_path`` a non-empty ``path: str``; any other kind gets ``str | None``."""
+
     def deco(fn):
         _KINDS[name] = DatasetKind(name, syntax, help, fn, needs_path)
         return fn

@@ -46,8 +46,11 @@ def _split_files(p: Path, candidates: dict[str, list[str]], looked_for: str) -> 
     """PATH as {split: file}: for a folder, the first existing candidate name of each split (splits
     without one are left out); a single file is the split ``"all"``."""
     if p.is_dir():
-        found = {s: next((p / n for n in names if (p / n).is_file()), None) for s, names in candidates.items()}
-        found = {s: f for s, f in found.items() if f is not None}
+        found: dict[str, Path] = {}
+        for s, names in candidates.items():
+            first = next((p / n for n in names if (p / n).is_file()), None)
+            if first is not None:
+                found[s] = first
         if not found:
             raise GenzooError(f"{p}: no {looked_for} in this folder")
         return found
@@ -77,7 +80,7 @@ def _stack_splits(parts: dict[str, np.ndarray], files: dict[str, Path]) -> tuple
     "fixed-binarization MNIST (Larochelle & Murray): a folder of binarized_mnist_{train,valid,test}.mat/.amat, "
     "or one such file",
 )
-def load_binarized_mnist(spec: str, path: str | None, **options) -> ImageDataset:
+def load_binarized_mnist(spec: str, path: str, **options) -> ImageDataset:
     reject_options(spec, options)
     # .mat first: same data as .amat, far quicker to read
     names = {split: [f"binarized_mnist_{split}{ext}" for ext in (".mat", ".amat")] for split in BINARIZED_SPLITS}
@@ -154,7 +157,7 @@ def _read_amat(path: Path) -> np.ndarray:
     "MNIST / Fashion-MNIST IDX files (gzip'd or not): a folder with train-/t10k-images-idx3-ubyte[.gz] "
     "(+ labels), or one images file",
 )
-def load_idx(spec: str, path: str | None, **options) -> ImageDataset:
+def load_idx(spec: str, path: str, **options) -> ImageDataset:
     reject_options(spec, options)
     p = Path(path)
     names = {split: _idx_names(prefix, "images", 3) for split, prefix in IDX_PREFIXES.items()}
@@ -168,9 +171,10 @@ def load_idx(spec: str, path: str | None, **options) -> ImageDataset:
         sizes = ", ".join(f"{images[s]} {a.shape[1:]}" for s, a in parts.items())
         raise GenzooError(f"{p}: image files differ in size: {sizes}")
     labels = None
-    if all(label_files.values()):  # labels only when every images file has its labels file
+    present = {split: f for split, f in label_files.items() if f is not None}
+    if len(present) == len(label_files):  # labels only when every images file has its labels file
         lab = {}
-        for split, f in label_files.items():
+        for split, f in present.items():
             lab[split] = read_idx(f, IDX_LABELS_MAGIC)
             if len(lab[split]) != len(parts[split]):
                 n_lab, n_img = len(lab[split]), len(parts[split])
@@ -180,7 +184,8 @@ def load_idx(spec: str, path: str | None, **options) -> ImageDataset:
     if len(parts) == 1:  # one images file in the folder: split it as a single file is
         splits = split_every_tenth(next(iter(images.values())), len(x))
     h, w = x.shape[1:]
-    num_classes, class_names = 0, ()
+    num_classes = 0
+    class_names: tuple[str, ...] = ()
     if labels is not None:
         num_classes = max(10, int(labels.max()) + 1)
         if num_classes == 10:

@@ -51,7 +51,7 @@ def read_faces(path: Path) -> np.ndarray:
 
 @register_dataset("olivetti", "olivetti:PATH", "Olivetti faces: olivettifaces.mat (key faces, 4096 x 400) or its "
                   "folder; 64x64 grey, 40 people; --size shrinks (a divisor of 64)")
-def load_olivetti(spec: str, path: str | None, *, size: int | None = None, colors: int | None = None,
+def load_olivetti(spec: str, path: str, *, size: int | None = None, colors: int | None = None,
                   palette=None, **rest) -> ImageDataset:
     if colors is not None or palette is not None or any(v is not None for v in rest.values()):
         raise GenzooError(f"{spec}: only --size applies (faces keep 256 grey levels)")

@@ -29,7 +29,7 @@ LUMA = np.array([0.299, 0.587, 0.114])
 
 @register_dataset("cifar-patches", "cifar-patches:PATH", "grey patches cut from CIFAR-10 (40,000 train, 8,000 "
                   "test; 256 levels); --size is the patch side (default 8)")
-def load_cifar_patches(spec: str, path: str | None, *, size: int | None = None, colors: int | None = None,
+def load_cifar_patches(spec: str, path: str, *, size: int | None = None, colors: int | None = None,
                        palette=None, **rest) -> ImageDataset:
     if colors is not None or palette is not None or any(v is not None for v in rest.values()):
         raise GenzooError(f"{spec}: only --size (the patch side) applies")

@@ -39,14 +39,14 @@ def _lines(text: str):
 
 
 def parse_colormap(text: str, source: str) -> tuple[tuple[int, int, int], ...]:
-    palette = []
+    palette: list[tuple[int, int, int]] = []
     for lineno, tokens in _lines(text):
         if lineno != len(palette) + 1:  # a skipped line would shift every later colour's index
             raise GenzooError(f"{source}:{len(palette) + 1}: blank line inside the colour map (line n is index n-1)")
-        rgb = tuple(parse_naturals(tokens, f"{source}:{lineno}", "an integer 0-255 (R G B)"))
+        rgb = parse_naturals(tokens, f"{source}:{lineno}", "an integer 0-255 (R G B)")
         if len(rgb) != 3 or not all(0 <= v <= 255 for v in rgb):
             raise GenzooError(f"{source}:{lineno}: expected three integers 0-255 (R G B), got {' '.join(tokens)!r:.80}")
-        palette.append(rgb)
+        palette.append((rgb[0], rgb[1], rgb[2]))
         if len(palette) > MAX_VALUES:
             raise GenzooError(f"{source}:{lineno}: more than {MAX_VALUES} colours (MAX_VALUES)")
     if not palette:
@@ -76,7 +76,7 @@ def parse_pixel_rows(text: str, source: str, num_colors: int) -> torch.Tensor:
                 f"{where}: palette index {bad} out of range 0-{num_colors - 1} ({num_colors} colours in the colour map)"
             )
         rows.append(np.array(vals, dtype=dtype))
-    if not rows:
+    if width is None:  # no line, so no row
         raise GenzooError(f"{source}: no images")
     side = math.isqrt(width)
     x = torch.from_numpy(np.stack(rows)).to(storage_dtype(num_colors))

@@ -53,7 +53,7 @@ def draw_mixture(name: str, n: int, seed: int) -> np.ndarray:
 
 
 @register_dataset("mixture", "mixture:ring8|grid25", "2-D Gaussian mixtures for mode-collapse tests (continuous)")
-def load_mixture(spec: str, path: str | None, **options) -> ImageDataset:
+def load_mixture(spec: str, path: str, **options) -> ImageDataset:
     reject_options(spec, {k: v for k, v in options.items() if k != "palette"}, "the points are drawn, not images")
     pts = draw_mixture(path, N_POINTS, SEED)
     x = torch.from_numpy(pts).float().view(-1, 2, 1, 1)  # (N, 2, 1, 1)
