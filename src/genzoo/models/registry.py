@@ -30,6 +30,7 @@ import operator
 import re
 import types
 import typing
+from pathlib import Path
 
 import torch
 from torch.nn.modules import module as _module
@@ -354,6 +355,17 @@ class _BuildGuard(TorchFunctionMode):
         return func(*args, **kwargs)
 
 
+_TORCH_DIR = Path(torch.__file__).resolve().parent
+
+
+def _raised_by_torch(error: BaseException) -> bool:
+    """Whether the innermost frame of ``error`` is in torch: a layer refusing the sizes it was given."""
+    tb = error.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    return tb is not None and Path(tb.tb_frame.f_code.co_filename).resolve().is_relative_to(_TORCH_DIR)
+
+
 def build_model_checked(cls, config, info, *, source: str | None = None):
     """``cls(config, info)`` within the limits: refused with one line naming the limit and the settings.
 
@@ -363,8 +375,9 @@ def build_model_checked(cls, config, info, *, source: str | None = None):
     than :data:`MAX_MODULES` submodules; a finished model holding more than :data:`MAX_PARAMETERS`
     parameters and buffers (from operations other than factories) is refused too. ``hidden=10**7``
     is thus refused at once, and so is a checkpoint whose saved config asks for it. A config the
-    model cannot be built from (a shape torch refuses) is a one-line error as well. ``source``
-    (a checkpoint) starts the message.
+    model cannot be built from (a size a torch layer refuses, or memory the machine lacks) is a one-line
+    error as well; an exception raised by genzoo's own code keeps its traceback. ``source`` (a
+    checkpoint) starts the message.
     """
     modules = {"n": 0}
 
@@ -384,7 +397,11 @@ def build_model_checked(cls, config, info, *, source: str | None = None):
             model = cls(config, info)
     except _TooLarge as e:
         raise GenzooError(f"{prefix}{what} needs {e}; {limit}") from None
+    except GenzooError as e:  # the model's own refusal of the config or the data
+        raise GenzooError(f"{prefix}{e}") from None
     except (RuntimeError, ValueError, TypeError, IndexError, ZeroDivisionError, OverflowError, MemoryError) as e:
+        if not (isinstance(e, MemoryError) or _raised_by_torch(e)):
+            raise  # raised by genzoo's own code: a bug, which keeps its traceback
         first = (str(e).strip().splitlines() or [type(e).__name__])[0]
         raise GenzooError(f"{prefix}{what} cannot be built ({first[:200]})") from None
     finally:
