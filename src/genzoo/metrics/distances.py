@@ -107,7 +107,7 @@ class GaussianStats:
         self.sum: np.ndarray | None = None  # (D,)    S1
         self.outer: np.ndarray | None = None  # (D, D) S2
 
-    def update(self, feats) -> "GaussianStats":
+    def update(self, feats) -> GaussianStats:
         """Add a batch of features ``(B, D)``; returns ``self``."""
         x = _rows(feats, "GaussianStats.update").double().numpy()  # (B, D)
         if self.dim is None:
@@ -125,11 +125,11 @@ class GaussianStats:
         return self
 
     @classmethod
-    def of(cls, feats) -> "GaussianStats":
+    def of(cls, feats) -> GaussianStats:
         """Statistics of one array of features."""
         return cls().update(feats)
 
-    def merge(self, other: "GaussianStats") -> "GaussianStats":
+    def merge(self, other: GaussianStats) -> GaussianStats:
         """Statistics of the union of both sets (e.g. per-worker stats); returns a new object."""
         if other.count == 0:
             return self._copy()
@@ -137,43 +137,54 @@ class GaussianStats:
             return other._copy()
         if self.dim != other.dim:
             raise GenzooError(f"GaussianStats.merge: dimensions differ ({self.dim} vs {other.dim})")
+        shift, s1, s2 = self._sums()
+        other_shift, other_s1, other_s2 = other._sums()
         out = self._copy()
-        delta = other.shift - self.shift  # (D,) re-centre other's sums on self.shift
+        delta = other_shift - shift  # (D,) re-centre other's sums on self.shift
         out.count += other.count
-        out.sum = self.sum + other.sum + other.count * delta
-        out.outer = (self.outer + other.outer + np.outer(other.sum, delta) + np.outer(delta, other.sum)
+        out.sum = s1 + other_s1 + other.count * delta
+        out.outer = (s2 + other_s2 + np.outer(other_s1, delta) + np.outer(delta, other_s1)
                      + other.count * np.outer(delta, delta))
         return out
 
-    def _copy(self) -> "GaussianStats":
+    def _sums(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(shift, S1, S2); the first :meth:`update` sets all three."""
+        if self.shift is None or self.sum is None or self.outer is None:
+            raise GenzooError("GaussianStats: no features were added")
+        return self.shift, self.sum, self.outer
+
+    def _copy(self) -> GaussianStats:
         out = GaussianStats(self.dim)
         out.count = self.count
         if self.shift is not None:
-            out.shift, out.sum, out.outer = self.shift.copy(), self.sum.copy(), self.outer.copy()
+            shift, s1, s2 = self._sums()
+            out.shift, out.sum, out.outer = shift.copy(), s1.copy(), s2.copy()
         return out
 
     @property
     def mean(self) -> np.ndarray:
         if self.count == 0:
             raise GenzooError("GaussianStats: no features were added")
-        return self.shift + self.sum / self.count
+        shift, s1, _ = self._sums()
+        return shift + s1 / self.count
 
     @property
     def cov(self) -> np.ndarray:
         if self.count < 2:
             raise GenzooError(f"GaussianStats: a covariance needs at least 2 features, got {self.count}")
-        c = (self.outer - np.outer(self.sum, self.sum) / self.count) / (self.count - 1)
+        _, s1, s2 = self._sums()
+        c = (s2 - np.outer(s1, s1) / self.count) / (self.count - 1)
         return (c + c.T) / 2
 
     def state(self) -> dict[str, np.ndarray]:
         """Plain arrays (for ``np.savez``); :meth:`from_state` rebuilds the object exactly."""
         if self.count == 0:
             raise GenzooError("GaussianStats: no features were added")
-        return {"count": np.asarray(self.count, dtype=np.int64), "shift": self.shift, "sum": self.sum,
-                "outer": self.outer}
+        shift, s1, s2 = self._sums()
+        return {"count": np.asarray(self.count, dtype=np.int64), "shift": shift, "sum": s1, "outer": s2}
 
     @classmethod
-    def from_state(cls, state) -> "GaussianStats":
+    def from_state(cls, state) -> GaussianStats:
         shift = np.asarray(state["shift"], dtype=np.float64)
         out = cls(shift.shape[0])
         out.count = int(state["count"])

@@ -36,7 +36,7 @@ from tqdm.auto import tqdm
 
 from genzoo.errors import GenzooError
 from genzoo.metrics.budget import MEMORY_BUDGET, items_per_call
-from genzoo.models.base import ImportanceWeighted
+from genzoo.models.base import ImportanceWeighted, TrainableModel
 
 
 def log_mean_exp(a: torch.Tensor, dim: int = 0) -> torch.Tensor:
@@ -51,7 +51,7 @@ def draws_per_call(model, x1: torch.Tensor, k: int, budget: int = MEMORY_BUDGET)
 
 
 @torch.no_grad()
-def importance_nll(model, data, split: str = "test", k: int = 5000, k_iwae: int = 50, seed: int = 0,
+def importance_nll(model: TrainableModel, data, split: str = "test", k: int = 5000, k_iwae: int = 50, seed: int = 0,
                    max_images: int | None = None, progress: bool = False,
                    memory_budget: int = MEMORY_BUDGET) -> dict:
     """-ELBO, -IWAE_{k_iwae} and the importance-sampled NLL (k draws) over ``split``; see the module doc."""

@@ -27,8 +27,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from genzoo.data.continuous import from_unit, to_unit, unit_channels
 from genzoo.data.base import position
+from genzoo.data.continuous import from_unit, to_unit, unit_channels
 from genzoo.errors import GenzooError
 from genzoo.sampling.autoregressive import sample_raster
 from genzoo.sampling.latent import fit_codes
@@ -109,7 +109,8 @@ class TrainableModel(nn.Module):
             raise GenzooError(f"model {self.name!r} is unconditional; it takes no condition")
         if condition is not None:
             k = self.info.num_classes
-            bad = condition[(condition < 0) | (condition >= k)] if torch.is_tensor(condition) else []
+            bad: torch.Tensor | list[int] = (condition[(condition < 0) | (condition >= k)]
+                                             if torch.is_tensor(condition) else [])
             if len(bad):
                 raise GenzooError(f"condition {int(bad[0])} out of range: the data has classes 0-{k - 1}")
 
