@@ -294,6 +294,33 @@ def _select_one(spec: str, data, option: str) -> torch.Tensor:
     return data.images(split, positions)
 
 
+def _condition(model: GenerativeModel, n: int, label: int | None, condition_map: Path | None,
+               labels: torch.Tensor | None = None) -> Any:
+    """The ``condition`` argument: class labels (n,), a spatial map (n, S, h, w) from a .npy file, or both."""
+    if labels is None:
+        labels = model.default_condition(n) if label is None else torch.full((n,), label, dtype=torch.long)
+    if condition_map is None:
+        return labels
+    path = Path(condition_map)
+    if path.suffix.lower() != ".npy":
+        raise GenzooError(f"--condition-map {path}: expected a .npy file (numpy.save) holding (S, h, w) or (N, S, h, w)")
+    try:
+        arr = np.load(path, allow_pickle=False)
+    except (OSError, ValueError, EOFError) as e:
+        raise GenzooError(f"--condition-map {path}: not a readable .npy array ({str(e).splitlines()[0]})") from None
+    if arr.dtype.kind not in "fiub" or arr.ndim not in (3, 4) or arr.size > MAX_SAMPLE_VALUES:
+        raise GenzooError(f"--condition-map {path}: expected numbers of shape (S, h, w) or (N, S, h, w), "
+                          f"got {arr.dtype} {arr.shape}")
+    m = torch.as_tensor(arr.astype(np.float32))
+    if not torch.isfinite(m).all():
+        raise GenzooError(f"--condition-map {path}: holds NaN or infinite values")
+    if m.dim() == 3:
+        m = m.expand(n, -1, -1, -1)
+    elif len(m) != n:
+        raise GenzooError(f"--condition-map {path}: {len(m)} maps for {n} images")
+    return m if not model.conditional else (labels, m)
+
+
 def _generator(model: torch.nn.Module, seed: int) -> torch.Generator:
     return torch.Generator(device=next(model.parameters()).device).manual_seed(seed)
 
@@ -439,6 +466,8 @@ def cmd_train(model: str, out: Path, data: str | None = None, preset: str | None
          seed=_SEED,
          temperature=Opt("softmax temperature (0 = the most likely value)", lo=0),
          condition=Opt("class label for conditional models (default: classes in turn)", lo=0),
+         condition_map=Opt("spatially conditioned models (gated_pixelcnn with spatial_channels): a .npy map of "
+                           "shape (S, H/scale, W/scale), shared by every sample, or (N, S, H/scale, W/scale)"),
          naive=Opt("autoregressive: recompute every step (the slow reference path; the same samples)"),
          ncols=Opt("tiles per row of the grid (default: a square grid)", lo=1),
          precision=Opt("autoregressive: sample in float64 (cached and --naive give identical samples) or in the "
@@ -446,7 +475,8 @@ def cmd_train(model: str, out: Path, data: str | None = None, preset: str | None
                        choices=lambda: ("float64", "model")),
          device=_DEVICE)
 def cmd_sample(run: Path, out: Path, n: int = 64, seed: int = 0, temperature: float = 1.0,
-               condition: int | None = None, naive: bool = False, ncols: int | None = None,
+               condition: int | None = None, condition_map: Path | None = None, naive: bool = False,
+               ncols: int | None = None,
                precision: str = "float64", device: str = "auto") -> None:
     """A grid of N new images (a scatter plot for 2-D data)."""
     _check_out_file(out, ".png")
@@ -455,7 +485,7 @@ def cmd_sample(run: Path, out: Path, n: int = 64, seed: int = 0, temperature: fl
     if n * r.info.dims > MAX_SAMPLE_VALUES:
         raise GenzooError(f"-n {n}: {n:,} samples of {r.info.dims} values exceed the limit of "
                           f"{MAX_SAMPLE_VALUES:,} values per request")
-    cond = model.default_condition(n) if condition is None else torch.full((n,), condition, dtype=torch.long)
+    cond = _condition(model, n, condition, condition_map)
     options: dict[str, Any] = {"progress": True}
     if naive:
         options["naive"] = True
@@ -474,9 +504,11 @@ def cmd_sample(run: Path, out: Path, n: int = 64, seed: int = 0, temperature: fl
          mask=Opt("the part hidden", choices=_masks),
          images=Opt("which images, e.g. test:0-7 or test:3,9"),
          samples=Opt("completions per image", lo=1),
+         condition_map=Opt("spatially conditioned models: a .npy map (S, H/scale, W/scale) or one per completion"),
          seed=_SEED, temperature=Opt("softmax temperature (0 = the most likely value)", lo=0),
          device=_DEVICE)
-def cmd_complete(run: Path, out: Path, mask: str, images: str = "test:0-7", samples: int = 4, seed: int = 0,
+def cmd_complete(run: Path, out: Path, mask: str, images: str = "test:0-7", samples: int = 4,
+                 condition_map: Path | None = None, seed: int = 0,
                  temperature: float = 1.0, device: str = "auto") -> None:
     """Rows of original | shown | completions (hidden pixels magenta in the middle column)."""
     _check_out_file(out, ".png")
@@ -488,10 +520,11 @@ def cmd_complete(run: Path, out: Path, mask: str, images: str = "test:0-7", samp
     x = data.images(split, positions)  # (N, C, H, W)
     n = len(x)
     reps = x.repeat_interleave(samples, dim=0)  # (N*k, C, H, W)
-    cond = None
+    labels = None
     if model.conditional:  # complete each image under its own label
-        labels = data.batch(split, positions).get("y")
-        cond = labels.repeat_interleave(samples) if labels is not None else model.default_condition(len(reps))
+        y = data.batch(split, positions).get("y")
+        labels = y.repeat_interleave(samples) if y is not None else model.default_condition(len(reps))
+    cond = _condition(model, len(reps), None, condition_map, labels)
     filled = model.complete(reps, known, generator=_generator(model, seed), temperature=temperature,
                             condition=cond, progress=True)
     info = r.info
