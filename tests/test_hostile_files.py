@@ -268,6 +268,33 @@ def test_a_layer_count_bomb_stops_at_the_module_limit():
     assert time.perf_counter() - t0 < 5.0
 
 
+def test_a_models_own_refusal_names_the_checkpoint_and_a_bug_keeps_its_traceback():
+    @dataclass
+    class Config:
+        fail: str = "no"
+
+    class Picky(torch.nn.Module):
+        name = "picky_test_model"
+
+        def __init__(self, config, info):
+            super().__init__()
+            if config.fail == "refuse":
+                raise GenzooError("picky: this data is too small")
+            if config.fail == "bug":
+                raise TypeError("a bug in the model's code")
+            if config.fail == "torch":
+                torch.nn.Linear(-1, 4)  # a size torch itself refuses
+
+    info = ImageInfo(1, 2, 2, 2)
+    with pytest.raises(GenzooError, match=r"^ck.pt: picky: this data is too small$"):
+        build_model_checked(Picky, Config("refuse"), info, source="ck.pt")
+    with pytest.raises(TypeError, match="a bug"):
+        build_model_checked(Picky, Config("bug"), info, source="ck.pt")
+    with pytest.raises(GenzooError, match=r"^ck.pt: picky_test_model with fail='torch' on \(1, 2, 2\) data cannot "
+                                          r"be built \(.*negative dimension"):
+        build_model_checked(Picky, Config("torch"), info, source="ck.pt")
+
+
 @pytest.mark.parametrize("name", ["pixelrnn", "gated_pixelcnn", "vae", "dcgan", "gmm"])
 def test_the_size_check_leaves_the_model_and_the_random_state_as_a_plain_build(name):
     cls = get_model_class(name)

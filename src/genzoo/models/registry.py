@@ -30,7 +30,6 @@ import operator
 import re
 import types
 import typing
-from pathlib import Path
 
 import torch
 from torch.nn.modules import module as _module
@@ -344,6 +343,7 @@ class _BuildGuard(TorchFunctionMode):
     def __init__(self):
         super().__init__()
         self.allocated = 0
+        self.torch_error: BaseException | None = None  # the last exception a torch function raised
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
@@ -352,18 +352,11 @@ class _BuildGuard(TorchFunctionMode):
             self.allocated += n
             if self.allocated > MAX_PARAMETERS:
                 raise _TooLarge(f"more than {MAX_PARAMETERS:,} numbers")
-        return func(*args, **kwargs)
-
-
-_TORCH_DIR = Path(torch.__file__).resolve().parent
-
-
-def _raised_by_torch(error: BaseException) -> bool:
-    """Whether the innermost frame of ``error`` is in torch: a layer refusing the sizes it was given."""
-    tb = error.__traceback__
-    while tb is not None and tb.tb_next is not None:
-        tb = tb.tb_next
-    return tb is not None and Path(tb.tb_frame.f_code.co_filename).resolve().is_relative_to(_TORCH_DIR)
+        try:
+            return func(*args, **kwargs)
+        except Exception as e:
+            self.torch_error = e
+            raise
 
 
 def build_model_checked(cls, config, info, *, source: str | None = None):
@@ -392,16 +385,17 @@ def build_model_checked(cls, config, info, *, source: str | None = None):
     limit = (f"the limit is {MAX_PARAMETERS:,} numbers (parameters and buffers) in {MAX_MODULES:,} modules "
              "(MAX_PARAMETERS and MAX_MODULES in genzoo.models.registry)")
     handle = _module.register_module_module_registration_hook(on_module)
+    guard = _BuildGuard()
     try:
-        with _BuildGuard():
+        with guard:
             model = cls(config, info)
     except _TooLarge as e:
         raise GenzooError(f"{prefix}{what} needs {e}; {limit}") from None
     except GenzooError as e:  # the model's own refusal of the config or the data
         raise GenzooError(f"{prefix}{e}") from None
     except (RuntimeError, ValueError, TypeError, IndexError, ZeroDivisionError, OverflowError, MemoryError) as e:
-        if not (isinstance(e, MemoryError) or _raised_by_torch(e)):
-            raise  # raised by genzoo's own code: a bug, which keeps its traceback
+        if not (isinstance(e, MemoryError) or e is guard.torch_error):
+            raise  # raised by genzoo's own code, not by a torch function refusing its sizes: a bug, keeps its traceback
         first = (str(e).strip().splitlines() or [type(e).__name__])[0]
         raise GenzooError(f"{prefix}{what} cannot be built ({first[:200]})") from None
     finally:
