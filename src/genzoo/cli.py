@@ -303,7 +303,7 @@ def _condition(model: GenerativeModel, n: int, label: int | None, condition_map:
         return labels
     path = Path(condition_map)
     if path.suffix.lower() != ".npy":
-        raise GenzooError(f"--condition-map {path}: expected a .npy file (numpy.save) holding (S, h, w) or (N, S, h, w)")
+        raise GenzooError(f"--condition-map {path}: expected a .npy file holding (S, h, w) or (N, S, h, w)")
     try:
         arr = np.load(path, allow_pickle=False)
     except (OSError, ValueError, EOFError) as e:
