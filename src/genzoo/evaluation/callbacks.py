@@ -7,8 +7,7 @@ from __future__ import annotations
 
 from genzoo.metrics.likelihood import dataset_nll
 from genzoo.models.base import LikelihoodModel
-from genzoo.training.callbacks import Callback, Record
-from genzoo.training.trainer import Trainer
+from genzoo.training.callbacks import Callback, Record, Trainer
 
 
 class HeldOutLikelihood(Callback):

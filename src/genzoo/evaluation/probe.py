@@ -24,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import math
+from typing import TypedDict
 
 import torch
 import torch.nn.functional as F
@@ -33,6 +34,16 @@ from tqdm.auto import tqdm
 from genzoo.data.continuous import to_unit
 from genzoo.errors import GenzooError
 from genzoo.models.base import LatentModel
+
+
+class _Settings(TypedDict):
+    """The fitting settings every probe records in its protocol."""
+
+    epochs: int
+    batch_size: int
+    lr: float
+    weight_decay: float
+    seed: int
 
 
 def linear_probe(model, data, *, epochs: int = 30, batch_size: int = 256, lr: float = 1e-3,
@@ -45,7 +56,7 @@ def linear_probe(model, data, *, epochs: int = 30, batch_size: int = 256, lr: fl
         raise GenzooError(f"model {name!r} has no codes to probe (not a latent-variable model)")
     _check_data(data, model.info, name)
     device = torch.device(device) if device is not None else model.device
-    settings = dict(epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay, seed=seed)
+    settings = _Settings(epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay, seed=seed)
     if finetune:
         return _finetune(model, data, device=device, progress=progress, **settings)
     codes = {s: encode_split(model, data, s, batch_size=batch_size, seed=seed).to(device) for s in ("train", "test")}
@@ -60,7 +71,7 @@ def pixel_probe(data, *, epochs: int = 30, batch_size: int = 256, lr: float = 1e
     _check_settings(epochs, batch_size, lr, weight_decay)
     _check_data(data, None, None)
     device = torch.device(device) if device is not None else torch.device("cpu")
-    settings = dict(epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay, seed=seed)
+    settings = _Settings(epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay, seed=seed)
     feats = {s: to_unit(data.images(s), data.info).flatten(1).float().to(device) for s in ("train", "test")}
     res = _fit_and_score(feats["train"], feats["test"], data, device, progress, **settings)
     return {"mode": "pixels", **res, "protocol": _protocol("raw pixels to_unit(x) in [0, 1]", data, **settings)}
@@ -218,7 +229,7 @@ def _finetune(model, data, *, epochs, batch_size, lr, weight_decay, seed, device
     res = _report(head, codes["train"], y_tr, codes["test"], y_te, data, loss, batch_size)
     moved = math.sqrt(sum(float((p.detach() - s).square().sum()) for p, s in zip(net.parameters(), start)))
     size = math.sqrt(sum(float(s.square().sum()) for s in start))
-    settings = dict(epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay, seed=seed)
+    settings = _Settings(epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay, seed=seed)
     return {"mode": "finetune", **res, "encoder_change": moved / max(size, 1e-12),
             "protocol": _protocol(f"a copy of {name}'s encoder plus a linear layer", data, end_to_end=True,
                                   **settings)}

@@ -13,18 +13,22 @@ Sections are registered with :func:`register_section`; each declares ``applies(m
 from the model's declared capabilities (its base classes), never from names or ``hasattr``:
 
 * likelihood   -- exact NLL (autoregressive, mixtures) or the ELBO (VAEs; a bound), nats/image + bits/dim
-* importance   -- :class:`~genzoo.models.base.ImportanceWeighted` models (VAEs): IWAE bound and importance-sampled NLL with k recorded
+* importance   -- :class:`~genzoo.models.base.ImportanceWeighted` models (VAEs): IWAE bound and
+                  importance-sampled NLL with k recorded
 * partition    -- :class:`~genzoo.models.base.PartitionFunction` models (RBM, DBN): log Z by AIS and the NLL
                   estimate (RBM) or the negated variational bound (DBN); betas, chains, seed, log Z +- stderr
                   recorded
-* reconstruction -- :class:`~genzoo.models.base.Reconstructing` models (autoencoders): mean squared error in [0, 1] units
+* reconstruction -- :class:`~genzoo.models.base.Reconstructing` models (autoencoders): mean squared error in
+                  [0, 1] units
 * memorisation -- any model that samples images: nearest-training vs nearest-test distances of samples
 * modes        -- 2-D mixture data: modes covered and high-quality share (VEEGAN's protocol)
 * quality      -- only with ``features=SPEC``: Frechet/kernel distance, precision/recall, density/coverage
-                  (and class scores with a classifier) of generated vs held-out images (:mod:`genzoo.evaluation.quality`)
+                  (and class scores with a classifier) of generated vs held-out images
+                  (:mod:`genzoo.evaluation.quality`)
 * class_accuracy -- :class:`~genzoo.models.base.ClassifiesImages` models (ACGAN's and the semi-supervised GAN's
                   discriminators): accuracy and cross-entropy of their class predictions on the labelled split
-* classification -- :class:`~genzoo.models.classifier.Classifier` runs (feature networks, not generative): accuracy and cross-entropy on the split
+* classification -- :class:`~genzoo.models.classifier.Classifier` runs (feature networks, not generative):
+                  accuracy and cross-entropy on the split
 """
 from __future__ import annotations
 
@@ -249,6 +253,13 @@ def _samples_images(model: TrainableModel, data: ImageDataset) -> bool:
     return _images(data) and isinstance(model, GenerativeModel)
 
 
+def _extractor(ctx: EvalContext) -> FeatureExtractor:
+    """The feature space of a ``needs_features`` section (:func:`evaluate` builds it before they run)."""
+    if ctx.extractor is None:
+        raise GenzooError("this section needs a feature space: name it with --features SPEC")
+    return ctx.extractor
+
+
 register_section("likelihood", "exact NLL or the ELBO bound, nats/image and bits/dim", _has_likelihood)(
     lambda c: likelihood_section(c.model, c.data, c.split, c.batch_size))
 register_section("importance", "IWAE bound and importance-sampled NLL (k recorded)",
@@ -265,7 +276,7 @@ register_section("modes", "modes covered and high-quality share on 2-D mixtures"
     lambda c: modes_section(c.model, c.data, c.seed))
 register_section("quality", "Frechet/kernel distance, precision/recall, density/coverage in a feature space",
                  _samples_images, needs_features=True)(
-    lambda c: quality_section(c.model, c.data, features=c.extractor, n=c.samples, seed=c.seed, split=c.split,
+    lambda c: quality_section(c.model, c.data, features=_extractor(c), n=c.samples, seed=c.seed, split=c.split,
                               cache_dir=c.feature_cache or default_cache_dir(), batch_size=min(c.batch_size, 100)))
 register_section("classification", "accuracy and cross-entropy of a classifier",
                  lambda m, d: isinstance(m, Classifier))(
@@ -313,7 +324,7 @@ def evaluate(run, *, split: str = "test", sections: list[str] | None = None, k: 
     chosen = sections or possible
     # built first: a bad --features fails before the slow sections run
     extractor = build_extractor(features, device=model.device, batch_size=min(batch_size, 100)) \
-        if "quality" in chosen else None
+        if "quality" in chosen and features is not None else None
     ctx = EvalContext(model, data, split, k, k_iwae, max_images, samples, seed, batch_size,
                       None if figure_dir is None else Path(figure_dir), extractor,
                       None if feature_cache is None else Path(feature_cache))

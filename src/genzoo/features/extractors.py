@@ -28,8 +28,8 @@ import hashlib
 import json
 import re
 import warnings
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Callable, Iterable
 
 import numpy as np
 import torch
@@ -40,7 +40,7 @@ from genzoo.features.inception import FEATURE_DIM, FID_WEIGHTS_NAME, INPUT_SIZE,
 from genzoo.io import atomic_write, atomic_write_text
 from genzoo.metrics.distances import GaussianStats
 
-_BUILDERS: dict[str, Callable[..., "FeatureExtractor"]] = {}
+_BUILDERS: dict[str, Callable[..., FeatureExtractor]] = {}
 
 
 def register_extractor(prefix: str):
@@ -62,7 +62,7 @@ def available_extractors() -> list[str]:
     return sorted(_BUILDERS)
 
 
-def build_extractor(spec: str, *, device="cpu", batch_size: int = 50) -> "FeatureExtractor":
+def build_extractor(spec: str, *, device="cpu", batch_size: int = 50) -> FeatureExtractor:
     """``"inception:/path/w.pth"`` / ``"pixels"`` / a registered ``prefix:arg`` -> an extractor."""
     prefix, sep, arg = spec.partition(":")
     valid = available_extractors()

@@ -177,6 +177,10 @@ class BlockE(nn.Module):
 class FIDInceptionV3(nn.Module):
     """Inception-v3 with the FID graph's blocks; ``forward`` gives the 2048-d pool features."""
 
+    # set by load_inception: the weights file and the first 16 hex digits of its sha256
+    weights_path: str
+    weights_hash: str
+
     def __init__(self):
         super().__init__()
         self.Conv2d_1a_3x3 = ConvBN(3, 32, 3, stride=2)

@@ -21,7 +21,7 @@ from tqdm.auto import tqdm
 
 from genzoo.data.base import ImageDataset
 from genzoo.errors import GenzooError
-from genzoo.models.base import TrainableModel
+from genzoo.models.base import GenerativeModel, TrainableModel
 from genzoo.training.config import TrainConfig
 from genzoo.viz import sample_picture, save_png
 
@@ -102,7 +102,7 @@ class SampleGrids(Callback):
     @staticmethod
     def draw(trainer: Trainer) -> None:
         model = trainer.model
-        if not model.can_sample:
+        if not (model.can_sample and isinstance(model, GenerativeModel)):  # a classifier draws nothing
             return
         g = torch.Generator(device=trainer.device).manual_seed(trainer.seed)
         n = trainer.cfg.n_samples if not trainer.data.info.continuous else max(trainer.cfg.n_samples, 1000)
