@@ -86,6 +86,8 @@ def likelihood(args) -> dict:
                                     enumerate(("gaussian", "logistic", "laplace"))}
         rows.append(row)
         print(row, flush=True)
+        write_result(f"classic_linear_{args.name}", {"data": args.data, "rows": rows, "partial": True,
+                                                      "command": "python " + " ".join(sys.argv)})
         samples = model.sample(32, generator=torch.Generator().manual_seed(args.seed))
         save_png(grid(data.info.to_rgb(samples), ncols=8), RESULTS / f"classic_linear_{args.name}_{name}_samples.png")
     if args.gmm_steps:
@@ -142,7 +144,8 @@ def faces(args) -> dict:
 def patches(args) -> dict:
     data = load_dataset(args.data)
     torch.manual_seed(args.seed)
-    model, cfg = build("sparse_coding", data.info, "patches")
+    over = {"iterations": args.fista_iterations} if args.fista_iterations else {}
+    model, cfg = build("sparse_coding", data.info, "patches", **over)
     g = torch.Generator().manual_seed(args.seed)
     n, curve = data.size("train"), []
     t = time.perf_counter()
@@ -184,6 +187,7 @@ def main() -> None:
     p.add_argument("--components", type=int, default=32, help="components shown in the face figures")
     p.add_argument("--steps", type=int, default=200, help="sparse coding updates")
     p.add_argument("--batch", type=int, default=1000, help="sparse coding patches per update")
+    p.add_argument("--fista-iterations", type=int, default=0, help="sparse coding: FISTA steps (0: the preset's)")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     t = time.perf_counter()
