@@ -2,13 +2,14 @@
 from __future__ import annotations
 
 import datetime
-import json
 import os
 import platform
 import resource
 from pathlib import Path
 
 import torch
+
+from genzoo.io import write_json
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -40,5 +41,5 @@ def write_result(name: str, payload: dict) -> Path:
     payload = {"benchmark": name, "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
                "genzoo_version": __version__, "hardware": hardware(), **payload}
     path = RESULTS / f"{name}.json"
-    path.write_text(json.dumps(payload, indent=2) + "\n")
+    write_json(path, payload)  # atomic; non-finite numbers as null
     return path

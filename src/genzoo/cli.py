@@ -404,6 +404,9 @@ def cmd_train(model: str, out: Path, data: str | None = None, preset: str | None
     preset = None if preset is None else preset.replace("-", "_")
     dev = resolve_device(device)
     overrides = parse_sets(list(sets or []))
+    for flag, key, given in (("--steps", "steps", steps), ("--epochs", "epochs", epochs)):
+        if given is not None and ({"steps", "epochs"} & set(overrides)):
+            raise GenzooError(f"{flag} and --set {key}/--set steps|epochs both set the budget; give one of them")
     if steps is not None:
         overrides["steps"], overrides["epochs"] = str(steps), "0"
     if epochs is not None:

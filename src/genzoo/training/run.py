@@ -16,6 +16,7 @@ import torch
 from genzoo._version import __version__
 from genzoo.data import ImageInfo, load_dataset
 from genzoo.errors import GenzooError
+from genzoo.models.base import TrainableModel
 from genzoo.models.registry import build_model_checked, get_model_class, make_config
 from genzoo.models.weights import upgrade, weights_version
 from genzoo.training.checkpoint import check_data_description, load_checkpoint
@@ -66,7 +67,7 @@ def reload_data(desc: dict):
 @dataclass
 class LoadedRun:
     path: Path
-    model: torch.nn.Module
+    model: TrainableModel
     model_name: str
     train_config: TrainConfig
     data_desc: dict
