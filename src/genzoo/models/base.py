@@ -238,8 +238,9 @@ class PartitionFunction:
 
 class LikelihoodModel(GenerativeModel):
     # "exact"; "bound" (an ELBO); "approximate" (e.g. a full-covariance mixture's density x bin volume);
-    # "none" (this instance has no likelihood of the discrete data, e.g. a mixture over palette colours)
-    likelihood: ClassVar[str] = "exact"
+    # "none" (this instance has no likelihood of the discrete data, e.g. a mixture over palette colours).
+    # A class default that an instance may replace when its kind depends on the data (a mixture's does).
+    likelihood: str = "exact"
 
     def log_prob(self, x: torch.Tensor, condition: torch.Tensor | None = None) -> torch.Tensor:
         """log p(x) in nats, one value per image ``(B,)`` (a lower bound when ``likelihood == 'bound'``)."""

@@ -67,6 +67,12 @@ class AutoencoderBase(LatentModel, Reconstructing):
     has_encoder = True
     prior_weight = 0.0  # completion uses the fitted code Gaussian (in fit_error), not N(0, I)
 
+    # buffers (registered in __init__)
+    code_count: torch.Tensor
+    code_mean: torch.Tensor
+    code_cov: torch.Tensor
+    recon_mse: torch.Tensor
+
     def __init__(self, config: AutoencoderConfig, info):
         super().__init__(config, info)
         c, h, w, d = unit_channels(info), info.height, info.width, config.latent_dim

@@ -110,6 +110,8 @@ class VAE(LatentModel, LikelihoodModel, ImportanceWeighted):
                     "decoder": "logistic", "kl_warmup_steps": 2000, "batch_size": 64, "lr": 1e-3},
     }
 
+    forward_passes: torch.Tensor  # buffer (registered in __init__): training loss calls so far
+
     def __init__(self, config: VAEConfig, info):
         super().__init__(config, info)
         self.head = make_head(config.decoder, info)

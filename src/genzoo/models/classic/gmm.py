@@ -64,7 +64,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import ClassVar, Literal
+from typing import Literal
 
 import numpy as np
 import torch
@@ -122,7 +122,18 @@ class GaussianMixture(LikelihoodModel):
              "(J. R. Stat. Soc. B 39:1-38; no arXiv)")
     Config = GMMConfig
     gradient_free = True
-    likelihood: ClassVar[str] = "exact"  # the class default (levels, diag); each instance sets its own
+    likelihood = "exact"  # the class default (levels, diag); each instance sets its own
+
+    # parameters (fitted by EM, never by gradients) and buffers, made in __init__
+    weight: nn.Parameter  # (M,) pi
+    mean: nn.Parameter  # (M, D)
+    var: nn.Parameter  # (M, D), diagonal covariances only
+    scale_tril: nn.Parameter  # (M, D, D), full covariances only
+    initialised: torch.Tensor
+    em_steps: torch.Tensor
+    s0: torch.Tensor  # running statistics of online EM only
+    s1: torch.Tensor
+    s2: torch.Tensor
     presets = {
         "tiny": {"components": 3},
         # binarized or grey MNIST: 100 diagonal components, 30 full-batch EM steps (binarized MNIST,
@@ -178,7 +189,8 @@ class GaussianMixture(LikelihoodModel):
             self.register_buffer("s1", torch.zeros(m, d, dtype=f64))
             s2 = (m, d) if config.covariance == "diag" else (m, d, d)
             self.register_buffer("s2", torch.zeros(*s2, dtype=f64))
-        self._cache: tuple | None = None  # (parameter versions, bin log-mass table); not state
+        # (parameter versions, bin log-mass (M, D, K), the same as (D*K, M)); not state
+        self._cache: tuple[tuple, torch.Tensor, torch.Tensor] | None = None
 
     # -- the continuous view ---------------------------------------------------------------
     def _unit(self, x: torch.Tensor) -> torch.Tensor:
@@ -228,18 +240,20 @@ class GaussianMixture(LikelihoodModel):
 
     def _log_mass(self) -> torch.Tensor:
         """log P(level k | m) for every component and sub-pixel: (M, D, K), cached until the weights change."""
+        return self._log_mass_tables()[0]
+
+    def _log_mass_table(self) -> torch.Tensor:
+        """The same laid out (D*K, M), row d*K + k, for ``embedding_bag``."""
+        return self._log_mass_tables()[1]
+
+    def _log_mass_tables(self) -> tuple[torch.Tensor, torch.Tensor]:
         key = (self.device, *[(p.data_ptr(), p._version) for p in (self.mean, self.var)])
         if self._cache is None or self._cache[0] != key:
             alpha, beta = self._standard_edges()
             log_mass = log_normal_mass(alpha, beta)  # (M, D, K)
             table = log_mass.permute(1, 2, 0).reshape(-1, len(self.weight)).contiguous()  # (D*K, M)
             self._cache = (key, log_mass, table)
-        return self._cache[1]
-
-    def _log_mass_table(self) -> torch.Tensor:
-        """The same laid out (D*K, M), row d*K + k, for ``embedding_bag``."""
-        self._log_mass()
-        return self._cache[2]
+        return self._cache[1], self._cache[2]
 
     def _level_index(self, x: torch.Tensor, dims: torch.Tensor | None = None) -> torch.Tensor:
         """Row of (sub-pixel d, level x_d) in the (D*K, M) tables: (B, D) or (B, len(dims))."""
@@ -294,7 +308,9 @@ class GaussianMixture(LikelihoodModel):
     def _e_step(self, x: torch.Tensor, v: torch.Tensor):
         """log p(x_b) (B,) under the current parameters and the statistics (S0, S1, S2) summed over b."""
         m, d = len(self.weight), self.dim
-        lls, s0, s1, s2, counts = [], 0, 0, 0, 0
+        zero = torch.zeros((), dtype=v.dtype, device=v.device)  # the sums start at 0 whatever their shape
+        lls: list[torch.Tensor] = []
+        s0, s1, s2, counts = zero, zero, zero, zero
         for i in range(0, len(v), CHUNK):
             xc, vc = x[i:i + CHUNK], v[i:i + CHUNK]
             joint = self._component_ll(xc, vc) + self.weight.log()  # (b, M)
@@ -359,7 +375,8 @@ class GaussianMixture(LikelihoodModel):
             self.var.copy_(spread.expand(m, -1))
         else:
             self.scale_tril.copy_(torch.diag_embed(spread.sqrt()).expand(m, -1, -1))
-        s0, s1, s2 = 0, 0, 0
+        zero = torch.zeros((), dtype=v.dtype, device=v.device)  # the sums start at 0 whatever their shape
+        s0, s1, s2 = zero, zero, zero
         for i in range(0, b, CHUNK):
             vc = v[i:i + CHUNK]  # (b, D)
             near = ((vc * vc).sum(1, keepdim=True) - 2 * (vc @ seeds.T) + (seeds * seeds).sum(1)).argmin(1)
