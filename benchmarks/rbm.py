@@ -117,6 +117,7 @@ def main() -> None:
     if args.model == "dbn" and args.init_from is not None:
         fresh.load_layer(0, load_run(args.init_from).model.layer)
     model = fresh
+    steps = train_cfg.steps
     print(f"{name}: {steps} steps, budget {args.minutes} min, speed {speed}", flush=True)
 
     run_dir.mkdir(parents=True, exist_ok=True)

@@ -37,7 +37,7 @@ import torch.nn.functional as F
 from genzoo.errors import GenzooError
 from genzoo.models.classic.rbm import LOGIT_CLIP, RBMLayer, bernoulli
 
-SCHEDULE = "Salakhutdinov & Murray 2008: 1/29 of the betas uniform in [0, 0.5), 8/29 in [0.5, 0.9), 20/29 in [0.9, 1]"
+SCHEDULE = "Salakhutdinov & Murray 2008: 1/29 of the betas in [0, 0.5), 8/29 in [0.5, 0.9), 20/29 in [0.9, 1]"
 MAX_EXACT_HIDDEN = 24  # exact_log_z enumerates 2^H hidden states
 
 
