@@ -34,7 +34,13 @@ from genzoo.evaluation.report import build_report
 from genzoo.evaluation.sections import SECTIONS, evaluate
 from genzoo.features import available_extractors
 from genzoo.io import write_json
-from genzoo.models.base import MAX_SAMPLE_VALUES, GenerativeModel, LatentModel, LikelihoodModel
+from genzoo.models.base import (
+    MAX_SAMPLE_VALUES,
+    GenerativeModel,
+    LatentModel,
+    LikelihoodModel,
+    PartitionFunction,
+)
 from genzoo.models.registry import available_models, build_model_checked, get_model_class, resolve_configs
 from genzoo.sampling.latent import interpolate, traversal_codes
 from genzoo.sampling.masks import MASKS, make_mask
@@ -351,7 +357,9 @@ def cmd_models() -> None:
     """List the registered models: family, likelihood, presets and paper."""
     for name, cls in available_models().items():
         kind = cls.likelihood if issubclass(cls, LikelihoodModel) else "none"
-        lik = {"exact": "exact log-likelihood", "bound": "likelihood bound",
+        if kind == "none" and issubclass(cls, PartitionFunction):
+            kind = "ais"
+        lik = {"exact": "exact log-likelihood", "bound": "likelihood bound", "ais": "likelihood by AIS",
                "approximate": "approximate likelihood"}.get(kind, "no likelihood")
         print(f"{name:<20} {cls.family:<15} {lik:<21} presets: {', '.join(cls.presets) or '-'}")
         print(f"{'':<20} {cls.paper}")
