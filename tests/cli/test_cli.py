@@ -109,7 +109,7 @@ def test_ctrl_c_saves_a_checkpoint_and_exits_130(tmp_path):
     import time
 
     run_dir = tmp_path / "run"
-    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1] / "src"))
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[2] / "src"))
     proc = subprocess.Popen(
         [sys.executable, "-m", "genzoo", "train", "pixelrnn", "--preset", "tiny", "--steps", "100000",
          "--out", str(run_dir), "--quiet", "--device", "cpu", "--set", "log_every=1",
