@@ -36,6 +36,7 @@ from torch.nn.modules import module as _module
 from torch.overrides import TorchFunctionMode
 
 from genzoo.errors import GenzooError, choices_error
+from genzoo.models.base import TrainableModel
 
 # Numbers allocated to build one model (parameters, buffers, temporaries of their initialisation).
 # 500 million float32 numbers are 2 GB of weights; training with Adam holds about four times that
@@ -47,7 +48,7 @@ MAX_PARAMETERS = 500_000_000
 MAX_MODULES = 5_000
 INT_MAX = 2**63 - 1  # integers beyond int64 overflow in torch and numpy
 
-_MODELS: dict[str, type] = {}
+_MODELS: dict[str, type[TrainableModel]] = {}
 
 
 def register_model(name: str):
@@ -61,11 +62,11 @@ def register_model(name: str):
     return deco
 
 
-def available_models() -> dict[str, type]:
+def available_models() -> dict[str, type[TrainableModel]]:
     return dict(sorted(_MODELS.items()))
 
 
-def get_model_class(name: str) -> typing.Any:
+def get_model_class(name: str) -> type[TrainableModel]:
     models = available_models()
     if not isinstance(name, str) or name not in models:
         raise choices_error("model", name, models)
