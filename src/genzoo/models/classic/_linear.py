@@ -74,13 +74,15 @@ class Scatter:
         centred = v - self.mean  # (N, D)
         self.diag = centred.square().mean(0)  # (D,)
         self.trace = float(self.diag.sum())
-        self.matrix = centred.T @ centred / self.n if self.n >= self.d else None  # (D, D)
-        self.centred = None if self.matrix is not None else centred
+        # exactly one of the two is kept: S itself (N >= D) or the centred data (N < D)
+        self.matrix: torch.Tensor | None = centred.T @ centred / self.n if self.n >= self.d else None  # (D, D)
+        self.centred: torch.Tensor | None = None if self.matrix is not None else centred  # (N, D)
 
     def __matmul__(self, b: torch.Tensor) -> torch.Tensor:
         """S @ b for b (D, q)."""
         if self.matrix is not None:
             return self.matrix @ b
+        assert self.centred is not None  # kept whenever the matrix is not
         return self.centred.T @ (self.centred @ b) / self.n
 
     def top(self, q: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -89,6 +91,7 @@ class Scatter:
             lam, vec = torch.linalg.eigh(self.matrix)  # ascending
             lam, vec = lam.flip(0)[:q], vec.flip(1)[:, :q]
         else:
+            assert self.centred is not None  # kept whenever the matrix is not
             _, s, vh = torch.linalg.svd(self.centred, full_matrices=False)
             lam, vec = s[:q] ** 2 / self.n, vh[:q].T
             if len(lam) < q:  # more components than images: the rest have eigenvalue 0
@@ -126,6 +129,12 @@ class LinearFactorModel(LatentModel):
     whole_split: ClassVar[int] = 10**9  # a batch_size the trainer clips to the split size: a full-batch fit
     # the shared test suite's data: enough dimensions for every preset's components (q <= D is checked)
     test_info: ClassVar[ImageInfo] = ImageInfo(channels=1, height=8, width=8, num_values=5)
+
+    # parameters (fitted in closed form or by EM, never by gradients) and buffers, made in __init__
+    mean: nn.Parameter  # (D,) mu
+    weight: nn.Parameter  # (D, q) W
+    noise: nn.Parameter  # (D,) psi, the diagonal of Psi
+    initialised: torch.Tensor  # () bool: an update has fitted the data
 
     def __init__(self, config, info):
         super().__init__(config, info)
@@ -185,7 +194,9 @@ class LinearFactorModel(LatentModel):
     # -- inference ----------------------------------------------------------------------------
     def posterior(self, v: torch.Tensor, dims: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """N(z; M^-1 b, M^-1) given the unit values of ``dims`` (all when None): mean (B, q), cov (q, q)."""
-        w, mu, psi = self.weight, self.mean, self.noise
+        w: torch.Tensor = self.weight
+        mu: torch.Tensor = self.mean
+        psi: torch.Tensor = self.noise
         if dims is not None:
             w, mu, psi, v = w[dims], mu[dims], psi[dims], v[:, dims]
         wp = w / psi.unsqueeze(1)  # (D', q) Psi^-1 W
@@ -262,11 +273,12 @@ class LinearFactorModel(LatentModel):
         return -0.5 * (self.dim * LOG_2PI + log_det + quad)
 
 
-class LinearLikelihood(LikelihoodModel, ImportanceWeighted):
+class LinearLikelihood(LikelihoodModel, ImportanceWeighted, LinearFactorModel):
     """``log_prob`` of a :class:`LinearFactorModel`: the ELBO on discrete images, the exact density on
-    continuous data (Gaussian prior), none on palette data. Mixed in before the model class."""
+    continuous data (Gaussian prior), none on palette data. Listed before the model class's other bases,
+    so its ``log_prob`` and ``log_weights`` come first."""
 
-    likelihood: ClassVar[str] = "bound"  # the class default (discrete images); each instance sets its own
+    likelihood = "bound"  # the class default (discrete images); each instance sets its own
     gaussian_prior: ClassVar[bool] = True
     sample_options = LatentModel.sample_options
 

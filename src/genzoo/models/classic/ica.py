@@ -113,6 +113,11 @@ class ICA(LinearLikelihood, LinearFactorModel):
              "(IEEE Trans. Neural Networks 10:626-634; no arXiv)")
     Config = ICAConfig
     gaussian_prior = False
+
+    # buffers (fitted by FastICA), made in __init__
+    unmixing: torch.Tensor  # (q, q) B
+    source_kind: torch.Tensor  # (q,) long: GAUSSIAN, LOGISTIC or LAPLACE per source
+
     presets = {
         "tiny": {"components": 2, "iterations": 5},
         "mnist": _full_fit(64),

@@ -125,6 +125,17 @@ class SparseCoding(LatentModel):
                     "checkpoint_every": 100, "sample_every": 100, "log_every": 10, "eval_every": -1},
     }
 
+    # the dictionary (learned by block-coordinate steps, never by gradients) and buffers, made in __init__
+    dictionary: nn.Parameter  # (D, K) phi, unit columns
+    mean: torch.Tensor  # (D,) mu
+    whiten: torch.Tensor  # (D, D) Z
+    dewhiten: torch.Tensor  # (D, D) Z^-1
+    code_gram: torch.Tensor  # (K, K) G
+    code_cross: torch.Tensor  # (D, K) C
+    code_scale: torch.Tensor  # (K,) b_j = E|a_j|
+    noise: torch.Tensor  # () sigma^2 per whitened dimension
+    steps_done: torch.Tensor  # () long
+
     def __init__(self, config: SparseCodingConfig, info):
         super().__init__(config, info)
         if info.palette is not None or info.continuous or info.num_values < 2:
