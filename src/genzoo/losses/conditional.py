@@ -44,6 +44,8 @@ def ssgan_discriminator_loss(logits_real: torch.Tensor, logits_fake: torch.Tenso
     unsup = F.softplus(-free_logit(logits_real)).mean() + F.softplus(free_logit(logits_fake)).mean()
     if logits_labelled is None or len(logits_labelled) == 0:
         sup = logits_real.sum() * 0
+    elif y_labelled is None:
+        raise ValueError("ssgan_discriminator_loss: logits_labelled given without y_labelled")
     else:
         sup = class_nll(logits_labelled, y_labelled)
     return sup + unsup, sup, unsup

@@ -26,8 +26,9 @@ All log-sigmoids are written with softplus (log sigmoid(l) = -softplus(-l), log(
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable, Literal, NamedTuple
+from typing import Literal, NamedTuple
 
 import torch
 import torch.nn.functional as F

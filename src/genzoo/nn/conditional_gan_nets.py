@@ -25,7 +25,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from genzoo.nn.gan_nets import DCGANDiscriminator, MLPDiscriminator
 from genzoo.nn.mlp import mlp
+
+# The unconditional discriminator inside each conditional one: ``features(x)`` (B, F), ``head`` (F -> 1).
+InnerDiscriminator = MLPDiscriminator | DCGANDiscriminator
 
 
 def classes_in_turn(n: int, num_classes: int, device=None) -> torch.Tensor:
@@ -59,7 +63,7 @@ class ConcatDiscriminator(nn.Module):
     """D(x, y) = inner([x, e(y)]): for conv nets ``inner`` reads C + E channels (e(y) repeated over
     the image), for MLP nets its input is the flattened image followed by e(y), shaped (D + E, 1, 1)."""
 
-    def __init__(self, inner: nn.Module, num_classes: int, embed_dim: int, spatial: bool):
+    def __init__(self, inner: InnerDiscriminator, num_classes: int, embed_dim: int, spatial: bool):
         super().__init__()
         self.inner, self.spatial = inner, spatial
         self.embed = nn.Embedding(num_classes, embed_dim)
@@ -75,7 +79,7 @@ class ConcatDiscriminator(nn.Module):
 class ProjectionDiscriminator(nn.Module):
     """D(x, y) = psi(phi(x)) + <e(y), phi(x)> (Miyato & Koyama 2018, eq. 3), phi = inner.features."""
 
-    def __init__(self, inner: nn.Module, num_classes: int):
+    def __init__(self, inner: InnerDiscriminator, num_classes: int):
         super().__init__()
         self.inner = inner
         self.embed = nn.Embedding(num_classes, inner.feature_dim)
@@ -92,7 +96,7 @@ class AuxiliaryDiscriminator(nn.Module):
     ``hidden`` > 0 puts one LeakyReLU layer of that width in the auxiliary head (InfoGAN's Q).
     """
 
-    def __init__(self, inner: nn.Module, outputs: int, hidden: int = 0):
+    def __init__(self, inner: InnerDiscriminator, outputs: int, hidden: int = 0):
         super().__init__()
         self.inner = inner
         sizes = [inner.feature_dim, *([hidden] if hidden else []), outputs]
@@ -110,7 +114,7 @@ class ClassLogitDiscriminator(nn.Module):
     """K class logits l(x) on ``inner``'s features; ``forward`` is the free logit log sum_k exp(l_k)
     (so sigmoid(forward(x)) = Z / (Z + 1), Z = sum_k exp(l_k)). ``inner``'s own head is not used."""
 
-    def __init__(self, inner: nn.Module, num_classes: int):
+    def __init__(self, inner: InnerDiscriminator, num_classes: int):
         super().__init__()
         self.inner = inner
         self.inner.head = nn.Identity()  # replaced by the K-way layer
@@ -127,7 +131,7 @@ class ClassLogitDiscriminator(nn.Module):
 class Encoder(nn.Module):
     """E(x): ``inner``'s features, then a linear map to the code (B, latent_dim)."""
 
-    def __init__(self, inner: nn.Module, latent_dim: int):
+    def __init__(self, inner: InnerDiscriminator, latent_dim: int):
         super().__init__()
         self.inner = inner
         self.inner.head = nn.Identity()
@@ -141,8 +145,8 @@ class JointDiscriminator(nn.Module):
     """D(x, z): image features phi(x) (``inner``) and a code path psi(z) (LeakyReLU layers) joined by
     LeakyReLU layers to one logit, as in BiGAN's and ALI's discriminators (D_x, D_z, D_xz)."""
 
-    def __init__(self, inner: nn.Module, latent_dim: int, z_hidden: tuple[int, ...], joint_hidden: tuple[int, ...],
-                 dropout: float = 0.0):
+    def __init__(self, inner: InnerDiscriminator, latent_dim: int, z_hidden: tuple[int, ...],
+                 joint_hidden: tuple[int, ...], dropout: float = 0.0):
         super().__init__()
         self.inner = inner
         self.inner.head = nn.Identity()

@@ -78,7 +78,8 @@ def calibrate_batch_norm(module: nn.Module, inputs: torch.Tensor) -> None:
     module(inputs)
     for m, momentum in zip(norms, momenta):
         m.momentum = momentum
-        m.num_batches_tracked.zero_()
+        if m.num_batches_tracked is not None:  # None when the norm keeps no running statistics
+            m.num_batches_tracked.zero_()
     module.train(was_training)
 
 
@@ -139,6 +140,8 @@ class MLPGenerator(nn.Module):
 
 class MLPDiscriminator(nn.Module):
     """Image (B, C, H, W) -> one output per image (B,): LeakyReLU(0.2) hidden layers, linear output."""
+
+    head: nn.Module  # features -> output; the conditional GANs may put their own head in its place
 
     def __init__(self, shape: tuple[int, int, int], hidden: tuple[int, ...], minibatch_features: int = 0):
         super().__init__()
@@ -279,6 +282,8 @@ class DCGANGenerator(nn.Module):
 class DCGANDiscriminator(nn.Module):
     """Image (B, C, H, W) -> one output per image (B,): pad, the down stack, a linear read-out
     (DCGAN's last 4x4 valid conv is this linear map when the start map is 4x4)."""
+
+    head: nn.Module  # features -> output; the conditional GANs may put their own head in its place
 
     def __init__(self, shape: tuple[int, int, int], base: int, norm: Norm = "batch", minibatch_features: int = 0):
         super().__init__()

@@ -55,8 +55,9 @@ class ACGAN(ConditionalGAN, ClassifiesImages):
     presets = {"tiny": dict(TINY), "mnist": dict(PAPER_MNIST), "fashion": dict(CONV),
                "cifar": {**CONV, "base_channels": 64}}
     test_info = LABELLED_TEST_INFO
+    discriminator: AuxiliaryDiscriminator
 
-    def build_discriminator(self):
+    def build_discriminator(self) -> AuxiliaryDiscriminator:
         return AuxiliaryDiscriminator(self.inner_discriminator(), self.info.num_classes)
 
     def class_logits(self, x: torch.Tensor) -> torch.Tensor:

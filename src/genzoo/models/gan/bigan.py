@@ -35,7 +35,7 @@ from genzoo.losses.gan import d_logistic
 from genzoo.models.base import ModelOutput
 from genzoo.models.gan.gan import GAN, GANConfig, sample_spread
 from genzoo.models.registry import register_model
-from genzoo.nn.conditional_gan_nets import Encoder, JointDiscriminator
+from genzoo.nn.conditional_gan_nets import Encoder, InnerDiscriminator, JointDiscriminator
 from genzoo.nn.gan_nets import DCGANDiscriminator, MLPDiscriminator
 
 
@@ -95,7 +95,7 @@ class BiGAN(GAN):
             raise GenzooError(f"{self.name}: {e}") from None
 
     # -- networks -------------------------------------------------------------------------------------
-    def _trunk(self, hidden: tuple[int, ...]) -> nn.Module:
+    def _trunk(self, hidden: tuple[int, ...]) -> InnerDiscriminator:
         cfg = self.config
         if cfg.arch == "conv":
             return DCGANDiscriminator(self.shape, cfg.base_channels, cfg.norm)

@@ -41,6 +41,7 @@ from genzoo.models.gan.gan import GAN, GANConfig, sample_spread
 from genzoo.models.registry import register_model
 from genzoo.nn.conditional_gan_nets import (
     ConcatDiscriminator,
+    InnerDiscriminator,
     LabelledGenerator,
     ProjectionDiscriminator,
     classes_in_turn,
@@ -100,6 +101,8 @@ class ConditionalGAN(GAN):
 
     def fake_condition(self, y: torch.Tensor | None, n: int) -> torch.Tensor:
         """The condition of the n fakes of a batch: the real batch's labels."""
+        if y is None:  # batch_labels gives None only when a subclass draws its own condition
+            raise GenzooError(f"{self.name}: the fakes' condition is the real batch's labels, and it has none")
         return y
 
     def generate(self, z: torch.Tensor, condition: torch.Tensor) -> torch.Tensor:
@@ -121,7 +124,7 @@ class ConditionalGAN(GAN):
         return super()._sample(n, generator=generator, temperature=temperature, condition=condition)
 
     # -- networks -----------------------------------------------------------------------------------
-    def inner_discriminator(self, in_shape=None) -> nn.Module:
+    def inner_discriminator(self, in_shape=None) -> InnerDiscriminator:
         """The unconditional D of ``arch`` for images of ``in_shape`` (default: the data's)."""
         cfg = self.config
         shape = in_shape or self.shape

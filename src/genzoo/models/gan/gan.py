@@ -144,7 +144,7 @@ class GAN(AdversarialModel, LatentModel):
     family = "gan"
     paper = ("Goodfellow, Pouget-Abadie, Mirza, Xu, Warde-Farley, Ozair, Courville & Bengio 2014, "
              "Generative Adversarial Nets, arXiv:1406.2661")
-    Config = GANConfig
+    Config: ClassVar[type[GANConfig]] = GANConfig
     players = ("discriminator", "generator")
     player_modules: ClassVar[dict[str, str]] = {"discriminator": "discriminator", "generator": "generator"}
     presets = {

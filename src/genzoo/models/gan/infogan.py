@@ -77,6 +77,7 @@ class InfoGAN(ConditionalGAN):
     presets = {"tiny": {"latent_dim": 4, "continuous_codes": 1, "categories": 3, "g_hidden": (16,),
                         "d_hidden": (16,), "q_hidden": 8, "batch_size": 8, "lr": 1e-3},
                "mnist": dict(PAPER), "fashion": dict(PAPER)}
+    discriminator: AuxiliaryDiscriminator
 
     @property
     def num_conditions(self) -> int:
@@ -104,7 +105,7 @@ class InfoGAN(ConditionalGAN):
         k = self.config.categories
         return LabelledGenerator(self.inner_generator(k), k, 0)  # [z, one_hot(c)]
 
-    def build_discriminator(self):
+    def build_discriminator(self) -> AuxiliaryDiscriminator:
         cfg = self.config
         return AuxiliaryDiscriminator(self.inner_discriminator(), cfg.categories + cfg.continuous_codes,
                                       cfg.q_hidden)

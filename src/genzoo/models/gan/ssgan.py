@@ -43,7 +43,7 @@ from genzoo.models.base import ClassifiesImages, ModelOutput
 from genzoo.models.gan.cgan import LABELLED_TEST_INFO
 from genzoo.models.gan.gan import GAN, GANConfig, sample_spread
 from genzoo.models.registry import register_model
-from genzoo.nn.conditional_gan_nets import ClassLogitDiscriminator
+from genzoo.nn.conditional_gan_nets import ClassLogitDiscriminator, InnerDiscriminator
 from genzoo.nn.gan_nets import DCGANDiscriminator, MLPDiscriminator
 
 
@@ -77,6 +77,7 @@ class SSGAN(GAN, ClassifiesImages):
                "mnist": dict(PAPER_MNIST),
                "fashion": {**PAPER_MNIST, "d_hidden": (500, 250, 250), "d_lr": 1e-3, "g_lr": 1e-3}}
     test_info = LABELLED_TEST_INFO
+    discriminator: ClassLogitDiscriminator
 
     def __init__(self, config, info):
         if info.num_classes < 2:
@@ -84,8 +85,9 @@ class SSGAN(GAN, ClassifiesImages):
                               "discriminator is a classifier: train it on labelled data, e.g. with --labels-per-class")
         super().__init__(config, info)
 
-    def build_discriminator(self):
+    def build_discriminator(self) -> ClassLogitDiscriminator:
         cfg = self.config
+        inner: InnerDiscriminator
         if cfg.arch == "conv":
             inner = DCGANDiscriminator(self.shape, cfg.base_channels, cfg.norm)
         else:
