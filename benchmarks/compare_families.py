@@ -21,9 +21,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import RESULTS, peak_rss_mb, write_result  # noqa: E402
-
-from genzoo.evaluation.report import build_report  # noqa: E402
 from genzoo.evaluation import evaluate  # noqa: E402
+from genzoo.evaluation.report import build_report  # noqa: E402
 from genzoo.io import write_json  # noqa: E402
 from genzoo.training.run import load_run  # noqa: E402
 

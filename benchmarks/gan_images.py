@@ -22,13 +22,12 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import RESULTS, peak_rss_mb, write_result  # noqa: E402
-
 from genzoo.cli import cmd_sample  # noqa: E402
 from genzoo.data import load_dataset  # noqa: E402
 from genzoo.evaluation import evaluate  # noqa: E402
+from genzoo.io import write_json  # noqa: E402
 from genzoo.models.registry import get_model_class, resolve_configs  # noqa: E402
 from genzoo.training.config import TrainConfig  # noqa: E402
-from genzoo.io import write_json  # noqa: E402
 from genzoo.training.run import RUN_JSON, load_run, run_description  # noqa: E402
 from genzoo.training.trainer import Trainer  # noqa: E402
 

@@ -25,15 +25,14 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import RESULTS, peak_rss_mb, write_result  # noqa: E402
-
 from genzoo.cli import cmd_complete, cmd_sample  # noqa: E402
 from genzoo.data import load_dataset  # noqa: E402
+from genzoo.io import write_json  # noqa: E402
 from genzoo.metrics.likelihood import dataset_nll  # noqa: E402
 from genzoo.models.registry import get_model_class, resolve_configs  # noqa: E402
-from genzoo.training.config import TrainConfig  # noqa: E402
-from genzoo.io import write_json  # noqa: E402
-from genzoo.training.run import RUN_JSON, run_description  # noqa: E402
 from genzoo.training.callbacks import OnStep  # noqa: E402
+from genzoo.training.config import TrainConfig  # noqa: E402
+from genzoo.training.run import RUN_JSON, run_description  # noqa: E402
 from genzoo.training.trainer import Trainer  # noqa: E402
 
 # Published test NLLs in nats on binarized MNIST (van den Oord et al. 2016, Table 4).

@@ -27,7 +27,6 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import write_result  # noqa: E402
-
 from genzoo.data import load_dataset  # noqa: E402
 from genzoo.data.toy import mode_report  # noqa: E402
 from genzoo.models.registry import get_model_class, resolve_configs  # noqa: E402

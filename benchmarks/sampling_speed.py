@@ -28,7 +28,6 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import write_result  # noqa: E402
-
 from genzoo.data import ImageInfo  # noqa: E402
 from genzoo.models.base import AutoregressiveModel  # noqa: E402
 from genzoo.models.registry import available_models, make_config  # noqa: E402

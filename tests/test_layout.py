@@ -96,7 +96,10 @@ def test_no_imports_inside_functions_except_optional_heavy_dependencies():
             if isinstance(fn, (ast.FunctionDef, ast.AsyncFunctionDef)):
                 for node in ast.walk(fn):
                     if isinstance(node, (ast.Import, ast.ImportFrom)):
-                        names = [node.module or ""] if isinstance(node, ast.ImportFrom) else [a.name for a in node.names]
+                        if isinstance(node, ast.ImportFrom):
+                            names = [node.module or ""]
+                        else:
+                            names = [a.name for a in node.names]
                         if not all(n.split(".")[0] in LAZY_OK for n in names):
                             hidden.append(f"{path.relative_to(SRC)}:{node.lineno} {names}")
     assert hidden == []

@@ -25,7 +25,7 @@ def test_readme_opens_with_two_one_line_commands():
 
 
 def test_ci_runs_exactly_the_readme_test_command():
-    ci_lines = [l.strip() for l in (ROOT / ".ci" / "run").read_text().splitlines()]
+    ci_lines = [ln.strip() for ln in (ROOT / ".ci" / "run").read_text().splitlines()]
     assert _commands()[1] in ci_lines
 
 

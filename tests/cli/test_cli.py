@@ -3,9 +3,9 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import run_cli
 from PIL import Image
 
+from conftest import run_cli
 from genzoo.cli import main
 
 run = run_cli
@@ -26,7 +26,7 @@ def test_train_writes_a_complete_run_folder(trained):
     desc = json.loads((trained / "run.json").read_text())
     assert desc["model_name"] == "pixelrnn" and desc["model_config"]["hidden"] == 16
     assert desc["data"]["info"]["num_values"] == 167 and len(desc["data"]["info"]["palette"]) == 167
-    rows = [json.loads(l) for l in (trained / "metrics.jsonl").read_text().splitlines()]
+    rows = [json.loads(ln) for ln in (trained / "metrics.jsonl").read_text().splitlines()]
     assert rows[-1]["step"] == 6 and "test_bits_per_dim" in rows[-1] and rows[-1]["pixels_per_s"] > 0
     assert sorted(p.name for p in (trained / "samples").iterdir()) == ["step_0000003.png", "step_0000006.png"]
 
@@ -61,7 +61,7 @@ def test_resume_through_the_cli_continues_to_the_new_total(trained, tmp_path, ca
     shutil.copytree(trained, run_dir)
     code, _, err = run(capsys, "train", "pixelrnn", "--out", run_dir, "--resume", "--steps", "8", "--quiet")
     assert code == 0, err
-    rows = [json.loads(l) for l in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    rows = [json.loads(ln) for ln in (run_dir / "metrics.jsonl").read_text().splitlines()]
     assert rows[-1]["step"] == 8
 
 

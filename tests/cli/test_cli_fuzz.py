@@ -10,8 +10,8 @@ import typing
 from pathlib import Path
 
 import pytest
-from conftest import run_cli
 
+from conftest import run_cli
 from genzoo.cli import COMMANDS, MAX_GRID_IMAGES, MAX_GRID_SIDE, MAX_SEED, main
 
 
@@ -49,7 +49,7 @@ def _numeric_cases():
     """(command, flag, bad value) for every int/float option: non-finite, not a number, out of range."""
     for cmd in COMMANDS.values():
         hints = typing.get_type_hints(cmd.fn)
-        for name, param in inspect.signature(cmd.fn).parameters.items():
+        for name in inspect.signature(cmd.fn).parameters:
             opt = cmd.opts[name]
             hint = hints[name]
             args = [a for a in typing.get_args(hint) if a is not type(None)] or [hint]

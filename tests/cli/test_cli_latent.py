@@ -3,9 +3,9 @@ traverse, interpolate, complete, probe-style errors, and eval's bounds with thei
 import json
 
 import pytest
-from conftest import run_cli
 from PIL import Image
 
+from conftest import run_cli
 from genzoo.cli import main
 
 run = run_cli

@@ -8,9 +8,9 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 import torch
-from conftest import random_dataset
 from PIL import Image
 
+from conftest import random_dataset
 from genzoo.data import ImageInfo, load_dataset
 from genzoo.data.continuous import from_unit, to_unit, unit_channels
 from genzoo.data.toy import draw_mixture, mode_report
@@ -107,7 +107,8 @@ def test_traversal_grid_sets_exactly_the_two_dimensions():
     base = torch.tensor([0.5, -0.5, 2.0])
     z = traversal_codes(base, (0, 2), -1.0, 1.0, 3).view(3, 3, 3)
     assert torch.equal(z[:, :, 1], torch.full((3, 3), -0.5))
-    assert torch.equal(z[:, 0, 0], torch.tensor([-1.0, 0.0, 1.0])) and torch.equal(z[0, :, 2], torch.tensor([-1.0, 0.0, 1.0]))
+    steps = torch.tensor([-1.0, 0.0, 1.0])
+    assert torch.equal(z[:, 0, 0], steps) and torch.equal(z[0, :, 2], steps)
     with pytest.raises(GenzooError, match="dimensions 0-2"):
         traversal_codes(base, (0, 3), -1, 1, 3)
 
