@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import torch
 
 from genzoo.losses.conditional import class_nll
-from genzoo.losses.gan import discriminator_loss, generator_loss, gradient_penalty
+from genzoo.losses.gan import discriminator_loss, generator_loss
 from genzoo.models.base import ClassifiesImages
 from genzoo.models.gan.cgan import LABELLED_TEST_INFO, PAPER_MNIST, TINY, CGANConfig, ConditionalGAN
 from genzoo.models.registry import register_model
@@ -70,11 +70,7 @@ class ACGAN(ConditionalGAN, ClassifiesImages):
         loss = discriminator_loss(cfg.loss, out_real, out_fake) + cfg.class_weight * (nll_real + nll_fake)
         metrics = {"class_nll_real": nll_real.item(), "class_nll_fake": nll_fake.item(),
                    "class_accuracy_real": (cls_real.argmax(1) == y).float().mean().item()}
-        if self.gan_loss.penalty:
-            gp = gradient_penalty(self.discriminator, real, fake).penalty
-            loss = loss + cfg.gp_weight * gp
-            metrics["gp"] = gp.item()
-        return loss, out_real, out_fake, metrics
+        return self.with_penalty(loss, self.discriminator, real, fake, metrics), out_real, out_fake, metrics
 
     def generator_terms(self, fake, z, c, real, y, batch):
         out, cls = self.discriminator.both(fake)  # (B,), (B, K)

@@ -159,12 +159,18 @@ class ConditionalGAN(GAN):
         cfg = self.config
         out_real, out_fake = self.discriminator(real, y), self.discriminator(fake, c)  # (B,), (B,)
         loss = discriminator_loss(cfg.loss, out_real, out_fake)
-        metrics = {}
-        if self.gan_loss.penalty:
-            gp = gradient_penalty(lambda x: self.discriminator(x, y), real, fake).penalty
-            loss = loss + cfg.gp_weight * gp
-            metrics["gp"] = gp.item()
+        metrics: dict = {}
+        loss = self.with_penalty(loss, lambda x: self.discriminator(x, y), real, fake, metrics)
         return loss, out_real, out_fake, metrics
+
+    def with_penalty(self, loss: torch.Tensor, critic, real: torch.Tensor, fake: torch.Tensor,
+                     metrics: dict) -> torch.Tensor:
+        """``loss`` plus the gradient penalty of ``critic`` (Gulrajani et al. 2017) when the loss asks for one."""
+        if not self.gan_loss.penalty:
+            return loss
+        gp = gradient_penalty(critic, real, fake).penalty
+        metrics["gp"] = gp.item()
+        return loss + self.config.gp_weight * gp
 
     def generator_terms(self, fake, z, c, real, y, batch) -> tuple[torch.Tensor, torch.Tensor, dict]:
         """G's loss for its fakes under condition c -> (loss, out_fake, metrics)."""

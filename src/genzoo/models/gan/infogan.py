@@ -36,7 +36,7 @@ import torch.nn.functional as F
 
 from genzoo.errors import GenzooError
 from genzoo.losses.conditional import categorical_mi_bound, gaussian_code_log_likelihood
-from genzoo.losses.gan import discriminator_loss, generator_loss, gradient_penalty
+from genzoo.losses.gan import discriminator_loss, generator_loss
 from genzoo.models.gan.cgan import ConditionalGAN
 from genzoo.models.gan.gan import GANConfig
 from genzoo.models.registry import register_model
@@ -128,11 +128,7 @@ class InfoGAN(ConditionalGAN):
         out_fake, q = self.discriminator.both(fake)  # (B,), (B, K + L)
         bound, metrics = self.information(q, z, c)
         loss = discriminator_loss(cfg.loss, out_real, out_fake) - cfg.info_weight * bound
-        if self.gan_loss.penalty:
-            gp = gradient_penalty(self.discriminator, real, fake).penalty
-            loss = loss + cfg.gp_weight * gp
-            metrics["gp"] = gp.item()
-        return loss, out_real, out_fake, metrics
+        return self.with_penalty(loss, self.discriminator, real, fake, metrics), out_real, out_fake, metrics
 
     def generator_terms(self, fake, z, c, real, y, batch):
         out, q = self.discriminator.both(fake)
