@@ -4,9 +4,9 @@ import functools
 
 import pytest
 import torch
-from conftest import random_dataset, tiny_model
 
 import genzoo.evaluation.sections as sections
+from conftest import random_dataset, tiny_model
 from genzoo.data import ImageInfo
 from genzoo.metrics.budget import SLACK, items_per_call, leaf_output_bytes
 

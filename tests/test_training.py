@@ -5,17 +5,17 @@ from dataclasses import dataclass
 
 import pytest
 import torch
-from conftest import random_dataset, run_cli, tiny_model
 from torch import nn
 
+from conftest import random_dataset, run_cli, tiny_model
 from genzoo.data import ImageInfo
 from genzoo.errors import GenzooError
 from genzoo.models.base import AdversarialModel, ModelOutput
 from genzoo.training import checkpoint as ckpt_mod
+from genzoo.training.callbacks import OnStep
 from genzoo.training.checkpoint import load_checkpoint
 from genzoo.training.config import TrainConfig
 from genzoo.training.run import load_run
-from genzoo.training.callbacks import OnStep
 from genzoo.training.trainer import Trainer, TrainingInterrupted
 
 INFO = ImageInfo(channels=1, height=4, width=4, num_values=5)
@@ -52,8 +52,8 @@ def test_interrupted_then_resumed_run_equals_uninterrupted(tmp_path):
     resumed.fit()
     for k, v in full.model.state_dict().items():
         assert torch.equal(v, resumed.model.state_dict()[k]), k
-    a = [json.loads(l)["loss"] for l in (tmp_path / "full" / "metrics.jsonl").read_text().splitlines()]
-    b = [json.loads(l)["loss"] for l in (tmp_path / "part" / "metrics.jsonl").read_text().splitlines()]
+    a = [json.loads(ln)["loss"] for ln in (tmp_path / "full" / "metrics.jsonl").read_text().splitlines()]
+    b = [json.loads(ln)["loss"] for ln in (tmp_path / "part" / "metrics.jsonl").read_text().splitlines()]
     assert a == b  # the log of the resumed run has no duplicated steps
 
 
@@ -105,7 +105,7 @@ def test_k_to_1_schedule_updates_each_player_with_its_own_optimiser(tmp_path):
             assert torch.equal(model.log[i + 1][1], w)
     assert not torch.equal(model.discriminator.weight, d_before)
     assert set(trainer.optims) == {"discriminator", "generator"}
-    rows = [json.loads(l) for l in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    rows = [json.loads(ln) for ln in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     assert "discriminator/loss" in rows[-1] and "generator/loss" in rows[-1]
 
 
