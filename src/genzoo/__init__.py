@@ -3,6 +3,7 @@
 Data flows one way: dataset -> batch -> model.loss(batch) -> trainer -> checkpoint
 -> sampler / evaluator -> CLI.
 """
+
 from genzoo._version import __version__
 from genzoo.errors import GenzooError
 from genzoo.models import available_models, build_model, get_model_class, register_model

@@ -9,6 +9,7 @@ data kinds, masks, evaluation sections), so help never lists a stale set.
 Bad input of any kind is a :class:`GenzooError` (or an argparse error): one line on stderr,
 exit status 2. Ctrl-C after a checkpoint exits 130, SIGTERM 143.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -109,6 +110,7 @@ COMMANDS: dict[str, Command] = {}
 
 def command(name: str, help: str, **opts: Opt) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Register ``fn`` as ``genzoo NAME``; every parameter of ``fn`` must have an :class:`Opt`."""
+
     def deco(fn: Callable[..., Any]) -> Callable[..., Any]:
         params = list(inspect.signature(fn).parameters)
         missing = [p for p in params if p not in opts]
@@ -123,12 +125,14 @@ def command(name: str, help: str, **opts: Opt) -> Callable[[Callable[..., Any]],
 
 def _number(kind: type, opt: Opt, flag: str) -> Callable[[str], Any]:
     """An argparse type: parse, then refuse non-finite values and values out of the option's range."""
+
     def parse(raw: str) -> Any:
         try:
             value = kind(raw)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"{flag} {raw!r}: expected {'an integer' if kind is int else 'a number'}"
-                                             ) from None
+            raise argparse.ArgumentTypeError(
+                f"{flag} {raw!r}: expected {'an integer' if kind is int else 'a number'}"
+            ) from None
         if kind is float and not math.isfinite(value):
             raise argparse.ArgumentTypeError(f"{flag} {raw}: must be a finite number")
         if opt.lo is not None and value < opt.lo:
@@ -161,8 +165,13 @@ class _Formatter(argparse.HelpFormatter):
 
     def _get_help_string(self, action: argparse.Action) -> str | None:
         text = action.help or ""
-        if (action.option_strings and action.default is not None and action.default is not False
-                and action.default is not argparse.SUPPRESS and "default" not in text):
+        if (
+            action.option_strings
+            and action.default is not None
+            and action.default is not False
+            and action.default is not argparse.SUPPRESS
+            and "default" not in text
+        ):
             shown = " ".join(map(str, action.default)) if isinstance(action.default, (list, tuple)) else action.default
             text += f" (default: {shown})"
         return text
@@ -214,13 +223,15 @@ def _add_parameter(p: argparse.ArgumentParser, name: str, param: inspect.Paramet
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="genzoo", description="Train, sample, complete and evaluate generative models.",
-                formatter_class=_Formatter)
+    p = _Parser(
+        prog="genzoo", description="Train, sample, complete and evaluate generative models.", formatter_class=_Formatter
+    )
     p.add_argument("--version", action="version", version=f"genzoo {__version__}")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
     for cmd in COMMANDS.values():
-        sp = sub.add_parser(cmd.name, help=cmd.help, description=(cmd.fn.__doc__ or cmd.help).strip(),
-                            formatter_class=_Formatter)
+        sp = sub.add_parser(
+            cmd.name, help=cmd.help, description=(cmd.fn.__doc__ or cmd.help).strip(), formatter_class=_Formatter
+        )
         hints = typing.get_type_hints(cmd.fn)
         mutually_exclusive: dict[str, argparse._MutuallyExclusiveGroup] = {}
         for name, param in inspect.signature(cmd.fn).parameters.items():
@@ -300,8 +311,9 @@ def _select_one(spec: str, data, option: str) -> torch.Tensor:
     return data.images(split, positions)
 
 
-def _condition(model: GenerativeModel, n: int, label: int | None, condition_map: Path | None,
-               labels: torch.Tensor | None = None) -> Any:
+def _condition(
+    model: GenerativeModel, n: int, label: int | None, condition_map: Path | None, labels: torch.Tensor | None = None
+) -> Any:
     """The ``condition`` argument: class labels (n,), a spatial map (n, S, h, w) from a .npy file, or both."""
     if labels is None:
         labels = model.default_condition(n) if label is None else torch.full((n,), label, dtype=torch.long)
@@ -315,8 +327,9 @@ def _condition(model: GenerativeModel, n: int, label: int | None, condition_map:
     except (OSError, ValueError, EOFError) as e:
         raise GenzooError(f"--condition-map {path}: not a readable .npy array ({str(e).splitlines()[0]})") from None
     if arr.dtype.kind not in "fiub" or arr.ndim not in (3, 4) or arr.size > MAX_SAMPLE_VALUES:
-        raise GenzooError(f"--condition-map {path}: expected numbers of shape (S, h, w) or (N, S, h, w), "
-                          f"got {arr.dtype} {arr.shape}")
+        raise GenzooError(
+            f"--condition-map {path}: expected numbers of shape (S, h, w) or (N, S, h, w), got {arr.dtype} {arr.shape}"
+        )
     m = torch.as_tensor(arr.astype(np.float32))
     if not torch.isfinite(m).all():
         raise GenzooError(f"--condition-map {path}: holds NaN or infinite values")
@@ -359,8 +372,12 @@ def cmd_models() -> None:
         kind = cls.likelihood if issubclass(cls, LikelihoodModel) else "none"
         if kind == "none" and issubclass(cls, PartitionFunction):
             kind = "ais"
-        lik = {"exact": "exact log-likelihood", "bound": "likelihood bound", "ais": "likelihood by AIS",
-               "approximate": "approximate likelihood"}.get(kind, "no likelihood")
+        lik = {
+            "exact": "exact log-likelihood",
+            "bound": "likelihood bound",
+            "ais": "likelihood by AIS",
+            "approximate": "approximate likelihood",
+        }.get(kind, "no likelihood")
         print(f"{name:<20} {cls.family:<15} {lik:<21} presets: {', '.join(cls.presets) or '-'}")
         print(f"{'':<20} {cls.paper}")
 
@@ -382,28 +399,53 @@ def parse_sets(pairs: Sequence[str]) -> dict[str, str]:
     return out
 
 
-@command("train", "train a model into a run folder",
-         model=Opt("a registered model (see `genzoo models`; - and _ are the same)", positional=True,
-                   choices=_models, metavar="MODEL"),
-         out=Opt("run folder to create (or continue with --resume)"),
-         data=Opt("data spec: " + " | ".join(k.syntax for k in dataset_kinds())
-                  + " (see `genzoo datasets`); default: pokemon, or the run's own with --resume"),
-         preset=Opt("named settings of the model (see `genzoo models`)"),
-         sets=Opt("override a model or trainer setting; repeatable", flags=("--set",), metavar="KEY=VALUE",
-                  repeat=True),
-         steps=Opt("total training steps (rounds); default: the preset's, else 2000", lo=1),
-         epochs=Opt("total passes over the training split", above=0),
-         seed=_SEED, device=_DEVICE,
-         resume=Opt("continue the run in --out from its checkpoint"),
-         size=Opt("folder/CIFAR data: resize images to SIZE x SIZE (default 32)", lo=MIN_SIZE, hi=MAX_IMAGE_SIDE),
-         colors=Opt("folder data: quantise to this many colours (default 64)", lo=2),
-         quiet=Opt("no progress bar or messages"),
-         labels_per_class=Opt("semi-supervised models (ssgan): keep the labels of N training images per class, "
-                              "drawn with --seed, and hide the rest", lo=1))
-def cmd_train(model: str, out: Path, data: str | None = None, preset: str | None = None,
-              sets: list[str] | None = None, steps: int | None = None, epochs: float | None = None, seed: int = 0,
-              device: str = "auto", resume: bool = False, size: int | None = None, colors: int | None = None,
-              quiet: bool = False, labels_per_class: int | None = None) -> dict:
+@command(
+    "train",
+    "train a model into a run folder",
+    model=Opt(
+        "a registered model (see `genzoo models`; - and _ are the same)",
+        positional=True,
+        choices=_models,
+        metavar="MODEL",
+    ),
+    out=Opt("run folder to create (or continue with --resume)"),
+    data=Opt(
+        "data spec: "
+        + " | ".join(k.syntax for k in dataset_kinds())
+        + " (see `genzoo datasets`); default: pokemon, or the run's own with --resume"
+    ),
+    preset=Opt("named settings of the model (see `genzoo models`)"),
+    sets=Opt("override a model or trainer setting; repeatable", flags=("--set",), metavar="KEY=VALUE", repeat=True),
+    steps=Opt("total training steps (rounds); default: the preset's, else 2000", lo=1),
+    epochs=Opt("total passes over the training split", above=0),
+    seed=_SEED,
+    device=_DEVICE,
+    resume=Opt("continue the run in --out from its checkpoint"),
+    size=Opt("folder/CIFAR data: resize images to SIZE x SIZE (default 32)", lo=MIN_SIZE, hi=MAX_IMAGE_SIDE),
+    colors=Opt("folder data: quantise to this many colours (default 64)", lo=2),
+    quiet=Opt("no progress bar or messages"),
+    labels_per_class=Opt(
+        "semi-supervised models (ssgan): keep the labels of N training images per class, "
+        "drawn with --seed, and hide the rest",
+        lo=1,
+    ),
+)
+def cmd_train(
+    model: str,
+    out: Path,
+    data: str | None = None,
+    preset: str | None = None,
+    sets: list[str] | None = None,
+    steps: int | None = None,
+    epochs: float | None = None,
+    seed: int = 0,
+    device: str = "auto",
+    resume: bool = False,
+    size: int | None = None,
+    colors: int | None = None,
+    quiet: bool = False,
+    labels_per_class: int | None = None,
+) -> dict:
     """Train MODEL on DATA into the run folder OUT (or continue it with --resume)."""
     out = Path(out)
     if out.exists() and not out.is_dir():
@@ -438,19 +480,26 @@ def cmd_train(model: str, out: Path, data: str | None = None, preset: str | None
             raise GenzooError(f"{out}: already holds a run; pass --resume to continue it or choose another --out")
         data = data or "pokemon"
         if labels_per_class is not None and not cls.takes_partial_labels:
-            raise GenzooError(f"--labels-per-class: {model} trains on fully labelled or unlabelled data; "
-                              "semi-supervised models: " + ", ".join(
-                                  n for n, c in available_models().items() if c.takes_partial_labels))
-        dataset = load_dataset(data, size=size, colors=colors, labels_per_class=labels_per_class,
-                               label_seed=seed if labels_per_class is not None else None)
+            raise GenzooError(
+                f"--labels-per-class: {model} trains on fully labelled or unlabelled data; "
+                "semi-supervised models: "
+                + ", ".join(n for n, c in available_models().items() if c.takes_partial_labels)
+            )
+        dataset = load_dataset(
+            data,
+            size=size,
+            colors=colors,
+            labels_per_class=labels_per_class,
+            label_seed=seed if labels_per_class is not None else None,
+        )
         model_cfg, cfg = resolve_configs(cls, TrainConfig, preset, overrides)
         torch.manual_seed(seed)  # initial weights belong to the seeded run
         net = build_model_checked(cls, model_cfg, dataset.info)  # refused above the model size limits
     torch.manual_seed(seed)
-    callbacks: list[Callback] = [HeldOutLikelihood("test", max_images=HELD_OUT_IMAGES)] \
-        if HeldOutLikelihood.applies(net) else []
-    trainer = Trainer(net, dataset, cfg, out, model_name=model, seed=seed, device=dev, quiet=quiet,
-                      callbacks=callbacks)
+    callbacks: list[Callback] = (
+        [HeldOutLikelihood("test", max_images=HELD_OUT_IMAGES)] if HeldOutLikelihood.applies(net) else []
+    )
+    trainer = Trainer(net, dataset, cfg, out, model_name=model, seed=seed, device=dev, quiet=quiet, callbacks=callbacks)
     if resume:
         trainer.restore(state)
         if not quiet:
@@ -460,42 +509,69 @@ def cmd_train(model: str, out: Path, data: str | None = None, preset: str | None
         write_json(out / RUN_JSON, run_description(model, net, cfg, dataset, seed))
         if not quiet:
             n_params = sum(p.numel() for p in net.parameters())
-            print(f"training {model} ({n_params:,} parameters) on {data}: {dataset.size('train')} train images "
-                  f"{dataset.info.shape}, {dataset.info.num_values} values; {trainer.total_steps()} steps "
-                  f"on {dev}", file=sys.stderr)
+            print(
+                f"training {model} ({n_params:,} parameters) on {data}: {dataset.size('train')} train images "
+                f"{dataset.info.shape}, {dataset.info.num_values} values; {trainer.total_steps()} steps "
+                f"on {dev}",
+                file=sys.stderr,
+            )
     last = trainer.fit()
     if not quiet:
-        shown = {k: round(v, 4) for k, v in last.items() if "bits_per_dim" in k or "nll" in k
-                 or k.endswith(("/loss", "/d_real", "/d_fake", "/sample_spread", "recon", "accuracy"))}
+        shown = {
+            k: round(v, 4)
+            for k, v in last.items()
+            if "bits_per_dim" in k
+            or "nll" in k
+            or k.endswith(("/loss", "/d_real", "/d_fake", "/sample_spread", "recon", "accuracy"))
+        }
         print(f"done: step {trainer.step}, {shown}; run folder {out}", file=sys.stderr)
     return last
 
 
-@command("sample", "draw new images from a trained run",
-         run=_RUN, out=_PNG,
-         n=Opt("number of samples", flags=("-n",), lo=1),
-         seed=_SEED,
-         temperature=Opt("softmax temperature (0 = the most likely value)", lo=0),
-         condition=Opt("class label for conditional models (default: classes in turn)", lo=0),
-         condition_map=Opt("spatially conditioned models (gated_pixelcnn with spatial_channels): a .npy map of "
-                           "shape (S, H/scale, W/scale), shared by every sample, or (N, S, H/scale, W/scale)"),
-         naive=Opt("autoregressive: recompute every step (the slow reference path; the same samples)"),
-         ncols=Opt("tiles per row of the grid (default: a square grid)", lo=1),
-         precision=Opt("autoregressive: sample in float64 (cached and --naive give identical samples) or in the "
-                       "model's dtype (faster; rare float-rounding differences between the two paths)",
-                       choices=lambda: ("float64", "model")),
-         device=_DEVICE)
-def cmd_sample(run: Path, out: Path, n: int = 64, seed: int = 0, temperature: float = 1.0,
-               condition: int | None = None, condition_map: Path | None = None, naive: bool = False,
-               ncols: int | None = None,
-               precision: str = "float64", device: str = "auto") -> None:
+@command(
+    "sample",
+    "draw new images from a trained run",
+    run=_RUN,
+    out=_PNG,
+    n=Opt("number of samples", flags=("-n",), lo=1),
+    seed=_SEED,
+    temperature=Opt("softmax temperature (0 = the most likely value)", lo=0),
+    condition=Opt("class label for conditional models (default: classes in turn)", lo=0),
+    condition_map=Opt(
+        "spatially conditioned models (gated_pixelcnn with spatial_channels): a .npy map of "
+        "shape (S, H/scale, W/scale), shared by every sample, or (N, S, H/scale, W/scale)"
+    ),
+    naive=Opt("autoregressive: recompute every step (the slow reference path; the same samples)"),
+    ncols=Opt("tiles per row of the grid (default: a square grid)", lo=1),
+    precision=Opt(
+        "autoregressive: sample in float64 (cached and --naive give identical samples) or in the "
+        "model's dtype (faster; rare float-rounding differences between the two paths)",
+        choices=lambda: ("float64", "model"),
+    ),
+    device=_DEVICE,
+)
+def cmd_sample(
+    run: Path,
+    out: Path,
+    n: int = 64,
+    seed: int = 0,
+    temperature: float = 1.0,
+    condition: int | None = None,
+    condition_map: Path | None = None,
+    naive: bool = False,
+    ncols: int | None = None,
+    precision: str = "float64",
+    device: str = "auto",
+) -> None:
     """A grid of N new images (a scatter plot for 2-D data)."""
     _check_out_file(out, ".png")
     _check_grid(n, f"-n {n}")
     r, model = _generative_run(run, device, "sample")
     if n * r.info.dims > MAX_SAMPLE_VALUES:
-        raise GenzooError(f"-n {n}: {n:,} samples of {r.info.dims} values exceed the limit of "
-                          f"{MAX_SAMPLE_VALUES:,} values per request")
+        raise GenzooError(
+            f"-n {n}: {n:,} samples of {r.info.dims} values exceed the limit of "
+            f"{MAX_SAMPLE_VALUES:,} values per request"
+        )
     cond = _condition(model, n, condition, condition_map)
     options: dict[str, Any] = {"progress": True}
     if naive:
@@ -510,17 +586,30 @@ def cmd_sample(run: Path, out: Path, n: int = 64, seed: int = 0, temperature: fl
     print(f"wrote {n} samples to {out}", file=sys.stderr)
 
 
-@command("complete", "show the model part of unseen images and let it draw the rest",
-         run=_RUN, out=_PNG,
-         mask=Opt("the part hidden", choices=_masks),
-         images=Opt("which images, e.g. test:0-7 or test:3,9"),
-         samples=Opt("completions per image", lo=1),
-         condition_map=Opt("spatially conditioned models: a .npy map (S, H/scale, W/scale) or one per completion"),
-         seed=_SEED, temperature=Opt("softmax temperature (0 = the most likely value)", lo=0),
-         device=_DEVICE)
-def cmd_complete(run: Path, out: Path, mask: str, images: str = "test:0-7", samples: int = 4,
-                 condition_map: Path | None = None, seed: int = 0,
-                 temperature: float = 1.0, device: str = "auto") -> None:
+@command(
+    "complete",
+    "show the model part of unseen images and let it draw the rest",
+    run=_RUN,
+    out=_PNG,
+    mask=Opt("the part hidden", choices=_masks),
+    images=Opt("which images, e.g. test:0-7 or test:3,9"),
+    samples=Opt("completions per image", lo=1),
+    condition_map=Opt("spatially conditioned models: a .npy map (S, H/scale, W/scale) or one per completion"),
+    seed=_SEED,
+    temperature=Opt("softmax temperature (0 = the most likely value)", lo=0),
+    device=_DEVICE,
+)
+def cmd_complete(
+    run: Path,
+    out: Path,
+    mask: str,
+    images: str = "test:0-7",
+    samples: int = 4,
+    condition_map: Path | None = None,
+    seed: int = 0,
+    temperature: float = 1.0,
+    device: str = "auto",
+) -> None:
     """Rows of original | shown | completions (hidden pixels magenta in the middle column)."""
     _check_out_file(out, ".png")
     r, model = _generative_run(run, device, "complete images")
@@ -536,8 +625,9 @@ def cmd_complete(run: Path, out: Path, mask: str, images: str = "test:0-7", samp
         y = data.batch(split, positions).get("y")
         labels = y.repeat_interleave(samples) if y is not None else model.default_condition(len(reps))
     cond = _condition(model, len(reps), None, condition_map, labels)
-    filled = model.complete(reps, known, generator=_generator(model, seed), temperature=temperature,
-                            condition=cond, progress=True)
+    filled = model.complete(
+        reps, known, generator=_generator(model, seed), temperature=temperature, condition=cond, progress=True
+    )
     info = r.info
     original = info.to_rgb(x)
     shown = mask_rgb(original, known.all(0).numpy())
@@ -546,52 +636,94 @@ def cmd_complete(run: Path, out: Path, mask: str, images: str = "test:0-7", samp
     print(f"wrote completions of {n} {split} images ({mask} hidden, {samples} each) to {out}", file=sys.stderr)
 
 
-@command("eval", "every measurement that applies (likelihoods, bounds, memorisation, ...)",
-         run=_RUN,
-         split=Opt("the held-out split measured"),
-         json_path=Opt("write results here (default RUN/eval.json)", flags=("--json",)),
-         batch_size=Opt("images per forward pass", lo=1),
-         only=Opt("sections to run (default: all that apply)", choices=_sections, metavar="SECTION"),
-         k=Opt("importance samples per image for the NLL estimate", lo=1),
-         k_iwae=Opt("samples per image for the IWAE bound", lo=1),
-         max_images=Opt("importance sampling on the first N images of the split only", lo=1),
-         samples=Opt("generated images for the memorisation check and the --features metrics", lo=1),
-         features=Opt("add sample quality in this feature space: " + " | ".join(
-             f"{p}:ARG" if p != "pixels" else p for p in available_extractors()), metavar="SPEC"),
-         feature_cache=Opt("cache of reference features (default $GENZOO_CACHE_DIR or ~/.cache/genzoo/features)"),
-         seed=_SEED, device=_DEVICE)
-def cmd_eval(run: Path, split: str = "test", json_path: Path | None = None, batch_size: int = 256,
-             only: list[str] | None = None, k: int = 5000, k_iwae: int = 50, max_images: int | None = None,
-             samples: int = 1000, features: str | None = None, feature_cache: Path | None = None, seed: int = 0,
-             device: str = "auto") -> dict:
+@command(
+    "eval",
+    "every measurement that applies (likelihoods, bounds, memorisation, ...)",
+    run=_RUN,
+    split=Opt("the held-out split measured"),
+    json_path=Opt("write results here (default RUN/eval.json)", flags=("--json",)),
+    batch_size=Opt("images per forward pass", lo=1),
+    only=Opt("sections to run (default: all that apply)", choices=_sections, metavar="SECTION"),
+    k=Opt("importance samples per image for the NLL estimate", lo=1),
+    k_iwae=Opt("samples per image for the IWAE bound", lo=1),
+    max_images=Opt("importance sampling on the first N images of the split only", lo=1),
+    samples=Opt("generated images for the memorisation check and the --features metrics", lo=1),
+    features=Opt(
+        "add sample quality in this feature space: "
+        + " | ".join(f"{p}:ARG" if p != "pixels" else p for p in available_extractors()),
+        metavar="SPEC",
+    ),
+    feature_cache=Opt("cache of reference features (default $GENZOO_CACHE_DIR or ~/.cache/genzoo/features)"),
+    seed=_SEED,
+    device=_DEVICE,
+)
+def cmd_eval(
+    run: Path,
+    split: str = "test",
+    json_path: Path | None = None,
+    batch_size: int = 256,
+    only: list[str] | None = None,
+    k: int = 5000,
+    k_iwae: int = 50,
+    max_images: int | None = None,
+    samples: int = 1000,
+    features: str | None = None,
+    feature_cache: Path | None = None,
+    seed: int = 0,
+    device: str = "auto",
+) -> dict:
     """Every measurement that applies to the run, each with its protocol, into RUN/eval.json."""
     _check_json_out(json_path)
     r = load_run(run, device)
     path = Path(json_path) if json_path else r.path / EVAL_JSON
-    result = evaluate(r, split=split, sections=only, k=k, k_iwae=k_iwae, max_images=max_images, samples=samples,
-                      seed=seed, batch_size=batch_size, figure_dir=path.parent, features=features,
-                      feature_cache=feature_cache)
-    headline = [m for m in result["metrics"] if m["metric"] in ("nll", "negative_elbo")
-                and m["protocol"].get("estimator") in ("exact", "ELBO (bound)")]
+    result = evaluate(
+        r,
+        split=split,
+        sections=only,
+        k=k,
+        k_iwae=k_iwae,
+        max_images=max_images,
+        samples=samples,
+        seed=seed,
+        batch_size=batch_size,
+        figure_dir=path.parent,
+        features=features,
+        feature_cache=feature_cache,
+    )
+    headline = [
+        m
+        for m in result["metrics"]
+        if m["metric"] in ("nll", "negative_elbo") and m["protocol"].get("estimator") in ("exact", "ELBO (bound)")
+    ]
     if headline:  # the likelihood in the flat form earlier versions wrote
-        result.update(nll_nats=headline[0]["value"], bits_per_dim=headline[1]["value"],
-                      n_images=headline[0]["protocol"]["images"], likelihood=headline[0]["protocol"]["estimator"])
+        result.update(
+            nll_nats=headline[0]["value"],
+            bits_per_dim=headline[1]["value"],
+            n_images=headline[0]["protocol"]["images"],
+            likelihood=headline[0]["protocol"]["estimator"],
+        )
     write_json(path, result)
     print(f"{r.model_name} on {result['data']} (step {r.step}):")
     for m in result["metrics"]:
         proto = ", ".join(f"{k_}={v}" for k_, v in m["protocol"].items() if k_ not in ("near_copy_rule",))
         v = m["value"]
-        value = "null" if v is None or not math.isfinite(v) else (
-            f"{v:.4f}" if m["unit"] == "bits/dim" or abs(v) < 10 else f"{v:.2f}")
+        value = (
+            "null"
+            if v is None or not math.isfinite(v)
+            else (f"{v:.4f}" if m["unit"] == "bits/dim" or abs(v) < 10 else f"{v:.2f}")
+        )
         print(f"  {m['metric']:<26} {value:>10} {m['unit']:<22} [{proto}]")
     print(f"-> {path}")
     return result
 
 
-@command("compare", "one self-contained HTML page comparing evaluated runs",
-         runs=Opt("run folders, each with RUN/eval.json", positional=True, metavar="RUN"),
-         out=Opt("output .html", flags=("-o", "--out")),
-         device=Opt("for drawing samples of runs without a saved grid"))
+@command(
+    "compare",
+    "one self-contained HTML page comparing evaluated runs",
+    runs=Opt("run folders, each with RUN/eval.json", positional=True, metavar="RUN"),
+    out=Opt("output .html", flags=("-o", "--out")),
+    device=Opt("for drawing samples of runs without a saved grid"),
+)
 def cmd_compare(runs: list[Path], out: Path, device: str = "cpu") -> None:
     """One self-contained HTML page: runs, a metric table of comparable numbers, samples, figures, curves."""
     _check_out_file(out, ".html")
@@ -599,11 +731,15 @@ def cmd_compare(runs: list[Path], out: Path, device: str = "cpu") -> None:
     print(f"wrote a comparison of {len(runs)} run{'s' if len(runs) != 1 else ''} to {path}", file=sys.stderr)
 
 
-@command("reconstruct", "images and their reconstructions through the code",
-         run=_RUN, out=_PNG,
-         images=Opt("which images, e.g. test:0-15"),
-         seed=Opt("for models that encode by fitting the code (GANs)", lo=0, hi=MAX_SEED),
-         device=_DEVICE)
+@command(
+    "reconstruct",
+    "images and their reconstructions through the code",
+    run=_RUN,
+    out=_PNG,
+    images=Opt("which images, e.g. test:0-15"),
+    seed=Opt("for models that encode by fitting the code (GANs)", lo=0, hi=MAX_SEED),
+    device=_DEVICE,
+)
 def cmd_reconstruct(run: Path, out: Path, images: str = "test:0-15", seed: int = 0, device: str = "auto") -> None:
     """Rows of originals above their reconstructions decode(encode(x))."""
     _check_out_file(out, ".png")
@@ -616,23 +752,35 @@ def cmd_reconstruct(run: Path, out: Path, images: str = "test:0-15", seed: int =
     with torch.no_grad():
         rec = model.decode(z)
     n = len(x)
-    tiles = [r.info.to_rgb(x[i:i + 8]) for i in range(0, n, 8)]
-    recs = [r.info.to_rgb(rec[i:i + 8]) for i in range(0, n, 8)]
+    tiles = [r.info.to_rgb(x[i : i + 8]) for i in range(0, n, 8)]
+    recs = [r.info.to_rgb(rec[i : i + 8]) for i in range(0, n, 8)]
     rows = np.concatenate([np.concatenate([a, b]) for a, b in zip(tiles, recs)])
     save_png(grid(rows, ncols=min(8, n)), out)
     print(f"wrote {n} {split} images (odd rows) and their reconstructions (even rows) to {out}", file=sys.stderr)
 
 
-@command("traverse", "decode a grid over two code dimensions, the others fixed",
-         run=_RUN, out=_PNG,
-         dims=Opt("two code dimensions", metavar="D", lo=0),
-         value_range=Opt("the values each dimension sweeps", flags=("--range",), metavar=("LO", "HI"), nargs=2),
-         steps=Opt(f"values per dimension (the grid is STEPS x STEPS; at most {MAX_GRID_SIDE})", lo=2,
-                   hi=MAX_GRID_SIDE),
-         image=Opt("hold the other dimensions at this image's code (e.g. test:0); default 0"),
-         seed=_SEED, device=_DEVICE)
-def cmd_traverse(run: Path, out: Path, dims: list[int], value_range: tuple[float, float] = (-3.0, 3.0),
-                 steps: int = 11, image: str | None = None, seed: int = 0, device: str = "auto") -> None:
+@command(
+    "traverse",
+    "decode a grid over two code dimensions, the others fixed",
+    run=_RUN,
+    out=_PNG,
+    dims=Opt("two code dimensions", metavar="D", lo=0),
+    value_range=Opt("the values each dimension sweeps", flags=("--range",), metavar=("LO", "HI"), nargs=2),
+    steps=Opt(f"values per dimension (the grid is STEPS x STEPS; at most {MAX_GRID_SIDE})", lo=2, hi=MAX_GRID_SIDE),
+    image=Opt("hold the other dimensions at this image's code (e.g. test:0); default 0"),
+    seed=_SEED,
+    device=_DEVICE,
+)
+def cmd_traverse(
+    run: Path,
+    out: Path,
+    dims: list[int],
+    value_range: tuple[float, float] = (-3.0, 3.0),
+    steps: int = 11,
+    image: str | None = None,
+    seed: int = 0,
+    device: str = "auto",
+) -> None:
     """The lecture's figure: sweep two code dimensions on a grid, the others fixed."""
     _check_out_file(out, ".png")
     lo, hi = value_range
@@ -640,27 +788,35 @@ def cmd_traverse(run: Path, out: Path, dims: list[int], value_range: tuple[float
         raise GenzooError(f"--dims takes two code dimensions, got {len(dims)}")
     r, model = _latent_run(run, device, "traverse")
     if image is not None:
-        base = model.encode(_select_one(image, r.data(), "--image").to(model.device),
-                            generator=_generator(model, seed))[0]
+        base = model.encode(
+            _select_one(image, r.data(), "--image").to(model.device), generator=_generator(model, seed)
+        )[0]
     else:
         base = torch.zeros(model.latent_dim, device=model.device)
     z = traversal_codes(base, (dims[0], dims[1]), lo, hi, steps)
     with torch.no_grad():
         x = model.decode(z)
     caption = f"rows: z[{dims[0]}], columns: z[{dims[1]}], both {lo:g} .. {hi:g}; other dims " + (
-        f"from {image}" if image else "0")
+        f"from {image}" if image else "0"
+    )
     save_png(labelled_grid(r.info.to_rgb(x), ncols=steps, caption=caption), out)
     print(f"wrote a {steps}x{steps} traversal of dims {dims[0]} and {dims[1]} to {out}", file=sys.stderr)
 
 
-@command("interpolate", "decode codes along a path between two images or prior draws",
-         run=_RUN, out=_PNG,
-         between=Opt("two endpoints: images (test:4 test:9) or prior draws (seed:1 seed:2)", metavar="END"),
-         steps=Opt(f"images along the path (at most {MAX_PATH_STEPS})", lo=2, hi=MAX_PATH_STEPS),
-         kind=Opt("straight line or spherical path", choices=lambda: ("linear", "slerp")),
-         seed=_SEED, device=_DEVICE)
-def cmd_interpolate(run: Path, out: Path, between: list[str], steps: int = 10, kind: str = "linear", seed: int = 0,
-                    device: str = "auto") -> None:
+@command(
+    "interpolate",
+    "decode codes along a path between two images or prior draws",
+    run=_RUN,
+    out=_PNG,
+    between=Opt("two endpoints: images (test:4 test:9) or prior draws (seed:1 seed:2)", metavar="END"),
+    steps=Opt(f"images along the path (at most {MAX_PATH_STEPS})", lo=2, hi=MAX_PATH_STEPS),
+    kind=Opt("straight line or spherical path", choices=lambda: ("linear", "slerp")),
+    seed=_SEED,
+    device=_DEVICE,
+)
+def cmd_interpolate(
+    run: Path, out: Path, between: list[str], steps: int = 10, kind: str = "linear", seed: int = 0, device: str = "auto"
+) -> None:
     """Decode codes along the path between two images (their codes) or two prior draws (``seed:N``)."""
     _check_out_file(out, ".png")
     if len(between) != 2:
@@ -686,29 +842,40 @@ def cmd_interpolate(run: Path, out: Path, between: list[str], steps: int = 10, k
     print(f"wrote {steps} images from {between[0]} to {between[1]} to {out}", file=sys.stderr)
 
 
-@command("probe", "test accuracy of a softmax classifier on a model's codes",
-         run=_RUN,
-         data=Opt("labelled data (default: the run's own)"),
-         finetune=Opt("train encoder + classifier end to end"),
-         epochs=Opt("passes over the training split", lo=1),
-         seed=_SEED,
-         json_path=Opt("default RUN/probe.json (RUN/finetune.json)", flags=("--json",)),
-         device=_DEVICE)
-def cmd_probe(run: Path, data: str | None = None, finetune: bool = False, epochs: int = 30, seed: int = 0,
-              json_path: Path | None = None, device: str = "auto") -> dict:
+@command(
+    "probe",
+    "test accuracy of a softmax classifier on a model's codes",
+    run=_RUN,
+    data=Opt("labelled data (default: the run's own)"),
+    finetune=Opt("train encoder + classifier end to end"),
+    epochs=Opt("passes over the training split", lo=1),
+    seed=_SEED,
+    json_path=Opt("default RUN/probe.json (RUN/finetune.json)", flags=("--json",)),
+    device=_DEVICE,
+)
+def cmd_probe(
+    run: Path,
+    data: str | None = None,
+    finetune: bool = False,
+    epochs: int = 30,
+    seed: int = 0,
+    json_path: Path | None = None,
+    device: str = "auto",
+) -> dict:
     """Softmax classifier on the frozen codes (or encoder + classifier end to end with --finetune)."""
     _check_json_out(json_path)
     r, model = _latent_run(run, device, "probe")
     dataset = load_dataset(data) if data else reload_data(r.data_desc)
     if dataset.labels is None:
         raise GenzooError(f"{dataset.spec}: the probe needs class labels and this data set has none")
-    res = linear_probe(model, dataset, epochs=epochs, seed=seed, finetune=finetune, device=model.device,
-                       progress=True)
+    res = linear_probe(model, dataset, epochs=epochs, seed=seed, finetune=finetune, device=model.device, progress=True)
     result = {"model": r.model_name, "run": str(r.path), "checkpoint_step": r.step, "data": dataset.spec, **res}
     path = Path(json_path) if json_path else r.path / ("finetune.json" if finetune else "probe.json")
     write_json(path, result)
-    print(f"{'fine-tuned' if finetune else 'linear probe'} on {dataset.spec}: test accuracy "
-          f"{res['test_accuracy']:.4f} -> {path}")
+    print(
+        f"{'fine-tuned' if finetune else 'linear probe'} on {dataset.spec}: test accuracy "
+        f"{res['test_accuracy']:.4f} -> {path}"
+    )
     return result
 
 

@@ -5,6 +5,7 @@ Also the one JSON writer, :func:`write_json` (non-finite floats are written as `
 ``NaN`` is not JSON), and the one reader of the JSON files genzoo writes, :func:`read_json`
 (a file that is missing, too large, not UTF-8, not JSON or not an object is one line naming it).
 """
+
 from __future__ import annotations
 
 import json
@@ -112,4 +113,5 @@ def json_kind(value: Any) -> str:
     if isinstance(value, bool):
         return "a boolean"
     return {dict: "an object", list: "a list", str: "a string", int: "a number", float: "a number"}.get(
-        type(value), type(value).__name__)
+        type(value), type(value).__name__
+    )

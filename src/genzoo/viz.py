@@ -1,4 +1,5 @@
 """Pictures with Pillow: sample grids and the completion figure (original | masked | completions)."""
+
 from __future__ import annotations
 
 import math
@@ -17,8 +18,9 @@ def upscale_for(height: int) -> int:
     return max(1, 80 // max(height, 1))
 
 
-def grid(rgb: np.ndarray, ncols: int | None = None, pad: int = 2, scale: int | None = None,
-         background=(255, 255, 255)) -> Image.Image:
+def grid(
+    rgb: np.ndarray, ncols: int | None = None, pad: int = 2, scale: int | None = None, background=(255, 255, 255)
+) -> Image.Image:
     """``rgb`` (N, H, W, 3) uint8 -> one image with the N tiles in rows."""
     n, h, w, _ = rgb.shape
     scale = scale or upscale_for(h)
@@ -33,8 +35,13 @@ def grid(rgb: np.ndarray, ncols: int | None = None, pad: int = 2, scale: int | N
     return canvas
 
 
-def scatter(points: np.ndarray, reference: np.ndarray | None = None, size: int = 360, span: float | None = None,
-            centres: np.ndarray | None = None) -> Image.Image:
+def scatter(
+    points: np.ndarray,
+    reference: np.ndarray | None = None,
+    size: int = 360,
+    span: float | None = None,
+    centres: np.ndarray | None = None,
+) -> Image.Image:
     """2-D points (N, 2) as a square picture: ``reference`` points light grey, ``centres`` as red
     crosses, the points in blue; the view is +-``span`` (default: fits every point)."""
     pts = np.asarray(points, dtype=np.float64).reshape(-1, 2)
@@ -47,8 +54,10 @@ def scatter(points: np.ndarray, reference: np.ndarray | None = None, size: int =
     def px(p):
         return (p + span) / (2 * span) * (size - 1)
 
-    for pts_, colour in (((reference if reference is not None else np.zeros((0, 2))), (200, 200, 200)),
-                         (pts, (30, 80, 200))):
+    for pts_, colour in (
+        ((reference if reference is not None else np.zeros((0, 2))), (200, 200, 200)),
+        (pts, (30, 80, 200)),
+    ):
         for x, y in px(np.asarray(pts_).reshape(-1, 2)):
             draw.point((x, size - 1 - y), fill=colour)
     for x, y in px(np.asarray(centres if centres is not None else np.zeros((0, 2))).reshape(-1, 2)):
@@ -63,8 +72,10 @@ def sample_picture(x, data) -> Image.Image:
     info = data.info
     if info.continuous:
         centres = data.meta.get("centres")
-        return scatter(np.asarray(x.detach().cpu()).reshape(len(x), -1)[:, :2],
-                       centres=None if centres is None else np.asarray(centres))
+        return scatter(
+            np.asarray(x.detach().cpu()).reshape(len(x), -1)[:, :2],
+            centres=None if centres is None else np.asarray(centres),
+        )
     return grid(info.to_rgb(x))
 
 

@@ -100,6 +100,7 @@ def test_models_and_datasets_list_what_is_registered(capsys):
         assert syntax in out
 
 
+@pytest.mark.slow
 def test_ctrl_c_saves_a_checkpoint_and_exits_130(tmp_path):
     """A real SIGINT to a real `genzoo train` process: checkpoint after the step, status 130, resumable."""
     import os
@@ -115,10 +116,11 @@ def test_ctrl_c_saves_a_checkpoint_and_exits_130(tmp_path):
          "--out", str(run_dir), "--quiet", "--device", "cpu", "--set", "log_every=1",
          "--set", "checkpoint_every=100000", "--set", "sample_every=0", "--set", "eval_every=-1"],
         env=env, stderr=subprocess.PIPE, text=True)
-    deadline = time.time() + 60
+    deadline = time.time() + 300  # a loaded machine can take minutes to start Python and torch
     while time.time() < deadline and not ((run_dir / "metrics.jsonl").exists()
                                           and (run_dir / "metrics.jsonl").read_text().count("\n") >= 3):
         time.sleep(0.1)
+    assert (run_dir / "metrics.jsonl").read_text().count("\n") >= 3, "training did not start within 300 s"
     assert not (run_dir / "checkpoint.pt").exists()
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)

@@ -4,8 +4,8 @@ import dataclasses
 
 import pytest
 import torch
-from conftest import random_dataset, tiny_info, tiny_model
 
+from conftest import random_dataset, tiny_info, tiny_model
 from genzoo.models.base import GenerativeModel, LikelihoodModel, TrainableModel
 from genzoo.models.registry import available_models
 from genzoo.training.config import TrainConfig

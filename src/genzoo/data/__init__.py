@@ -4,9 +4,24 @@
 ``load_dataset(spec, **options)`` is the one entry point; each kind registers a loader
 with :func:`register_dataset` (:mod:`genzoo.data.kinds`), and ``genzoo datasets`` lists them.
 """
+
 from genzoo.data import cifar, folder, mnist, olivetti, patches, pokemon, toy
 from genzoo.data.base import ImageDataset, ImageInfo, every_tenth_split
 from genzoo.data.kinds import DatasetKind, dataset_kinds, load_dataset, register_dataset
 
-__all__ = ["DatasetKind", "ImageDataset", "ImageInfo", "cifar", "dataset_kinds", "every_tenth_split", "folder",
-           "load_dataset", "mnist", "olivetti", "patches", "pokemon", "register_dataset", "toy"]
+__all__ = [
+    "DatasetKind",
+    "ImageDataset",
+    "ImageInfo",
+    "cifar",
+    "dataset_kinds",
+    "every_tenth_split",
+    "folder",
+    "load_dataset",
+    "mnist",
+    "olivetti",
+    "patches",
+    "pokemon",
+    "register_dataset",
+    "toy",
+]

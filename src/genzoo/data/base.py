@@ -10,6 +10,7 @@ values, labels and splits when it is built, and the limits below (with the reade
 :func:`read_data_file` and :func:`decode_text`) keep a hostile file from exhausting memory.
 Every refusal is a one-line :class:`~genzoo.errors.GenzooError` naming the file (the spec).
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -100,8 +101,13 @@ class ImageInfo:
 
     def check(self, source: str) -> None:
         """Refuse impossible or oversized values, naming ``source`` and the key."""
-        for key, lo, hi in (("channels", 1, MAX_CHANNELS), ("height", 1, MAX_IMAGE_SIDE), ("width", 1, MAX_IMAGE_SIDE),
-                            ("num_values", 0, MAX_VALUES), ("num_classes", 0, MAX_VALUES)):
+        for key, lo, hi in (
+            ("channels", 1, MAX_CHANNELS),
+            ("height", 1, MAX_IMAGE_SIDE),
+            ("width", 1, MAX_IMAGE_SIDE),
+            ("num_values", 0, MAX_VALUES),
+            ("num_classes", 0, MAX_VALUES),
+        ):
             value = getattr(self, key)
             if not _is_int(value) or not lo <= value <= hi:
                 raise GenzooError(f"{source}: image info {key}={value!r} is not an integer {lo}-{hi}")
@@ -180,21 +186,21 @@ class ImageDataset:
                 if lo < 0 or hi >= info.num_values:
                     bad = lo if lo < 0 else hi
                     where = int((x.flatten(1) == bad).any(1).nonzero()[0])
-                    raise GenzooError(
-                        f"{spec}: image {where} holds the value {bad}, outside 0-{info.num_values - 1}"
-                    )
+                    raise GenzooError(f"{spec}: image {where} holds the value {bad}, outside 0-{info.num_values - 1}")
         if self.labels is not None:
             y = self.labels
             if y.ndim != 1 or len(y) != n or y.is_floating_point() or y.dtype == torch.bool:
-                raise GenzooError(f"{spec}: labels must be {n} integers (one per image), got {tuple(y.shape)} "
-                                  f"{y.dtype}")
+                raise GenzooError(
+                    f"{spec}: labels must be {n} integers (one per image), got {tuple(y.shape)} {y.dtype}"
+                )
             if int(y.min()) < 0 or (info.num_classes and int(y.max()) >= info.num_classes):
                 bad = int(y.min()) if int(y.min()) < 0 else int(y.max())
                 where = int((y == bad).nonzero()[0])
                 top = max(info.num_classes - 1, 0)
                 raise GenzooError(f"{spec}: image {where} has the label {bad}, outside 0-{top}")
-        if self.labelled is not None and (self.labels is None or self.labelled.dtype != torch.bool
-                                          or tuple(self.labelled.shape) != (n,)):
+        if self.labelled is not None and (
+            self.labels is None or self.labelled.dtype != torch.bool or tuple(self.labelled.shape) != (n,)
+        ):
             raise GenzooError(f"{spec}: the labelled mask must be {n} booleans beside the labels")
         if not self.splits:
             raise GenzooError(f"{spec}: no splits")

@@ -11,6 +11,7 @@ a ``--size`` square (default 32, at most ``MAX_IMAGE_SIDE``) by
 size; files over ``MAX_SOURCE_PIXELS`` refused). An archive member over ``MAX_FILE_BYTES``, members
 over ``MAX_DATA_BYTES`` in all, or decoded images over ``MAX_DATA_BYTES`` are refused before reading.
 """
+
 from __future__ import annotations
 
 import lzma
@@ -60,12 +61,15 @@ def _members(path: Path) -> list[tuple[tuple[str, ...], Path | bytes]]:
                 if not (m.isfile() and parts and Path(m.name).suffix.lower() in EXTENSIONS) or parts[-1][0] == ".":
                     continue
                 if m.size > MAX_FILE_BYTES:
-                    raise GenzooError(f"{path}: member {m.name} holds {m.size:,} bytes; the limit is "
-                                      f"{MAX_FILE_BYTES:,} (MAX_FILE_BYTES)")
+                    raise GenzooError(
+                        f"{path}: member {m.name} holds {m.size:,} bytes; the limit is "
+                        f"{MAX_FILE_BYTES:,} (MAX_FILE_BYTES)"
+                    )
                 total += m.size
                 if total > MAX_DATA_BYTES:
-                    raise GenzooError(f"{path}: the images in the archive pass {MAX_DATA_BYTES:,} bytes "
-                                      "(MAX_DATA_BYTES)")
+                    raise GenzooError(
+                        f"{path}: the images in the archive pass {MAX_DATA_BYTES:,} bytes (MAX_DATA_BYTES)"
+                    )
                 stream = tar.extractfile(m)
                 assert stream is not None  # a regular file (m.isfile() above) always has a stream
                 found.append((parts, stream.read()))
@@ -74,10 +78,14 @@ def _members(path: Path) -> list[tuple[tuple[str, ...], Path | bytes]]:
     return sorted(found, key=lambda item: item[0])
 
 
-@register_dataset("cifar10", "cifar10:PATH", "CIFAR-10 train/test folders or their .tar.gz (RGB, 256 levels, "
-                  "10 classes); --size resizes")
-def load_cifar10(spec: str, path: str, *, size: int | None = None, colors: int | None = None,
-                 palette=None, **rest) -> ImageDataset:
+@register_dataset(
+    "cifar10",
+    "cifar10:PATH",
+    "CIFAR-10 train/test folders or their .tar.gz (RGB, 256 levels, 10 classes); --size resizes",
+)
+def load_cifar10(
+    spec: str, path: str, *, size: int | None = None, colors: int | None = None, palette=None, **rest
+) -> ImageDataset:
     if colors is not None or any(v is not None for v in rest.values()):
         raise GenzooError(f"{spec}: only --size applies (images keep 256 levels per channel)")
     side = size_option(spec, size, DEFAULT_SIZE)
@@ -103,6 +111,7 @@ def load_cifar10(spec: str, path: str, *, size: int | None = None, colors: int |
     y = torch.tensor([index[c[1]] for c in ordered], dtype=torch.long)
     n_train = len(by_split["train"])
     splits = {"train": torch.arange(n_train), "test": torch.arange(n_train, len(x))}
-    info = ImageInfo(channels=3, height=side, width=side, num_values=256, num_classes=len(classes),
-                     class_names=tuple(classes))
+    info = ImageInfo(
+        channels=3, height=side, width=side, num_values=256, num_classes=len(classes), class_names=tuple(classes)
+    )
     return ImageDataset(spec=spec, x=torch.from_numpy(x), info=info, splits=splits, labels=y, meta={"source": str(p)})

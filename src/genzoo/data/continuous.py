@@ -12,6 +12,7 @@ GANs work on real numbers instead, so every family converts the same way:
 Continuous data (``info.num_values == 0``, e.g. the 2-D toy mixtures) passes through both
 unchanged.
 """
+
 from __future__ import annotations
 
 import torch

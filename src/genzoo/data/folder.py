@@ -15,6 +15,7 @@ Class labels: when no image lies directly in PATH and the images span at least t
 first-level subfolders (``PATH/cat/...``, ``PATH/dog/...``), the first-level folder names,
 sorted, are the classes.
 """
+
 from __future__ import annotations
 
 import os

@@ -8,6 +8,7 @@ so no colours outside the source's range; an image already of that size is not r
 A file whose header declares more than ``MAX_SOURCE_PIXELS`` pixels (8192 x 8192) is refused
 before its pixels are decoded, as is anything Pillow cannot read: one line naming the file.
 """
+
 from __future__ import annotations
 
 import io
@@ -47,8 +48,9 @@ def read_image(source: Path | bytes, size: int, name: object = None) -> np.ndarr
     except UnidentifiedImageError:
         raise GenzooError(f"{name}: cannot read image (not a format Pillow recognises, or damaged)") from None
     except Image.DecompressionBombError as e:  # Pillow's refusal, from twice its limit on
-        raise GenzooError(f"{name}: image over the limit of {MAX_SOURCE_PIXELS:,} pixels (MAX_SOURCE_PIXELS); "
-                          f"{reason(e)}") from None
+        raise GenzooError(
+            f"{name}: image over the limit of {MAX_SOURCE_PIXELS:,} pixels (MAX_SOURCE_PIXELS); {reason(e)}"
+        ) from None
     except _UNREADABLE as e:
         raise GenzooError(f"{name}: cannot read image ({reason(e)})") from None
     w, h = img.size

@@ -1,4 +1,5 @@
 """The registry of data kinds: each loader module registers itself with :func:`register_dataset`."""
+
 from __future__ import annotations
 
 from collections.abc import Callable

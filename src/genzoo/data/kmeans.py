@@ -5,6 +5,7 @@ with probability proportional to weight x D(point)^2, D the distance to the near
 One implementation serves the palette fit (:func:`genzoo.data.palette.kmeans_palette`, weighted
 distinct colours) and the Gaussian mixture's first EM step (:mod:`genzoo.models.classic.gmm`, images).
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -15,7 +16,7 @@ _CHUNK_ELEMENTS = 1 << 22  # point coordinates per distance block (32 MiB of flo
 def _sq_dist(points: np.ndarray, centre: np.ndarray) -> np.ndarray:
     """Squared distances (P,) of ``points`` (P, D) to one ``centre`` (D,), exactly, in bounded blocks."""
     step = max(1, _CHUNK_ELEMENTS // max(points.shape[1], 1))
-    return np.concatenate([((points[i:i + step] - centre) ** 2).sum(1) for i in range(0, len(points), step)])
+    return np.concatenate([((points[i : i + step] - centre) ** 2).sum(1) for i in range(0, len(points), step)])
 
 
 def kmeans_pp(points: np.ndarray, k: int, rng: np.random.Generator, weights: np.ndarray | None = None) -> np.ndarray:

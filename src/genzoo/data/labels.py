@@ -10,6 +10,7 @@ A batch of such a data set (:meth:`genzoo.data.base.ImageDataset.batch`) then ca
   examples in every batch even when they are 100 of 60,000 images, as the semi-supervised GAN's
   training does (Salimans et al. 2016, arXiv:1606.03498, Sec. 5).
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -39,7 +40,8 @@ def hide_labels(data: ImageDataset, per_class, seed) -> ImageDataset:
     for c in torch.unique(y).tolist():
         members = train[y == c]
         if len(members) < per_class:
-            raise GenzooError(f"{spec}: class {c} has {len(members)} training images, fewer than "
-                              f"--labels-per-class {per_class}")
+            raise GenzooError(
+                f"{spec}: class {c} has {len(members)} training images, fewer than --labels-per-class {per_class}"
+            )
         labelled[members[torch.randperm(len(members), generator=g)[:per_class]]] = True
     return dataclasses.replace(data, labelled=labelled)

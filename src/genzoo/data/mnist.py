@@ -5,6 +5,7 @@ of the PixelRNN paper (arXiv:1601.06759, Table 4): 50,000 train / 10,000 valid /
 images of 28x28 values in {0, 1}. The IDX format (LeCun et al.) holds MNIST and Fashion-MNIST:
 a big-endian header ``0x00 0x00 type ndim`` then ``ndim`` uint32 sizes, then the raw values.
 """
+
 from __future__ import annotations
 
 import struct
@@ -240,8 +241,10 @@ def read_idx(path: Path, magic: int) -> np.ndarray:
         if 0 in dims:
             raise GenzooError(f"{path}: IDX header gives {what} of shape {dims}; no size may be 0")
         if ndim == 3 and max(dims[1:]) > MAX_IMAGE_SIDE:
-            raise GenzooError(f"{path}: IDX header gives images of {dims[1]} x {dims[2]}; "
-                              f"the limit is {MAX_IMAGE_SIDE} (MAX_IMAGE_SIDE)")
+            raise GenzooError(
+                f"{path}: IDX header gives images of {dims[1]} x {dims[2]}; "
+                f"the limit is {MAX_IMAGE_SIDE} (MAX_IMAGE_SIDE)"
+            )
         item = int(np.prod(dims[1:], dtype=np.int64))
         check_memory(path, dims[0], item, f"{what} of {item} bytes")
         expected = dims[0] * item

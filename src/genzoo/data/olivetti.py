@@ -8,6 +8,7 @@ the person (0-39) as the label; ``--size`` (a divisor of 64) shrinks them by ave
 The split is the fixed every-tenth one: the first face of each person is the test set (40), the
 other nine the training set (360).
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -49,10 +50,15 @@ def read_faces(path: Path) -> np.ndarray:
     return np.ascontiguousarray(faces.T.reshape(FACES, SIDE, SIDE).transpose(0, 2, 1).round().astype(np.uint8))
 
 
-@register_dataset("olivetti", "olivetti:PATH", "Olivetti faces: olivettifaces.mat (key faces, 4096 x 400) or its "
-                  "folder; 64x64 grey, 40 people; --size shrinks (a divisor of 64)")
-def load_olivetti(spec: str, path: str, *, size: int | None = None, colors: int | None = None,
-                  palette=None, **rest) -> ImageDataset:
+@register_dataset(
+    "olivetti",
+    "olivetti:PATH",
+    "Olivetti faces: olivettifaces.mat (key faces, 4096 x 400) or its "
+    "folder; 64x64 grey, 40 people; --size shrinks (a divisor of 64)",
+)
+def load_olivetti(
+    spec: str, path: str, *, size: int | None = None, colors: int | None = None, palette=None, **rest
+) -> ImageDataset:
     if colors is not None or palette is not None or any(v is not None for v in rest.values()):
         raise GenzooError(f"{spec}: only --size applies (faces keep 256 grey levels)")
     side = size_option(spec, size, SIDE)
@@ -70,5 +76,6 @@ def load_olivetti(spec: str, path: str, *, size: int | None = None, colors: int 
     x = torch.from_numpy(faces).unsqueeze(1)  # (400, 1, H, W)
     labels = torch.arange(FACES) // PER_PERSON
     info = ImageInfo(channels=1, height=side, width=side, num_values=256, num_classes=FACES // PER_PERSON)
-    return ImageDataset(spec=spec, x=x, info=info, splits=every_tenth_split(FACES), labels=labels,
-                        meta={"source": str(p)})
+    return ImageDataset(
+        spec=spec, x=x, info=info, splits=every_tenth_split(FACES), labels=labels, meta={"source": str(p)}
+    )

@@ -9,6 +9,7 @@ Euclidean distance in RGB).
 Both work on distinct colours (k-means weights each by how often it occurs), so the distance
 work grows with the number of distinct colours, not pixels, and runs in bounded chunks.
 """
+
 from __future__ import annotations
 
 import numpy as np

@@ -7,6 +7,7 @@ the first ``TRAIN_IMAGES`` training and ``TEST_IMAGES`` test images (in sorted p
 fixed-seed generator, after converting the image to grey (ITU-R BT.601 luma, rounded): 40,000 train
 and 8,000 test patches, 256 levels, no labels. The same PATH and size always give the same patches.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -27,10 +28,14 @@ SEED = 1996
 LUMA = np.array([0.299, 0.587, 0.114])
 
 
-@register_dataset("cifar-patches", "cifar-patches:PATH", "grey patches cut from CIFAR-10 (40,000 train, 8,000 "
-                  "test; 256 levels); --size is the patch side (default 8)")
-def load_cifar_patches(spec: str, path: str, *, size: int | None = None, colors: int | None = None,
-                       palette=None, **rest) -> ImageDataset:
+@register_dataset(
+    "cifar-patches",
+    "cifar-patches:PATH",
+    "grey patches cut from CIFAR-10 (40,000 train, 8,000 test; 256 levels); --size is the patch side (default 8)",
+)
+def load_cifar_patches(
+    spec: str, path: str, *, size: int | None = None, colors: int | None = None, palette=None, **rest
+) -> ImageDataset:
     if colors is not None or palette is not None or any(v is not None for v in rest.values()):
         raise GenzooError(f"{spec}: only --size (the patch side) applies")
     side = int_option(spec, "size", DEFAULT_PATCH if size is None else size, 2, CIFAR_SIDE)
@@ -54,7 +59,7 @@ def load_cifar_patches(spec: str, path: str, *, size: int | None = None, colors:
         for parts, source in members:
             by_class.setdefault(parts[-2], []).append((parts, source))
         rounds = max(len(v) for v in by_class.values())
-        interleaved = [v[i] for i in range(rounds) for v in by_class.values() if i < len(v)][:wanted[split]]
+        interleaved = [v[i] for i in range(rounds) for v in by_class.values() if i < len(v)][: wanted[split]]
         patches = np.empty((len(interleaved) * PER_IMAGE, side, side), dtype=np.uint8)
         for i, (parts, source) in enumerate(interleaved):
             name = source if isinstance(source, Path) else f"{p}: {'/'.join(parts)}"
@@ -62,7 +67,7 @@ def load_cifar_patches(spec: str, path: str, *, size: int | None = None, colors:
             grey = np.clip(np.rint(rgb @ LUMA), 0, 255).astype(np.uint8)
             corners = rng.integers(0, CIFAR_SIDE - side + 1, size=(PER_IMAGE, 2))
             for j, (r, c) in enumerate(corners):
-                patches[i * PER_IMAGE + j] = grey[r:r + side, c:c + side]
+                patches[i * PER_IMAGE + j] = grey[r : r + side, c : c + side]
         out.append(patches)
         splits[split] = torch.arange(start, start + len(patches))
         start += len(patches)

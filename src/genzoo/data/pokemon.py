@@ -5,6 +5,7 @@ image a line, H*W palette indices in raster order separated by spaces; ``colorma
 the R G B of palette index n on line n. The embedded copy ships gzip'd inside the package.
 Split: test = rows whose 0-based index is a multiple of 10 (80 images), train = the other 712.
 """
+
 from __future__ import annotations
 
 import math

@@ -9,6 +9,7 @@ Points are stored as (N, 2, 1, 1) float32 (``info.num_values == 0``: continuous)
 once from a fixed seed so every run sees the same 50,000 points; the split is the usual
 every-tenth one. :func:`mode_report` scores generated points the way VEEGAN's Table 1 does.
 """
+
 from __future__ import annotations
 
 import math
@@ -59,8 +60,13 @@ def load_mixture(spec: str, path: str, **options) -> ImageDataset:
     x = torch.from_numpy(pts).float().view(-1, 2, 1, 1)  # (N, 2, 1, 1)
     info = ImageInfo(channels=2, height=1, width=1, num_values=0)
     centres, sigma = mixture(path)
-    return ImageDataset(spec=spec, x=x, info=info, splits=every_tenth_split(N_POINTS),
-                        meta={"centres": centres.tolist(), "sigma": sigma})
+    return ImageDataset(
+        spec=spec,
+        x=x,
+        info=info,
+        splits=every_tenth_split(N_POINTS),
+        meta={"centres": centres.tolist(), "sigma": sigma},
+    )
 
 
 def mode_report(points: np.ndarray, name: str, min_count: int = 20, k_sigma: float = 3.0) -> dict:
@@ -80,5 +86,11 @@ def mode_report(points: np.ndarray, name: str, min_count: int = 20, k_sigma: flo
         kl = float((p[nz] * np.log(p[nz] * m)).sum())
     else:
         kl = float("nan")
-    return {"modes": int((counts >= min_count).sum()), "n_modes": m, "high_quality": float(good.mean()),
-            "kl_from_uniform": kl, "counts": counts.tolist(), "n_points": len(pts)}
+    return {
+        "modes": int((counts >= min_count).sum()),
+        "n_modes": m,
+        "high_quality": float(good.mean()),
+        "kl_from_uniform": kl,
+        "counts": counts.tolist(),
+        "n_points": len(pts),
+    }

@@ -1,4 +1,5 @@
 """Measurements of trained runs, each number with its protocol: sections, sample quality, probes, reports."""
+
 from genzoo.evaluation.records import record
 from genzoo.evaluation.sections import SECTIONS, applicable_sections, evaluate, summary
 

@@ -3,6 +3,7 @@
 ``genzoo train`` adds :class:`HeldOutLikelihood` for models with a likelihood; on the trainer's
 evaluation steps it adds ``<split>_nll_nats`` and ``<split>_bits_per_dim`` to the step's record.
 """
+
 from __future__ import annotations
 
 from genzoo.metrics.likelihood import dataset_nll

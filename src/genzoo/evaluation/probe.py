@@ -19,6 +19,7 @@ labelled data set (``batch["y"]``, ``info.num_classes``) with ``train`` and ``te
 The shuffling of every epoch and any randomness inside ``encode`` come from generators seeded
 with ``seed``, so one seed gives one accuracy on one device. Each result carries its protocol.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -46,9 +47,19 @@ class _Settings(TypedDict):
     seed: int
 
 
-def linear_probe(model, data, *, epochs: int = 30, batch_size: int = 256, lr: float = 1e-3,
-                 weight_decay: float = 1e-4, seed: int = 0, finetune: bool = False,
-                 device: torch.device | str | None = None, progress: bool = False) -> dict:
+def linear_probe(
+    model,
+    data,
+    *,
+    epochs: int = 30,
+    batch_size: int = 256,
+    lr: float = 1e-3,
+    weight_decay: float = 1e-4,
+    seed: int = 0,
+    finetune: bool = False,
+    device: torch.device | str | None = None,
+    progress: bool = False,
+) -> dict:
     """Accuracy of a softmax classifier on ``model``'s codes of ``data`` (see the module docstring)."""
     _check_settings(epochs, batch_size, lr, weight_decay)
     name = model.name
@@ -61,12 +72,24 @@ def linear_probe(model, data, *, epochs: int = 30, batch_size: int = 256, lr: fl
         return _finetune(model, data, device=device, progress=progress, **settings)
     codes = {s: encode_split(model, data, s, batch_size=batch_size, seed=seed).to(device) for s in ("train", "test")}
     res = _fit_and_score(codes["train"], codes["test"], data, device, progress, **settings)
-    return {"mode": "linear", **res, "protocol": _protocol(
-        f"codes of {name}.encode (frozen, eval mode)", data, **settings)}
+    return {
+        "mode": "linear",
+        **res,
+        "protocol": _protocol(f"codes of {name}.encode (frozen, eval mode)", data, **settings),
+    }
 
 
-def pixel_probe(data, *, epochs: int = 30, batch_size: int = 256, lr: float = 1e-3, weight_decay: float = 1e-4,
-                seed: int = 0, device: torch.device | str | None = None, progress: bool = False) -> dict:
+def pixel_probe(
+    data,
+    *,
+    epochs: int = 30,
+    batch_size: int = 256,
+    lr: float = 1e-3,
+    weight_decay: float = 1e-4,
+    seed: int = 0,
+    device: torch.device | str | None = None,
+    progress: bool = False,
+) -> dict:
     """The baseline: the same classifier on the raw pixels in [0, 1] (palette images as RGB)."""
     _check_settings(epochs, batch_size, lr, weight_decay)
     _check_data(data, None, None)
@@ -115,12 +138,16 @@ def _check_data(data, info, name) -> None:
     if info is None:
         return
     if tuple(data.info.shape) != tuple(info.shape):
-        raise GenzooError(f"{data.spec}: images of shape {tuple(data.info.shape)}, but model {name!r} was built "
-                          f"for {tuple(info.shape)}")
+        raise GenzooError(
+            f"{data.spec}: images of shape {tuple(data.info.shape)}, but model {name!r} was built "
+            f"for {tuple(info.shape)}"
+        )
     if data.info.num_values != info.num_values or data.info.palette != info.palette:
         what = "a different palette" if data.info.num_values == info.num_values else f"{data.info.num_values} values"
-        raise GenzooError(f"{data.spec}: images with {what}, but model {name!r} was built for {info.num_values} "
-                          f"values{' and its own palette' if info.palette is not None else ''}")
+        raise GenzooError(
+            f"{data.spec}: images with {what}, but model {name!r} was built for {info.num_values} "
+            f"values{' and its own palette' if info.palette is not None else ''}"
+        )
 
 
 # -- the classifier ---------------------------------------------------------------------------
@@ -138,8 +165,20 @@ def _standardiser(train: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return mean, torch.where(std > 1e-8, std, torch.ones_like(std))
 
 
-def _train(head: nn.Linear, params: list, features, y: torch.Tensor, *, epochs, batch_size, lr, weight_decay, seed,
-           progress, desc) -> float:
+def _train(
+    head: nn.Linear,
+    params: list,
+    features,
+    y: torch.Tensor,
+    *,
+    epochs,
+    batch_size,
+    lr,
+    weight_decay,
+    seed,
+    progress,
+    desc,
+) -> float:
     """Adam on mean cross-entropy + weight_decay / 2 |W|^2; ``features(idx)`` gives the mini-batch inputs."""
     g = torch.Generator().manual_seed(seed)
     opt = torch.optim.Adam(params, lr=lr)
@@ -148,7 +187,7 @@ def _train(head: nn.Linear, params: list, features, y: torch.Tensor, *, epochs, 
         perm = torch.randperm(n, generator=g)
         total = 0.0
         for start in range(0, n, batch_size):
-            idx = perm[start:start + batch_size]
+            idx = perm[start : start + batch_size]
             ce = F.cross_entropy(head(features(idx)), y[idx.to(y.device)])
             loss = ce + 0.5 * weight_decay * head.weight.square().sum()
             opt.zero_grad(set_to_none=True)
@@ -160,8 +199,10 @@ def _train(head: nn.Linear, params: list, features, y: torch.Tensor, *, epochs, 
 
 def _accuracy(head: nn.Linear, z: torch.Tensor, y: torch.Tensor, batch_size: int) -> float:
     with torch.no_grad():
-        hits = sum(int((head(z[i:i + batch_size]).argmax(1) == y[i:i + batch_size]).sum())
-                   for i in range(0, len(z), batch_size))
+        hits = sum(
+            int((head(z[i : i + batch_size]).argmax(1) == y[i : i + batch_size]).sum())
+            for i in range(0, len(z), batch_size)
+        )
     return hits / len(z)
 
 
@@ -178,27 +219,40 @@ def _fit_and_score(train: torch.Tensor, test: torch.Tensor, data, device, progre
     z_tr, z_te = (train - mean) / std, (test - mean) / std  # (N, D)
     y_tr, y_te = _labels(data, "train", device), _labels(data, "test", device)
     head = _head(z_tr.shape[1], _num_classes(data), device)
-    loss = _train(head, list(head.parameters()), lambda idx: z_tr[idx.to(device)], y_tr, progress=progress,
-                  desc="probe", **settings)
+    loss = _train(
+        head,
+        list(head.parameters()),
+        lambda idx: z_tr[idx.to(device)],
+        y_tr,
+        progress=progress,
+        desc="probe",
+        **settings,
+    )
     return _report(head, z_tr, y_tr, z_te, y_te, data, loss, settings["batch_size"])
 
 
 def _report(head, z_tr, y_tr, z_te, y_te, data, loss, batch_size) -> dict:
     counts = torch.bincount(y_te, minlength=_num_classes(data))
-    return {"code_dim": int(z_tr.shape[1]), "num_classes": _num_classes(data),
-            "train_images": len(z_tr), "test_images": len(z_te),
-            "train_accuracy": _accuracy(head, z_tr, y_tr, batch_size),
-            "test_accuracy": _accuracy(head, z_te, y_te, batch_size),
-            "majority_accuracy": int(counts.max()) / len(y_te),  # always guessing the commonest test class
-            "final_train_cross_entropy": loss}
+    return {
+        "code_dim": int(z_tr.shape[1]),
+        "num_classes": _num_classes(data),
+        "train_images": len(z_tr),
+        "test_images": len(z_te),
+        "train_accuracy": _accuracy(head, z_tr, y_tr, batch_size),
+        "test_accuracy": _accuracy(head, z_te, y_te, batch_size),
+        "majority_accuracy": int(counts.max()) / len(y_te),  # always guessing the commonest test class
+        "final_train_cross_entropy": loss,
+    }
 
 
 def _protocol(inputs: str, data, *, epochs, batch_size, lr, weight_decay, seed, end_to_end: bool = False) -> str:
     fitted = "encoder and classifier trained end to end" if end_to_end else "softmax regression"
-    return (f"{fitted} on {inputs}, standardised with the train split's mean/std; Adam lr={lr:g}, "
-            f"batch {batch_size}, {epochs} epochs, mean cross-entropy + {weight_decay:g}/2 |W|^2, zero init, "
-            f"shuffling seed {seed}; fitted on {data.spec} train ({data.size('train')} images), "
-            f"accuracy on train and test ({data.size('test')} images)")
+    return (
+        f"{fitted} on {inputs}, standardised with the train split's mean/std; Adam lr={lr:g}, "
+        f"batch {batch_size}, {epochs} epochs, mean cross-entropy + {weight_decay:g}/2 |W|^2, zero init, "
+        f"shuffling seed {seed}; fitted on {data.spec} train ({data.size('train')} images), "
+        f"accuracy on train and test ({data.size('test')} images)"
+    )
 
 
 # -- fine-tuning --------------------------------------------------------------------------------
@@ -221,15 +275,31 @@ def _finetune(model, data, *, epochs, batch_size, lr, weight_decay, seed, device
 
     params = [p for p in net.parameters() if p.requires_grad] + list(head.parameters())
     net.train()
-    loss = _train(head, params, features, y_tr, epochs=epochs, batch_size=batch_size, lr=lr,
-                  weight_decay=weight_decay, seed=seed, progress=progress, desc="finetune")
+    loss = _train(
+        head,
+        params,
+        features,
+        y_tr,
+        epochs=epochs,
+        batch_size=batch_size,
+        lr=lr,
+        weight_decay=weight_decay,
+        seed=seed,
+        progress=progress,
+        desc="finetune",
+    )
     net.eval()
-    codes = {s: (encode_split(net, data, s, batch_size=batch_size, seed=seed).to(device) - mean) / std
-             for s in ("train", "test")}
+    codes = {
+        s: (encode_split(net, data, s, batch_size=batch_size, seed=seed).to(device) - mean) / std
+        for s in ("train", "test")
+    }
     res = _report(head, codes["train"], y_tr, codes["test"], y_te, data, loss, batch_size)
     moved = math.sqrt(sum(float((p.detach() - s).square().sum()) for p, s in zip(net.parameters(), start)))
     size = math.sqrt(sum(float(s.square().sum()) for s in start))
     settings = _Settings(epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay, seed=seed)
-    return {"mode": "finetune", **res, "encoder_change": moved / max(size, 1e-12),
-            "protocol": _protocol(f"a copy of {name}'s encoder plus a linear layer", data, end_to_end=True,
-                                  **settings)}
+    return {
+        "mode": "finetune",
+        **res,
+        "encoder_change": moved / max(size, 1e-12),
+        "protocol": _protocol(f"a copy of {name}'s encoder plus a linear layer", data, end_to_end=True, **settings),
+    }

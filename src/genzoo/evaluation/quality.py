@@ -30,6 +30,7 @@ the reference split, selection and count, and the seed. Reference features are c
 the selected images' values, the split, the count and the extractor's name and weights hash; a second
 evaluation against the same reference reads them back without touching the images.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -71,8 +72,6 @@ def default_cache_dir() -> Path:
     return base / "genzoo" / "features"
 
 
-
-
 def reference_positions(size: int, count: int) -> tuple[torch.Tensor, str]:
     """Which positions of a split of ``size`` images form the reference of ``count``, and the rule's name."""
     if count >= size:
@@ -92,7 +91,7 @@ def reference_key(data, split: str, positions: torch.Tensor, selection: str) -> 
 def reference_batches(data, split: str, positions: torch.Tensor, batch_size: int):
     """Unit images of the reference, one batch at a time (consumed only on a cache miss)."""
     for s in range(0, len(positions), batch_size):
-        yield to_unit(data.images(split, positions[s:s + batch_size]), data.info)
+        yield to_unit(data.images(split, positions[s : s + batch_size]), data.info)
 
 
 @torch.no_grad()
@@ -103,14 +102,24 @@ def generated_features(model, extractor, info, n: int, seed: int, batch_size: in
     out = []
     for s in range(0, n, batch_size):
         b = min(batch_size, n - s)
-        c = None if cond is None else cond[s:s + b].to(model.device)
+        c = None if cond is None else cond[s : s + b].to(model.device)
         x = model.sample(b, generator=g, condition=c)  # (b, C, H, W)
         out.append(extractor.features(to_unit(x.cpu(), info)))
     return np.concatenate(out, 0)
 
 
-def quality_section(model, data, *, features: str | FeatureExtractor, n: int, seed: int, cache_dir,
-                    split: str = "test", kid_subsets: int = 100, batch_size: int = 100) -> list[dict]:
+def quality_section(
+    model,
+    data,
+    *,
+    features: str | FeatureExtractor,
+    n: int,
+    seed: int,
+    cache_dir,
+    split: str = "test",
+    kid_subsets: int = 100,
+    batch_size: int = 100,
+) -> list[dict]:
     """Sample-quality records of ``n`` samples of ``model`` against held-out images of ``split``.
 
     ``features`` is an extractor spec or an extractor already built (build it first to fail early).
@@ -120,24 +129,40 @@ def quality_section(model, data, *, features: str | FeatureExtractor, n: int, se
     size = data.size(split)
     n_ref = min(n, size)
     if min(n, n_ref) < MIN_IMAGES:
-        raise GenzooError(f"sample quality needs at least {MIN_IMAGES} samples and {MIN_IMAGES} {split} images "
-                          f"(k-NN radii with k = {DC_K}); got {n} samples, {size} {split} images")
+        raise GenzooError(
+            f"sample quality needs at least {MIN_IMAGES} samples and {MIN_IMAGES} {split} images "
+            f"(k-NN radii with k = {DC_K}); got {n} samples, {size} {split} images"
+        )
     if kid_subsets < 1 or batch_size < 1:
         raise GenzooError("kid subsets and batch size must be >= 1")
     device = getattr(model, "device", "cpu")
-    extractor = features if isinstance(features, FeatureExtractor) else build_extractor(
-        features, device=device, batch_size=batch_size)
+    extractor = (
+        features
+        if isinstance(features, FeatureExtractor)
+        else build_extractor(features, device=device, batch_size=batch_size)
+    )
     if hasattr(extractor, "check_data"):
         extractor.check_data(data)
 
     positions, selection = reference_positions(size, n_ref)
-    real = cached_features(extractor, reference_key(data, split, positions, selection),
-                           reference_batches(data, split, positions, batch_size), cache_dir, split=split,
-                           count=n_ref)
+    real = cached_features(
+        extractor,
+        reference_key(data, split, positions, selection),
+        reference_batches(data, split, positions, batch_size),
+        cache_dir,
+        split=split,
+        count=n_ref,
+    )
     fake = generated_features(model, extractor, data.info, n, seed, batch_size)
 
-    proto = {"samples": n, "seed": seed, "reference_split": split, "reference_images": n_ref,
-             "reference_selection": selection, **extractor.describe()}
+    proto = {
+        "samples": n,
+        "seed": seed,
+        "reference_split": split,
+        "reference_images": n_ref,
+        "reference_selection": selection,
+        **extractor.describe(),
+    }
     inception = extractor.name == "inception"
     fd = frechet_distance_stats(GaussianStats.of(real), GaussianStats.of(fake))
     m = min(KID_SUBSET, n, n_ref)
@@ -145,14 +170,20 @@ def quality_section(model, data, *, features: str | FeatureExtractor, n: int, se
     kid_proto = {**proto, "kid_subsets": kid_subsets, "kid_subset_size": m}
     pr = precision_recall(real, fake, k=PR_K, device=device)
     dc = density_coverage(real, fake, k=DC_K, device=device)
-    out = [record("fid" if inception else "frechet_distance", fd, "squared distance in feature space", **proto),
-           record("kid" if inception else "kernel_distance", kid, "unbiased MMD^2, cubic kernel", **kid_proto),
-           record(("kid" if inception else "kernel_distance") + "_std", kid_std,
-                  "std of the subset estimates (ddof 1)", **kid_proto),
-           record("precision", pr["precision"], "fraction of samples", **proto, k=PR_K),
-           record("recall", pr["recall"], "fraction of reference images", **proto, k=PR_K),
-           record("density", dc["density"], "mean ball count / k (can exceed 1)", **proto, k=DC_K),
-           record("coverage", dc["coverage"], "fraction of reference images", **proto, k=DC_K)]
+    out = [
+        record("fid" if inception else "frechet_distance", fd, "squared distance in feature space", **proto),
+        record("kid" if inception else "kernel_distance", kid, "unbiased MMD^2, cubic kernel", **kid_proto),
+        record(
+            ("kid" if inception else "kernel_distance") + "_std",
+            kid_std,
+            "std of the subset estimates (ddof 1)",
+            **kid_proto,
+        ),
+        record("precision", pr["precision"], "fraction of samples", **proto, k=PR_K),
+        record("recall", pr["recall"], "fraction of reference images", **proto, k=PR_K),
+        record("density", dc["density"], "mean ball count / k (can exceed 1)", **proto, k=DC_K),
+        record("coverage", dc["coverage"], "fraction of reference images", **proto, k=DC_K),
+    ]
     if hasattr(extractor, "class_probabilities"):
         out += _class_records(extractor, data, split, positions, real, fake, proto)
     return out
@@ -167,15 +198,29 @@ def _class_records(extractor, data, split, positions, real, fake, proto) -> list
     ref_mean, _ = inception_score(p_real, splits)
     hist = class_histogram_scores(p_fake)
     unit_is = f"exp(nats), 1 to {k}"
-    out = [record("inception_score", is_mean, unit_is, **is_proto),
-           record("inception_score_std", is_std, "std over the splits (ddof 0)", **is_proto),
-           record("reference_inception_score", ref_mean, unit_is, **is_proto),
-           record("classes_generated", hist["classes_generated"], f"fraction of {k} classes", **proto,
-                  rule="argmax class of >= 1 sample"),
-           record("class_kl_from_uniform", hist["class_kl_from_uniform"], "nats", **proto,
-                  rule="histogram of argmax classes")]
+    out = [
+        record("inception_score", is_mean, unit_is, **is_proto),
+        record("inception_score_std", is_std, "std over the splits (ddof 0)", **is_proto),
+        record("reference_inception_score", ref_mean, unit_is, **is_proto),
+        record(
+            "classes_generated",
+            hist["classes_generated"],
+            f"fraction of {k} classes",
+            **proto,
+            rule="argmax class of >= 1 sample",
+        ),
+        record(
+            "class_kl_from_uniform", hist["class_kl_from_uniform"], "nats", **proto, rule="histogram of argmax classes"
+        ),
+    ]
     if data.labels is not None:
         labels = data.batch(split, positions)["y"].numpy()
-        out.append(record("reference_classifier_accuracy", float((p_real.argmax(1) == labels).mean()),
-                          "fraction of reference images", **proto))
+        out.append(
+            record(
+                "reference_classifier_accuracy",
+                float((p_real.argmax(1) == labels).mean()),
+                "fraction of reference images",
+                **proto,
+            )
+        )
     return out

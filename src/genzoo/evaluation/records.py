@@ -1,4 +1,5 @@
 """A measured number with its protocol: the only shape in which genzoo reports a result."""
+
 from __future__ import annotations
 
 from typing import Any

@@ -22,6 +22,7 @@ the file and the key, never a traceback.
 A small inline script sets ``data-images-ok="N/M"`` on ``<body>`` after loading (N of the M
 ``<img>`` decoded), which a headless-browser test reads.
 """
+
 from __future__ import annotations
 
 import base64
@@ -110,8 +111,13 @@ def check_eval(ev: dict, path: Path) -> list[dict]:
             _expect(isinstance(ev[key], str), path, key, ev[key], "a string")
     if "checkpoint_step" in ev:
         step = ev["checkpoint_step"]
-        _expect(isinstance(step, int) and not isinstance(step, bool) and step >= 0, path, "checkpoint_step", step,
-                "an integer >= 0")
+        _expect(
+            isinstance(step, int) and not isinstance(step, bool) and step >= 0,
+            path,
+            "checkpoint_step",
+            step,
+            "an integer >= 0",
+        )
     if "metrics" not in ev:
         raise GenzooError(f"{path}: no metric records (key 'metrics'); run `genzoo eval {path.parent}` again")
     records = ev["metrics"]
@@ -125,8 +131,9 @@ def check_eval(ev: dict, path: Path) -> list[dict]:
             raise GenzooError(f"{path}: {where} lacks the key {missing[0]!r}")
         for key in ("metric", "unit"):
             _expect(isinstance(r[key], str), path, f"{where}.{key}", r[key], "a string")
-        _expect(r["value"] is None or _is_number(r["value"]), path, f"{where}.value", r["value"],
-                "a finite number or null")
+        _expect(
+            r["value"] is None or _is_number(r["value"]), path, f"{where}.value", r["value"], "a finite number or null"
+        )
         _expect(isinstance(r["protocol"], dict), path, f"{where}.protocol", r["protocol"], "an object")
         if "reason" in r:
             _expect(isinstance(r["reason"], str), path, f"{where}.reason", r["reason"], "a string")
@@ -215,11 +222,15 @@ def metric_columns(records_per_run: list[list[dict]]) -> tuple[list[Column], lis
             c.shown_fields = {k: c.protocol.get(k, "-") for k in differing}
         holders = {tuple(v is not None for v in c.values) for c in group}
         if len(holders) > 1:  # different runs behind different protocols: the comparison a reader wants
-            detail = "; ".join(f"{k}: " + " vs ".join(dict.fromkeys(_short(c.protocol.get(k, "-")) for c in group))
-                               for k in differing)
+            detail = "; ".join(
+                f"{k}: " + " vs ".join(dict.fromkeys(_short(c.protocol.get(k, "-")) for c in group)) for k in differing
+            )
             mismatches.setdefault(detail, []).append(f"{metric} [{unit}]")
-    notes = [f"not comparable: {', '.join(names)} {'was' if len(names) == 1 else 'were'} measured under different "
-             f"protocols ({detail}); these numbers are in separate columns" for detail, names in mismatches.items()]
+    notes = [
+        f"not comparable: {', '.join(names)} {'was' if len(names) == 1 else 'were'} measured under different "
+        f"protocols ({detail}); these numbers are in separate columns"
+        for detail, names in mismatches.items()
+    ]
     return [c for group in families.values() for c in group], notes  # a metric's protocol variants side by side
 
 
@@ -250,10 +261,10 @@ def latest_sample_grid(path: Path) -> Path | None:
     return grids[-1] if grids else None
 
 
-def draw_samples(path: Path, device: str = "cpu", seed: int = 0,
-                 n: int = GENERATED_SAMPLES) -> tuple[bytes | None, str]:
+def draw_samples(
+    path: Path, device: str = "cpu", seed: int = 0, n: int = GENERATED_SAMPLES
+) -> tuple[bytes | None, str]:
     """A fresh sample grid of the run's model (PNG bytes), or None and why not (shown on the page)."""
-
 
     try:
         run = load_run(path, device)
@@ -275,8 +286,11 @@ def loss_keys(rows: list[dict]) -> list[str]:
     keys: dict[str, None] = {}
     for row in rows:
         for k, v in row.items():
-            if isinstance(v, (int, float)) and not isinstance(v, bool) and (
-                    k == "loss" or k.endswith("/loss") or (k.endswith("_bits_per_dim") and k != "bits_per_dim")):
+            if (
+                isinstance(v, (int, float))
+                and not isinstance(v, bool)
+                and (k == "loss" or k.endswith("/loss") or (k.endswith("_bits_per_dim") and k != "bits_per_dim"))
+            ):
                 keys.setdefault(k)
     return list(keys)
 
@@ -339,20 +353,33 @@ def _e(s) -> str:
 
 
 def _figure(png: bytes, caption: str, alt: str) -> str:
-    return (f'<figure><img src="{data_uri(png)}" alt="{_e(alt)}">'
-            f"<figcaption>{_e(caption)}</figcaption></figure>")
+    return f'<figure><img src="{data_uri(png)}" alt="{_e(alt)}"><figcaption>{_e(caption)}</figcaption></figure>'
 
 
 def _runs_table(runs: list[RunSummary]) -> str:
     rows = []
     for r in runs:
         ev = r.eval
-        rows.append("<tr>" + "".join(f'<td class="name">{c}</td>' for c in (
-            _e(r.label), _e(ev.get("model", r.desc.get("model_name", "?"))), _e(ev.get("family", "?")),
-            _e(ev.get("data", r.desc.get("data", {}).get("spec", "?"))), _e(ev.get("checkpoint_step", "?")),
-            _e(ev.get("split", "?")), f"<code>{_e(r.path)}</code>")) + "</tr>")
-    head = "".join(f'<th class="name">{h}</th>' for h in
-                   ("run", "model", "family", "data", "checkpoint step", "eval split", "folder"))
+        rows.append(
+            "<tr>"
+            + "".join(
+                f'<td class="name">{c}</td>'
+                for c in (
+                    _e(r.label),
+                    _e(ev.get("model", r.desc.get("model_name", "?"))),
+                    _e(ev.get("family", "?")),
+                    _e(ev.get("data", r.desc.get("data", {}).get("spec", "?"))),
+                    _e(ev.get("checkpoint_step", "?")),
+                    _e(ev.get("split", "?")),
+                    f"<code>{_e(r.path)}</code>",
+                )
+            )
+            + "</tr>"
+        )
+    head = "".join(
+        f'<th class="name">{h}</th>'
+        for h in ("run", "model", "family", "data", "checkpoint step", "eval split", "folder")
+    )
     return f'<table id="run-table"><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table>'
 
 
@@ -360,19 +387,30 @@ def _metric_table(runs: list[RunSummary], cols: list[Column]) -> str:
     head = ['<th class="name">run</th>']
     for i, c in enumerate(cols):
         proto = "".join(f'<span class="proto">{_e(k)}={_e(_short(v))}</span>' for k, v in c.shown_fields.items())
-        head.append(f'<th title="{_e(_canon(c.protocol))}">{_e(c.metric)} <sup>[{i + 1}]</sup>'
-                    f'<span class="unit">{_e(c.unit)}</span>{proto}</th>')
+        head.append(
+            f'<th title="{_e(_canon(c.protocol))}">{_e(c.metric)} <sup>[{i + 1}]</sup>'
+            f'<span class="unit">{_e(c.unit)}</span>{proto}</th>'
+        )
     body = []
     for j, r in enumerate(runs):
-        cells = "".join(f'<td title="{_e(c.reasons[j])}">{fmt_value(c.values[j])}</td>' if j in c.reasons
-                        else f"<td>{fmt_value(c.values[j])}</td>" for c in cols)
+        cells = "".join(
+            f'<td title="{_e(c.reasons[j])}">{fmt_value(c.values[j])}</td>'
+            if j in c.reasons
+            else f"<td>{fmt_value(c.values[j])}</td>"
+            for c in cols
+        )
         body.append(f'<tr><td class="name">{_e(r.label)}</td>{cells}</tr>')
-    legend = "".join(f"<li>[{i + 1}] <b>{_e(c.metric)}</b> [{_e(c.unit)}]: "
-                     + ", ".join(f"{_e(k)}={_e(_short(v))}" for k, v in sorted(c.protocol.items())) + "</li>"
-                     for i, c in enumerate(cols))
-    return (f'<div class="scroll"><table id="metric-table"><thead><tr>{"".join(head)}</tr></thead>'
-            f'<tbody>{"".join(body)}</tbody></table></div>'
-            f"<details><summary>full protocol of each column</summary><ol>{legend}</ol></details>")
+    legend = "".join(
+        f"<li>[{i + 1}] <b>{_e(c.metric)}</b> [{_e(c.unit)}]: "
+        + ", ".join(f"{_e(k)}={_e(_short(v))}" for k, v in sorted(c.protocol.items()))
+        + "</li>"
+        for i, c in enumerate(cols)
+    )
+    return (
+        f'<div class="scroll"><table id="metric-table"><thead><tr>{"".join(head)}</tr></thead>'
+        f"<tbody>{''.join(body)}</tbody></table></div>"
+        f"<details><summary>full protocol of each column</summary><ol>{legend}</ol></details>"
+    )
 
 
 def _pictures(r: RunSummary, device: str) -> tuple[str, str]:
@@ -382,8 +420,11 @@ def _pictures(r: RunSummary, device: str) -> tuple[str, str]:
         samples = _figure(grid_path.read_bytes(), f"{r.label}: samples/{grid_path.name}", f"samples of {r.label}")
     else:
         png, caption = draw_samples(r.path, device)
-        samples = _figure(png, f"{r.label}: {caption}", f"samples of {r.label}") if png else (
-            f"<p>{_e(r.label)}: {_e(caption)}</p>")
+        samples = (
+            _figure(png, f"{r.label}: {caption}", f"samples of {r.label}")
+            if png
+            else (f"<p>{_e(r.label)}: {_e(caption)}</p>")
+        )
     figs = []
     for p in sorted(r.path.glob("*.png")):
         if p.stat().st_size > MAX_EMBED_BYTES:
@@ -402,8 +443,11 @@ def render(runs: list[RunSummary], device: str = "cpu") -> str:
         samples.append(f"<div>{s}</div>")
         figures.append(f"<div><h3>{_e(r.label)}</h3>{f}</div>")
         png = curve_png(r.curves, r.label)
-        curves.append(f"<div>{_figure(png, f'{r.label}: metrics.jsonl', f'training curves of {r.label}')}</div>"
-                      if png else f"<div><p>{_e(r.label)}: no training log (metrics.jsonl)</p></div>")
+        curves.append(
+            f"<div>{_figure(png, f'{r.label}: metrics.jsonl', f'training curves of {r.label}')}</div>"
+            if png
+            else f"<div><p>{_e(r.label)}: no training log (metrics.jsonl)</p></div>"
+        )
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>genzoo compare: {_e(", ".join(r.label for r in runs))}</title>
 <style>{STYLE}</style></head>

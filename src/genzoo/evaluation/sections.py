@@ -30,6 +30,7 @@ from the model's declared capabilities (its base classes), never from names or `
 * classification -- :class:`~genzoo.models.classifier.Classifier` runs (feature networks, not generative):
                   accuracy and cross-entropy on the split
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -50,7 +51,6 @@ from genzoo.evaluation.quality import default_cache_dir, quality_section
 from genzoo.evaluation.records import record
 from genzoo.features import FeatureExtractor, build_extractor
 from genzoo.metrics.ais import ais_likelihood
-from genzoo.metrics.budget import items_per_call
 from genzoo.metrics.importance import importance_nll
 from genzoo.metrics.likelihood import dataset_nll
 from genzoo.metrics.memorisation import memorisation_report, nearest_figure
@@ -70,33 +70,31 @@ from genzoo.viz import save_png
 
 def likelihood_section(model, data, split: str, batch_size: int) -> list[dict]:
     """``batch_size`` is an upper bound: a batch holds at most the memory budget of :mod:`genzoo.metrics.budget`."""
-    if data.size(split):
-        one = data.batch(split, torch.arange(1))
-        cond = one["y"].to(model.device) if model.conditional and "y" in one else None
-        was_training = model.training
-        model.eval()
-        batch_size, _ = items_per_call(model, lambda: model.log_prob(one["x"].to(model.device), cond), batch_size)
-        model.train(was_training)
     res = dataset_nll(model, data, split, batch_size=batch_size, progress=True)
     kind = res["likelihood"]
     name = "negative_elbo" if kind == "bound" else "nll"
-    estimator = {"exact": "exact", "bound": "ELBO (bound)",
-                 "approximate": "density at bin centre x bin volume (approximate)"}[kind]
+    estimator = {
+        "exact": "exact",
+        "bound": "ELBO (bound)",
+        "approximate": "density at bin centre x bin volume (approximate)",
+    }[kind]
     proto = {"split": split, "images": res["n_images"], "estimator": estimator}
-    return [record(name, res["nll_nats"], "nats/image", **proto),
-            record(name, res["bits_per_dim"], "bits/dim", **proto, dims=res["dims"])]
+    return [
+        record(name, res["nll_nats"], "nats/image", **proto),
+        record(name, res["bits_per_dim"], "bits/dim", **proto, dims=res["dims"]),
+    ]
 
 
-def importance_section(model, data, split: str, k: int, k_iwae: int, max_images: int | None,
-                       seed: int) -> list[dict]:
+def importance_section(model, data, split: str, k: int, k_iwae: int, max_images: int | None, seed: int) -> list[dict]:
     """The working set is bounded by the memory budget of :mod:`genzoo.metrics.budget`, whatever k and the images."""
     res = importance_nll(model, data, split, k=k, k_iwae=k_iwae, seed=seed, max_images=max_images, progress=True)
     proto = {"split": split, "images": res["n_images"], "seed": seed}
     dims = data.info.dims
     out = []
     for metric, value, extra in (
-            ("negative_iwae_bound", res["iwae_nats"], {"estimator": "IWAE bound", "k": res["k_iwae"]}),
-            ("nll", res["is_nats"], {"estimator": "importance sampling", "k": res["k"]})):
+        ("negative_iwae_bound", res["iwae_nats"], {"estimator": "IWAE bound", "k": res["k_iwae"]}),
+        ("nll", res["is_nats"], {"estimator": "importance sampling", "k": res["k"]}),
+    ):
         out.append(record(metric, value, "nats/image", **proto, **extra))
         out.append(record(metric, value / (dims * math.log(2)), "bits/dim", **proto, **extra, dims=dims))
     return out
@@ -109,8 +107,9 @@ def reconstruction_section(model, data, split: str, batch_size: int) -> list[dic
         for start in range(0, n, batch_size):
             x = data.images(split, torch.arange(start, min(start + batch_size, n))).to(model.device)
             total += model.reconstruction_error(x).double().sum().item()
-    return [record("reconstruction_mse", total / n, "mean squared error per sub-pixel, [0,1] units",
-                   split=split, images=n)]
+    return [
+        record("reconstruction_mse", total / n, "mean squared error per sub-pixel, [0,1] units", split=split, images=n)
+    ]
 
 
 def _unit_flat(x, info):
@@ -121,21 +120,37 @@ def memorisation_section(model, data, n: int, seed: int, figure_path=None) -> li
     g = torch.Generator(device=model.device).manual_seed(seed)
     samples = model.sample(n, generator=g, condition=model.default_condition(n)).cpu()
     train, test = data.images("train"), data.images("test")
-    rep = memorisation_report(_unit_flat(samples, data.info), _unit_flat(train, data.info),
-                              _unit_flat(test, data.info))
-    proto = {"samples": n, "seed": seed, "train_images": len(train), "test_images": len(test),
-             "space": "pixels in [0,1]", "near_copy_rule": rep.rule}
+    rep = memorisation_report(_unit_flat(samples, data.info), _unit_flat(train, data.info), _unit_flat(test, data.info))
+    proto = {
+        "samples": n,
+        "seed": seed,
+        "train_images": len(train),
+        "test_images": len(test),
+        "space": "pixels in [0,1]",
+        "near_copy_rule": rep.rule,
+    }
     if figure_path is not None:
         k = min(16, n)
-        save_png(nearest_figure(data.info.to_rgb(samples[:k]), data.info.to_rgb(train), rep.nearest_train[:k],
-                                distances=rep.d_train[:k]), figure_path)
-    return [record("near_copy_share", rep.near_copy_share, "fraction of samples", **proto),
-            record("test_near_copy_share", rep.test_near_copy_share, "fraction of test images (false-positive rate)",
-                   **proto),
-            record("train_closer_share", rep.train_closer_share,
-                   f"fraction (fresh draws expect {rep.train_closer_expected:.3f})", **proto),
-            record("median_nn_train_distance", rep.median_d_train, "L2 in [0,1] pixels", **proto),
-            record("median_nn_test_distance", rep.median_d_test, "L2 in [0,1] pixels", **proto)]
+        save_png(
+            nearest_figure(
+                data.info.to_rgb(samples[:k]), data.info.to_rgb(train), rep.nearest_train[:k], distances=rep.d_train[:k]
+            ),
+            figure_path,
+        )
+    return [
+        record("near_copy_share", rep.near_copy_share, "fraction of samples", **proto),
+        record(
+            "test_near_copy_share", rep.test_near_copy_share, "fraction of test images (false-positive rate)", **proto
+        ),
+        record(
+            "train_closer_share",
+            rep.train_closer_share,
+            f"fraction (fresh draws expect {rep.train_closer_expected:.3f})",
+            **proto,
+        ),
+        record("median_nn_train_distance", rep.median_d_train, "L2 in [0,1] pixels", **proto),
+        record("median_nn_test_distance", rep.median_d_test, "L2 in [0,1] pixels", **proto),
+    ]
 
 
 def modes_section(model, data, seed: int) -> list[dict]:
@@ -147,15 +162,20 @@ def modes_section(model, data, seed: int) -> list[dict]:
     kl = record("mode_kl_from_uniform", rep["kl_from_uniform"], "nats", **proto)
     if not math.isfinite(kl["value"]):
         kl["reason"] = "no sample is within 3 sigma of a mode: there is no histogram over modes to compare"
-    return [record("modes_covered", rep["modes"], f"of {rep['n_modes']}", **proto),
-            record("high_quality_share", rep["high_quality"], "fraction of samples", **proto), kl]
+    return [
+        record("modes_covered", rep["modes"], f"of {rep['n_modes']}", **proto),
+        record("high_quality_share", rep["high_quality"], "fraction of samples", **proto),
+        kl,
+    ]
 
 
 def classification_section(model, data, split: str, batch_size: int) -> list[dict]:
     res = dataset_accuracy(model, data, split, batch_size)
     proto = {"split": split, "images": res["images"]}
-    return [record("accuracy", res["accuracy"], "fraction of images", **proto),
-            record("cross_entropy", res["ce_nats"], "nats/image", **proto)]
+    return [
+        record("accuracy", res["accuracy"], "fraction of images", **proto),
+        record("cross_entropy", res["ce_nats"], "nats/image", **proto),
+    ]
 
 
 @torch.no_grad()
@@ -167,21 +187,31 @@ def class_accuracy_section(model, data, split: str, batch_size: int) -> list[dic
     try:
         for start in range(0, n, batch_size):
             batch = data.batch(split, torch.arange(start, min(start + batch_size, n)))
-            y = data.labels[data.indices(split)[start:start + len(batch["x"])]].long().to(model.device)
+            y = data.labels[data.indices(split)[start : start + len(batch["x"])]].long().to(model.device)
             logits = model.class_logits(batch["x"])  # (b, K)
             correct += int((logits.argmax(1) == y).sum())
             ce += float(torch.nn.functional.cross_entropy(logits, y, reduction="sum"))
     finally:
         model.train(was_training)
     proto = {"split": split, "images": n, "predictor": f"{type(model).__name__}.class_logits (the model's own)"}
-    return [record("class_accuracy", correct / n, "fraction of images", **proto),
-            record("class_cross_entropy", ce / n, "nats/image", **proto)]
+    return [
+        record("class_accuracy", correct / n, "fraction of images", **proto),
+        record("class_cross_entropy", ce / n, "nats/image", **proto),
+    ]
 
 
 def partition_section(model, data, split: str, max_images: int | None, seed: int, batch_size: int) -> list[dict]:
     g = torch.Generator(device=model.device).manual_seed(seed)
-    res = ais_likelihood(model, data, split, betas=model.config.ais_betas, chains=model.config.ais_chains,
-                         generator=g, max_images=max_images, batch_size=batch_size)
+    res = ais_likelihood(
+        model,
+        data,
+        split,
+        betas=model.config.ais_betas,
+        chains=model.config.ais_chains,
+        generator=g,
+        max_images=max_images,
+        batch_size=batch_size,
+    )
     ais, kind = res["ais"], res["kind"]
     proto = {"split": split, "images": res["images"], "seed": seed, **ais.protocol()}
     value = -res["log_p"].mean().item()
@@ -191,11 +221,16 @@ def partition_section(model, data, split: str, max_images: int | None, seed: int
     name = "nll"
     if kind == "bound":
         name = "negative_variational_bound"
-        proto = {**proto, "estimator": "AIS (log Z of the top RBM) + variational bound of Hinton et al. 2006",
-                 "bound_samples": model.config.bound_samples}
+        proto = {
+            **proto,
+            "estimator": "AIS (log Z of the top RBM) + variational bound of Hinton et al. 2006",
+            "bound_samples": model.config.bound_samples,
+        }
     dims = data.info.dims
-    return out + [record(name, value, "nats/image", **proto),
-                  record(name, value / (dims * math.log(2)), "bits/dim", **proto, dims=dims)]
+    return out + [
+        record(name, value, "nats/image", **proto),
+        record(name, value / (dims * math.log(2)), "bits/dim", **proto, dims=dims),
+    ]
 
 
 @dataclass(frozen=True)
@@ -228,10 +263,11 @@ class Section:
 SECTIONS: dict[str, Section] = {}
 
 
-def register_section(name: str, help: str, applies: Callable[[TrainableModel, ImageDataset], bool], *,
-                     needs_features: bool = False) -> Callable[[Callable[[EvalContext], list[dict]]],
-                                                               Callable[[EvalContext], list[dict]]]:
+def register_section(
+    name: str, help: str, applies: Callable[[TrainableModel, ImageDataset], bool], *, needs_features: bool = False
+) -> Callable[[Callable[[EvalContext], list[dict]]], Callable[[EvalContext], list[dict]]]:
     """Decorator: ``run(ctx) -> records`` becomes the section ``name`` (listed in ``genzoo eval --help``)."""
+
     def deco(run: Callable[[EvalContext], list[dict]]) -> Callable[[EvalContext], list[dict]]:
         if name in SECTIONS:
             raise ValueError(f"evaluation section {name!r} registered twice")
@@ -261,43 +297,80 @@ def _extractor(ctx: EvalContext) -> FeatureExtractor:
 
 
 register_section("likelihood", "exact NLL or the ELBO bound, nats/image and bits/dim", _has_likelihood)(
-    lambda c: likelihood_section(c.model, c.data, c.split, c.batch_size))
-register_section("importance", "IWAE bound and importance-sampled NLL (k recorded)",
-                 lambda m, d: _images(d) and isinstance(m, ImportanceWeighted))(
-    lambda c: importance_section(c.model, c.data, c.split, c.k, c.k_iwae, c.max_images, c.seed))
-register_section("reconstruction", "mean squared reconstruction error through the code",
-                 lambda m, d: _images(d) and isinstance(m, Reconstructing))(
-    lambda c: reconstruction_section(c.model, c.data, c.split, c.batch_size))
+    lambda c: likelihood_section(c.model, c.data, c.split, c.batch_size)
+)
+register_section(
+    "importance",
+    "IWAE bound and importance-sampled NLL (k recorded)",
+    lambda m, d: _images(d) and isinstance(m, ImportanceWeighted),
+)(lambda c: importance_section(c.model, c.data, c.split, c.k, c.k_iwae, c.max_images, c.seed))
+register_section(
+    "reconstruction",
+    "mean squared reconstruction error through the code",
+    lambda m, d: _images(d) and isinstance(m, Reconstructing),
+)(lambda c: reconstruction_section(c.model, c.data, c.split, c.batch_size))
 register_section("memorisation", "nearest training vs nearest test image of each sample", _samples_images)(
-    lambda c: memorisation_section(c.model, c.data, c.samples, c.seed,
-                                   None if c.figure_dir is None else c.figure_dir / "eval_nearest.png"))
-register_section("modes", "modes covered and high-quality share on 2-D mixtures",
-                 lambda m, d: isinstance(m, GenerativeModel) and d.spec.startswith("mixture:"))(
-    lambda c: modes_section(c.model, c.data, c.seed))
-register_section("quality", "Frechet/kernel distance, precision/recall, density/coverage in a feature space",
-                 _samples_images, needs_features=True)(
-    lambda c: quality_section(c.model, c.data, features=_extractor(c), n=c.samples, seed=c.seed, split=c.split,
-                              cache_dir=c.feature_cache or default_cache_dir(), batch_size=min(c.batch_size, 100)))
-register_section("classification", "accuracy and cross-entropy of a classifier",
-                 lambda m, d: isinstance(m, Classifier))(
-    lambda c: classification_section(c.model, c.data, c.split, c.batch_size))
-register_section("class_accuracy", "accuracy of the model's own class predictions (ACGAN, semi-supervised GAN)",
-                 lambda m, d: _images(d) and isinstance(m, ClassifiesImages) and d.labels is not None)(
-    lambda c: class_accuracy_section(c.model, c.data, c.split, c.batch_size))
-register_section("partition", "log Z by AIS; the RBM's NLL estimate or the DBN's variational bound",
-                 lambda m, d: _images(d) and isinstance(m, PartitionFunction))(
-    lambda c: partition_section(c.model, c.data, c.split, c.max_images, c.seed, c.batch_size))
+    lambda c: memorisation_section(
+        c.model, c.data, c.samples, c.seed, None if c.figure_dir is None else c.figure_dir / "eval_nearest.png"
+    )
+)
+register_section(
+    "modes",
+    "modes covered and high-quality share on 2-D mixtures",
+    lambda m, d: isinstance(m, GenerativeModel) and d.spec.startswith("mixture:"),
+)(lambda c: modes_section(c.model, c.data, c.seed))
+register_section(
+    "quality",
+    "Frechet/kernel distance, precision/recall, density/coverage in a feature space",
+    _samples_images,
+    needs_features=True,
+)(
+    lambda c: quality_section(
+        c.model,
+        c.data,
+        features=_extractor(c),
+        n=c.samples,
+        seed=c.seed,
+        split=c.split,
+        cache_dir=c.feature_cache or default_cache_dir(),
+        batch_size=min(c.batch_size, 100),
+    )
+)
+register_section(
+    "classification", "accuracy and cross-entropy of a classifier", lambda m, d: isinstance(m, Classifier)
+)(lambda c: classification_section(c.model, c.data, c.split, c.batch_size))
+register_section(
+    "class_accuracy",
+    "accuracy of the model's own class predictions (ACGAN, semi-supervised GAN)",
+    lambda m, d: _images(d) and isinstance(m, ClassifiesImages) and d.labels is not None,
+)(lambda c: class_accuracy_section(c.model, c.data, c.split, c.batch_size))
+register_section(
+    "partition",
+    "log Z by AIS; the RBM's NLL estimate or the DBN's variational bound",
+    lambda m, d: _images(d) and isinstance(m, PartitionFunction),
+)(lambda c: partition_section(c.model, c.data, c.split, c.max_images, c.seed, c.batch_size))
 
 
 def applicable_sections(model: TrainableModel, data: ImageDataset, *, with_features: bool = False) -> list[str]:
     """Names of the sections that apply, in registration order (feature sections only ``with_features``)."""
-    return [s.name for s in SECTIONS.values()
-            if s.applies(model, data) and (with_features or not s.needs_features)]
+    return [s.name for s in SECTIONS.values() if s.applies(model, data) and (with_features or not s.needs_features)]
 
 
-def evaluate(run, *, split: str = "test", sections: list[str] | None = None, k: int = 5000, k_iwae: int = 50,
-             max_images: int | None = None, samples: int = 1000, seed: int = 0, batch_size: int = 256,
-             figure_dir=None, features: str | None = None, feature_cache=None) -> dict:
+def evaluate(
+    run,
+    *,
+    split: str = "test",
+    sections: list[str] | None = None,
+    k: int = 5000,
+    k_iwae: int = 50,
+    max_images: int | None = None,
+    samples: int = 1000,
+    seed: int = 0,
+    batch_size: int = 256,
+    figure_dir=None,
+    features: str | None = None,
+    feature_cache=None,
+) -> dict:
     """Run every applicable section on a loaded run; returns the eval.json object.
 
     ``features`` (an extractor spec, e.g. ``classifier:RUN``) adds the sample-quality section on
@@ -305,8 +378,13 @@ def evaluate(run, *, split: str = "test", sections: list[str] | None = None, k: 
     """
     model, data = run.model, run.data()
     data.indices(split)  # unknown split -> one-line error
-    for key, value in (("--k", k), ("--k-iwae", k_iwae), ("--samples", samples), ("--batch-size", batch_size),
-                       ("--max-images", 1 if max_images is None else max_images)):
+    for key, value in (
+        ("--k", k),
+        ("--k-iwae", k_iwae),
+        ("--samples", samples),
+        ("--batch-size", batch_size),
+        ("--max-images", 1 if max_images is None else max_images),
+    ):
         if value < 1:
             raise GenzooError(f"{key} must be >= 1, got {value}")
     possible = applicable_sections(model, data, with_features=features is not None)
@@ -314,20 +392,38 @@ def evaluate(run, *, split: str = "test", sections: list[str] | None = None, k: 
     if unknown:
         raise choices_error("evaluation section", unknown[0], list(SECTIONS))
     if sections and "quality" in sections and features is None:
-        raise GenzooError("--only quality: name the feature space with --features SPEC "
-                          "(inception:WEIGHTS | pixels | classifier:RUN | autoencoder:RUN)")
+        raise GenzooError(
+            "--only quality: name the feature space with --features SPEC "
+            "(inception:WEIGHTS | pixels | classifier:RUN | autoencoder:RUN)"
+        )
     if sections:
         bad = [s for s in sections if s not in possible]
         if bad:
-            raise GenzooError(f"--only {bad[0]}: not applicable to {run.model_name!r} on {data.spec}; "
-                              f"valid here: {', '.join(possible) or 'none'}")
+            raise GenzooError(
+                f"--only {bad[0]}: not applicable to {run.model_name!r} on {data.spec}; "
+                f"valid here: {', '.join(possible) or 'none'}"
+            )
     chosen = sections or possible
     # built first: a bad --features fails before the slow sections run
-    extractor = build_extractor(features, device=model.device, batch_size=min(batch_size, 100)) \
-        if "quality" in chosen and features is not None else None
-    ctx = EvalContext(model, data, split, k, k_iwae, max_images, samples, seed, batch_size,
-                      None if figure_dir is None else Path(figure_dir), extractor,
-                      None if feature_cache is None else Path(feature_cache))
+    extractor = (
+        build_extractor(features, device=model.device, batch_size=min(batch_size, 100))
+        if "quality" in chosen and features is not None
+        else None
+    )
+    ctx = EvalContext(
+        model,
+        data,
+        split,
+        k,
+        k_iwae,
+        max_images,
+        samples,
+        seed,
+        batch_size,
+        None if figure_dir is None else Path(figure_dir),
+        extractor,
+        None if feature_cache is None else Path(feature_cache),
+    )
     metrics: list[dict] = []
     timings = {}
     for name in chosen:
@@ -335,9 +431,16 @@ def evaluate(run, *, split: str = "test", sections: list[str] | None = None, k: 
         metrics += SECTIONS[name].run(ctx)
         timings[name] = time.perf_counter() - t0
     metrics = with_data_identity(metrics, data)
-    return {"model": run.model_name, "family": type(model).family, "data": data.spec,
-            "checkpoint": str(run.path / CHECKPOINT), "checkpoint_step": run.step, "split": split,
-            "metrics": metrics, "seconds": timings}
+    return {
+        "model": run.model_name,
+        "family": type(model).family,
+        "data": data.spec,
+        "checkpoint": str(run.path / CHECKPOINT),
+        "checkpoint_step": run.step,
+        "split": split,
+        "metrics": metrics,
+        "seconds": timings,
+    }
 
 
 def data_identity(data) -> dict:

@@ -3,6 +3,7 @@
 ``build_extractor("inception:/path/pt_inception-2015-12-05-6726825d.pth")`` or
 ``build_extractor("pixels")``; other modules add prefixes with :func:`register_extractor`.
 """
+
 from genzoo.features.extractors import (
     FeatureExtractor,
     ModuleExtractor,

@@ -22,6 +22,7 @@ weights file or state-dict bytes), ``resize`` (how images are brought to the net
 (data key, split, count, extractor name, weights hash), written atomically with a JSON sidecar; any
 change of the five gives another file, so stale features are never reused.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -119,9 +120,18 @@ class ModuleExtractor(FeatureExtractor):
     (channel repeat, resize, scaling); ``weights_hash`` defaults to :func:`state_dict_hash`.
     """
 
-    def __init__(self, name: str, module: torch.nn.Module, dim: int, resize: str,
-                 prepare: Callable[[torch.Tensor], torch.Tensor] | None = None, *,
-                 weights_hash: str | None = None, device="cpu", batch_size: int = 50):
+    def __init__(
+        self,
+        name: str,
+        module: torch.nn.Module,
+        dim: int,
+        resize: str,
+        prepare: Callable[[torch.Tensor], torch.Tensor] | None = None,
+        *,
+        weights_hash: str | None = None,
+        device="cpu",
+        batch_size: int = 50,
+    ):
         self.name, self.dim, self.resize = name, dim, resize
         self.module = module.to(device).eval().requires_grad_(False)
         self.prepare = prepare or (lambda x: x)
@@ -133,11 +143,11 @@ class ModuleExtractor(FeatureExtractor):
         x = check_unit_images(images_unit, self.name)
         out = np.empty((x.shape[0], self.dim), dtype=np.float32)
         for s in range(0, x.shape[0], self.batch_size):
-            xb = self.prepare(x[s:s + self.batch_size].to(self.device, torch.float32))
+            xb = self.prepare(x[s : s + self.batch_size].to(self.device, torch.float32))
             f = self.module(xb)  # (b, D)
             if f.shape != (xb.shape[0], self.dim):
                 raise GenzooError(f"{self.name}: network returned shape {tuple(f.shape)}, expected (B, {self.dim})")
-            out[s:s + f.shape[0]] = f.float().cpu().numpy()
+            out[s : s + f.shape[0]] = f.float().cpu().numpy()
         return out
 
 
@@ -153,14 +163,20 @@ def to_rgb3(x: torch.Tensor, what: str) -> torch.Tensor:
 @register_extractor("inception")
 def _inception(arg: str | None, *, device="cpu", batch_size: int = 50) -> FeatureExtractor:
     if not arg:
-        raise GenzooError(f"feature extractor 'inception' needs a weights file: inception:PATH "
-                          f"(pytorch-fid's {FID_WEIGHTS_NAME})")
+        raise GenzooError(
+            f"feature extractor 'inception' needs a weights file: inception:PATH (pytorch-fid's {FID_WEIGHTS_NAME})"
+        )
     net = load_inception(arg, device=device)
     return ModuleExtractor(
-        "inception", net, FEATURE_DIM,
+        "inception",
+        net,
+        FEATURE_DIM,
         f"grey->RGB, bilinear to {INPUT_SIZE}x{INPUT_SIZE} (align_corners=False, no antialias), [0,1]->[-1,1]",
-        prepare=lambda x: to_rgb3(x, "inception"), weights_hash=net.weights_hash,
-        device=device, batch_size=batch_size)
+        prepare=lambda x: to_rgb3(x, "inception"),
+        weights_hash=net.weights_hash,
+        device=device,
+        batch_size=batch_size,
+    )
 
 
 class PixelExtractor(FeatureExtractor):
@@ -189,15 +205,21 @@ def _pixels(arg: str | None, *, device="cpu", batch_size: int = 50) -> FeatureEx
 
 
 def cache_key(extractor: FeatureExtractor, data_key: str, split: str, count: int) -> dict:
-    return {"data_key": str(data_key), "split": str(split), "count": int(count),
-            "extractor": extractor.name, "weights_hash": extractor.weights_hash}
+    return {
+        "data_key": str(data_key),
+        "split": str(split),
+        "count": int(count),
+        "extractor": extractor.name,
+        "weights_hash": extractor.weights_hash,
+    }
 
 
 def cache_path(cache_dir, key: dict, kind: str) -> Path:
     """``<cache_dir>/<readable slug>-<sha256(key)[:16]>.<npy|npz>``."""
     digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
-    slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", f"{key['data_key']}-{key['split']}-{key['count']}-"
-                  f"{key['extractor'].split(':')[0]}")[-80:].strip("_.")
+    slug = re.sub(
+        r"[^A-Za-z0-9_.-]+", "_", f"{key['data_key']}-{key['split']}-{key['count']}-{key['extractor'].split(':')[0]}"
+    )[-80:].strip("_.")
     return Path(cache_dir) / f"{slug}-{digest}.{'npy' if kind == 'features' else 'npz'}"
 
 
@@ -246,8 +268,9 @@ def _batches(extractor: FeatureExtractor, images_iter: Iterable, count: int, dat
         raise GenzooError(f"{data_key}: the images gave {seen} features, {count} promised for the cache key")
 
 
-def cached_features(extractor: FeatureExtractor, data_key: str, images_iter: Iterable, cache_dir, *,
-                    split: str, count: int) -> np.ndarray:
+def cached_features(
+    extractor: FeatureExtractor, data_key: str, images_iter: Iterable, cache_dir, *, split: str, count: int
+) -> np.ndarray:
     """Features (count, D) float32 of the images, read from ``cache_dir`` or computed and stored.
 
     ``images_iter`` yields unit-image batches (N, C, H, W); it is consumed only on a miss (pass a
@@ -264,8 +287,9 @@ def cached_features(extractor: FeatureExtractor, data_key: str, images_iter: Ite
     return feats
 
 
-def cached_stats(extractor: FeatureExtractor, data_key: str, images_iter: Iterable, cache_dir, *,
-                 split: str, count: int) -> GaussianStats:
+def cached_stats(
+    extractor: FeatureExtractor, data_key: str, images_iter: Iterable, cache_dir, *, split: str, count: int
+) -> GaussianStats:
     """Like :func:`cached_features` but keeps only the Gaussian statistics (O(D^2) memory)."""
     key = cache_key(extractor, data_key, split, count)
     path = cache_path(cache_dir, key, "stats")

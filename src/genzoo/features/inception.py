@@ -20,6 +20,7 @@ the weights file. Input: RGB in [0, 1], (N, 3, H, W); it is resized bilinearly t
 (``align_corners=False``, no antialiasing, as pytorch-fid does) and mapped to [-1, 1]. About 5.7
 GFLOPs per image.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -261,8 +262,9 @@ def _read_state(path: Path) -> dict:
     except pickle.UnpicklingError as e:
         code = [ln.strip() for ln in str(e).splitlines() if "GLOBAL" in ln]
         if code:
-            raise GenzooError(f"{path}: refused: the file holds pickled objects other than tensors "
-                              f"({code[0]})") from None
+            raise GenzooError(
+                f"{path}: refused: the file holds pickled objects other than tensors ({code[0]})"
+            ) from None
         why = next((ln.strip() for ln in str(e).splitlines() if "Unsupported" in ln), "corrupt pickle")
         raise GenzooError(f"{path}: not a readable weights file ({why})") from None
     except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile) as e:
@@ -300,8 +302,10 @@ def check_state(state: dict, model: nn.Module, source: str) -> dict:
         full[key] = t
     extra = [k for k in state if k not in expected]
     if extra:
-        raise GenzooError(f"{source}: unexpected key {extra[0]!r} ({len(extra)} unexpected in all); "
-                          "is this the pytorch-fid Inception file?")
+        raise GenzooError(
+            f"{source}: unexpected key {extra[0]!r} ({len(extra)} unexpected in all); "
+            "is this the pytorch-fid Inception file?"
+        )
     return full
 
 
@@ -317,8 +321,10 @@ def load_inception(path, device="cpu") -> FIDInceptionV3:
         raise GenzooError(f"{path}: Inception weights not found (pytorch-fid's file is {FID_WEIGHTS_NAME})")
     digest = file_sha256(path)
     if path.name == FID_WEIGHTS_NAME and not digest.startswith(FID_WEIGHTS_SHA256_PREFIX):
-        raise GenzooError(f"{path}: sha256 starts {digest[:8]}, not {FID_WEIGHTS_SHA256_PREFIX} as the name "
-                          "promises; the download is corrupt or a different file")
+        raise GenzooError(
+            f"{path}: sha256 starts {digest[:8]}, not {FID_WEIGHTS_SHA256_PREFIX} as the name "
+            "promises; the download is corrupt or a different file"
+        )
     model = FIDInceptionV3()
     state = check_state(_read_state(path), model, str(path))
     model.load_state_dict(state, strict=True)

@@ -5,6 +5,7 @@
 * ``autoencoder:RUN`` -- the code ``encode(x)`` of an autoencoder or VAE run (a VAE's posterior mean).
   The choice for unlabelled data such as the Pokémon sprites, where no classifier can be trained.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -34,20 +35,32 @@ class RunExtractor(ModuleExtractor):
 
         def prepare(x: torch.Tensor) -> torch.Tensor:
             if tuple(x.shape[1:]) != self.expected:
-                raise GenzooError(f"{self.spec}: the run was trained on images of shape {self.expected} in [0, 1]; "
-                                  f"these are {tuple(x.shape[1:])} (evaluate data of the run's kind and size)")
+                raise GenzooError(
+                    f"{self.spec}: the run was trained on images of shape {self.expected} in [0, 1]; "
+                    f"these are {tuple(x.shape[1:])} (evaluate data of the run's kind and size)"
+                )
             return x
 
-        super().__init__(name, module, dim, "none (native size)", prepare,
-                         weights_hash=state_dict_hash(run.model.state_dict()), device=device, batch_size=batch_size)
+        super().__init__(
+            name,
+            module,
+            dim,
+            "none (native size)",
+            prepare,
+            weights_hash=state_dict_hash(run.model.state_dict()),
+            device=device,
+            batch_size=batch_size,
+        )
         self.run_path = str(Path(run.path).resolve())
 
     def check_data(self, data) -> None:
         """A data set whose images the network cannot take -> a one-line error before any work."""
         shape = (unit_channels(data.info), data.info.height, data.info.width)
         if shape != self.expected:
-            raise GenzooError(f"{self.spec}: trained on {self.trained_on} images of shape {self.expected} in [0, 1]; "
-                              f"{data.spec} has {shape}")
+            raise GenzooError(
+                f"{self.spec}: trained on {self.trained_on} images of shape {self.expected} in [0, 1]; "
+                f"{data.spec} has {shape}"
+            )
 
     def describe(self) -> dict:
         return {**super().describe(), "extractor_run": self.run_path}
@@ -77,8 +90,7 @@ class ClassifierExtractor(RunExtractor):
 
     def __init__(self, run, *, device, batch_size: int):
         clf = run.model
-        super().__init__("classifier", run, _Penultimate(clf), clf.config.hidden, device=device,
-                         batch_size=batch_size)
+        super().__init__("classifier", run, _Penultimate(clf), clf.config.hidden, device=device, batch_size=batch_size)
         self.classifier = clf
         self.num_classes = clf.info.num_classes
 
@@ -99,8 +111,10 @@ def _load(arg: str | None, prefix: str, device):
 def _classifier(arg: str | None, *, device="cpu", batch_size: int = 50) -> ClassifierExtractor:
     run = _load(arg, "classifier", device)
     if not isinstance(run.model, Classifier):
-        raise GenzooError(f"classifier:{arg}: holds a {run.model_name!r} run, not a classifier "
-                          "(train one with `genzoo train classifier --data ...`)")
+        raise GenzooError(
+            f"classifier:{arg}: holds a {run.model_name!r} run, not a classifier "
+            "(train one with `genzoo train classifier --data ...`)"
+        )
     return ClassifierExtractor(run, device=device, batch_size=batch_size)
 
 
@@ -108,9 +122,10 @@ def _classifier(arg: str | None, *, device="cpu", batch_size: int = 50) -> Class
 def _autoencoder(arg: str | None, *, device="cpu", batch_size: int = 50) -> RunExtractor:
     run = _load(arg, "autoencoder", device)
     if not (isinstance(run.model, LatentModel) and run.model.has_encoder):
-        raise GenzooError(f"autoencoder:{arg}: holds a {run.model_name!r} run ({type(run.model).family}), "
-                          "which has no encoder; use an autoencoder or VAE run")
-    return RunExtractor("autoencoder", run, _Codes(run.model), run.model.latent_dim, device=device,
-                        batch_size=batch_size)
-
-
+        raise GenzooError(
+            f"autoencoder:{arg}: holds a {run.model_name!r} run ({type(run.model).family}), "
+            "which has no encoder; use an autoencoder or VAE run"
+        )
+    return RunExtractor(
+        "autoencoder", run, _Codes(run.model), run.model.latent_dim, device=device, batch_size=batch_size
+    )

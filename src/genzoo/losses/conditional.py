@@ -17,6 +17,7 @@
   under a factored Gaussian Q with unit variance (their H(c) is a constant the loss does not need; for
   densities the bound need not stay below it).
 """
+
 from __future__ import annotations
 
 import math
@@ -35,9 +36,12 @@ def free_logit(logits: torch.Tensor) -> torch.Tensor:
     return torch.logsumexp(logits, dim=1)
 
 
-def ssgan_discriminator_loss(logits_real: torch.Tensor, logits_fake: torch.Tensor,
-                             logits_labelled: torch.Tensor | None = None,
-                             y_labelled: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def ssgan_discriminator_loss(
+    logits_real: torch.Tensor,
+    logits_fake: torch.Tensor,
+    logits_labelled: torch.Tensor | None = None,
+    y_labelled: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(total, supervised, unsupervised) with
     unsupervised = E softplus(-lse(l(x))) + E softplus(lse(l(G(z)))) = -E log D(x) - E log(1 - D(G(z))),
     supervised = -E log softmax(l(x_lab))_y (0 without labelled images)."""

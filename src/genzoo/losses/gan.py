@@ -24,6 +24,7 @@ real images x, g on generated images G(z).
 All log-sigmoids are written with softplus (log sigmoid(l) = -softplus(-l), log(1 - sigmoid(l)) =
 -softplus(l)), which stay finite for any logit.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -120,8 +121,12 @@ class GradientPenalty(NamedTuple):
     eps: torch.Tensor  # (B,) the interpolation weights used
 
 
-def gradient_penalty(critic: Callable[[torch.Tensor], torch.Tensor], real: torch.Tensor, fake: torch.Tensor,
-                     eps: torch.Tensor | None = None) -> GradientPenalty:
+def gradient_penalty(
+    critic: Callable[[torch.Tensor], torch.Tensor],
+    real: torch.Tensor,
+    fake: torch.Tensor,
+    eps: torch.Tensor | None = None,
+) -> GradientPenalty:
     """WGAN-GP's penalty at x_hat_i = eps_i x_i + (1 - eps_i) G(z)_i, eps_i ~ U[0, 1] drawn per sample.
 
     The gradient of sum_i f(x_hat_i) w.r.t. x_hat has row i equal to grad f(x_hat_i) only when the

@@ -25,6 +25,7 @@ optimistic. The standard error of log Z_B is the delta method's std(exp(w)) / (s
 ``exact_log_z`` enumerates the hidden states of a small RBM (the visibles summed out in closed form),
 the reference the tests hold AIS to.
 """
+
 from __future__ import annotations
 
 import math
@@ -52,9 +53,16 @@ class AISResult:
     log_weights: torch.Tensor  # (M,) log Z_0 + w_m: each run's own estimate of log Z_B
 
     def protocol(self) -> dict:
-        return {"estimator": "AIS", "betas": self.betas, "chains": self.chains, "schedule": SCHEDULE,
-                "log_z": self.log_z, "log_z_stderr": self.stderr, "log_z_base": self.log_z_base,
-                "ais_seconds": round(self.seconds, 2)}
+        return {
+            "estimator": "AIS",
+            "betas": self.betas,
+            "chains": self.chains,
+            "schedule": SCHEDULE,
+            "log_z": self.log_z,
+            "log_z_stderr": self.stderr,
+            "log_z_base": self.log_z_base,
+            "ais_seconds": round(self.seconds, 2),
+        }
 
 
 def beta_schedule(k: int, dtype=torch.float64) -> torch.Tensor:
@@ -64,8 +72,11 @@ def beta_schedule(k: int, dtype=torch.float64) -> torch.Tensor:
         raise GenzooError(f"AIS needs at least 1 intermediate distribution, got {k}")
     n1, n2 = round(k * 500 / 14500), round(k * 4000 / 14500)
     n3 = k - n1 - n2
-    parts = [torch.linspace(0.0, 0.5, n1 + 1, dtype=dtype)[:-1], torch.linspace(0.5, 0.9, n2 + 1, dtype=dtype)[:-1],
-             torch.linspace(0.9, 1.0, n3 + 1, dtype=dtype)]
+    parts = [
+        torch.linspace(0.0, 0.5, n1 + 1, dtype=dtype)[:-1],
+        torch.linspace(0.5, 0.9, n2 + 1, dtype=dtype)[:-1],
+        torch.linspace(0.9, 1.0, n3 + 1, dtype=dtype),
+    ]
     betas = torch.cat(parts)
     betas[0] = 0.0
     return betas  # (k + 1,)
@@ -93,15 +104,22 @@ def log_z_base(layer: RBMLayer, b_a: torch.Tensor) -> float:
     """log Z_0 = log Z_A + H log 2."""
     d, h = layer.weight.shape
     if layer.gaussian:
-        log_za = 0.5 * d * math.log(2 * math.pi * layer.sigma ** 2)
+        log_za = 0.5 * d * math.log(2 * math.pi * layer.sigma**2)
     else:
         log_za = F.softplus(b_a.double()).sum().item()
     return log_za + h * math.log(2)
 
 
 @torch.no_grad()
-def ais_log_z(layer: RBMLayer, *, betas: int = 14500, chains: int = 100, v_data: torch.Tensor | None = None,
-              generator: torch.Generator | None = None, dtype: torch.dtype | None = None) -> AISResult:
+def ais_log_z(
+    layer: RBMLayer,
+    *,
+    betas: int = 14500,
+    chains: int = 100,
+    v_data: torch.Tensor | None = None,
+    generator: torch.Generator | None = None,
+    dtype: torch.dtype | None = None,
+) -> AISResult:
     """Estimate log Z of ``layer`` by AIS with ``betas`` intermediate distributions and ``chains`` runs.
 
     ``v_data`` (N, D), the visible units of training data, sets the base model; ``dtype`` (default the
@@ -157,17 +175,26 @@ def exact_log_z(layer: RBMLayer) -> float:
     if h > MAX_EXACT_HIDDEN:
         raise GenzooError(f"exact log Z enumerates 2^H hidden states; H = {h} > {MAX_EXACT_HIDDEN}")
     w, b, c = (t.detach().double().cpu() for t in (layer.weight, layer.visible_bias, layer.hidden_bias))
-    states = ((torch.arange(2 ** h).unsqueeze(1) >> torch.arange(h)) & 1).double()  # (2^H, H)
+    states = ((torch.arange(2**h).unsqueeze(1) >> torch.arange(h)) & 1).double()  # (2^H, H)
     wh = states @ w.T  # (2^H, D)
     if layer.gaussian:
         terms = states @ c + wh @ b / layer.sigma + 0.5 * (wh * wh).sum(1)
-        return (torch.logsumexp(terms, 0) + 0.5 * d * math.log(2 * math.pi * layer.sigma ** 2)).item()
+        return (torch.logsumexp(terms, 0) + 0.5 * d * math.log(2 * math.pi * layer.sigma**2)).item()
     return torch.logsumexp(states @ c + F.softplus(b + wh).sum(1), 0).item()
 
 
 @torch.no_grad()
-def ais_likelihood(model, data, split: str, *, betas: int, chains: int, generator: torch.Generator | None = None,
-                   max_images: int | None = None, batch_size: int = 256) -> dict:
+def ais_likelihood(
+    model,
+    data,
+    split: str,
+    *,
+    betas: int,
+    chains: int,
+    generator: torch.Generator | None = None,
+    max_images: int | None = None,
+    batch_size: int = 256,
+) -> dict:
     """log p of ``split`` for a :class:`~genzoo.models.base.PartitionFunction` model with log Z by AIS.
 
     The AIS base is fit to the training split's visible units (or ``split``'s without one). Returns
@@ -176,8 +203,12 @@ def ais_likelihood(model, data, split: str, *, betas: int, chains: int, generato
     """
     base_split = "train" if "train" in data.splits else split
     x_base = data.images(base_split)
-    v_base = torch.cat([model.partition_visible(x_base[i:i + batch_size].to(model.device), generator=generator)
-                        for i in range(0, len(x_base), batch_size)])
+    v_base = torch.cat(
+        [
+            model.partition_visible(x_base[i : i + batch_size].to(model.device), generator=generator)
+            for i in range(0, len(x_base), batch_size)
+        ]
+    )
     ais = ais_log_z(model.partition_layer(), betas=betas, chains=chains, v_data=v_base, generator=generator)
     n = data.size(split) if max_images is None else min(max_images, data.size(split))
     log_p = []

@@ -10,6 +10,7 @@ and a call takes ``budget // estimate`` items, at least one. The default budget,
 is 1 GiB: with the model, the data and Python itself, an evaluation stays within a few GiB whatever
 the user asks for (k, images, batch size).
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -40,8 +41,9 @@ def leaf_output_bytes(model: torch.nn.Module, fn: Callable[[], object]) -> int:
     return total
 
 
-def items_per_call(model: torch.nn.Module, one_item: Callable[[], object], most: int,
-                   budget: int = MEMORY_BUDGET) -> tuple[int, int]:
+def items_per_call(
+    model: torch.nn.Module, one_item: Callable[[], object], most: int, budget: int = MEMORY_BUDGET
+) -> tuple[int, int]:
     """(items per call between 1 and ``most``, estimated bytes of one item): what fits ``budget``."""
     per_item = SLACK * max(leaf_output_bytes(model, one_item), 1)
     return max(1, min(most, budget // per_item)), per_item

@@ -48,6 +48,7 @@ N, M (distances come from ``torch.cdist`` on ``chunk x chunk`` blocks in float64
 Rough CPU speed: a 4,000 x 4,000 k-NN search in 2048-d takes ~3 s on one core, so precision/recall
 on 50,000 + 50,000 features is ~30 core-minutes (seconds on a GPU with ``device="cuda"``).
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -81,8 +82,10 @@ def _rows(x, what: str) -> torch.Tensor:
 
 def _same_dim(a, b, what: str) -> None:
     if a.shape[1] != b.shape[1]:
-        raise GenzooError(f"{what}: feature dimensions differ ({a.shape[1]} vs {b.shape[1]}); "
-                          "were both sets embedded by the same extractor?")
+        raise GenzooError(
+            f"{what}: feature dimensions differ ({a.shape[1]} vs {b.shape[1]}); "
+            "were both sets embedded by the same extractor?"
+        )
 
 
 # --------------------------------------------------------------------------------------------------
@@ -143,8 +146,9 @@ class GaussianStats:
         delta = other_shift - shift  # (D,) re-centre other's sums on self.shift
         out.count += other.count
         out.sum = s1 + other_s1 + other.count * delta
-        out.outer = (s2 + other_s2 + np.outer(other_s1, delta) + np.outer(delta, other_s1)
-                     + other.count * np.outer(delta, delta))
+        out.outer = (
+            s2 + other_s2 + np.outer(other_s1, delta) + np.outer(delta, other_s1) + other.count * np.outer(delta, delta)
+        )
         return out
 
     def _sums(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -232,8 +236,9 @@ def frechet_distance(mu1, cov1, mu2, cov2) -> float:
     mu1, mu2, c1, c2 = _np64(mu1), _np64(mu2), _np64(cov1), _np64(cov2)
     d = mu1.shape[0]
     if mu1.shape != (d,) or mu2.shape != (d,) or c1.shape != (d, d) or c2.shape != (d, d):
-        raise GenzooError(f"frechet_distance: shapes do not agree: mu {mu1.shape} / {mu2.shape}, "
-                          f"cov {c1.shape} / {c2.shape}")
+        raise GenzooError(
+            f"frechet_distance: shapes do not agree: mu {mu1.shape} / {mu2.shape}, cov {c1.shape} / {c2.shape}"
+        )
     diff = mu1 - mu2
     tr1, tr2 = float(np.trace(c1)), float(np.trace(c2))
     value = float(diff @ diff) + tr1 + tr2 - 2.0 * trace_sqrt_product(c1, c2)
@@ -268,8 +273,7 @@ def mmd2_unbiased(x: np.ndarray, y: np.ndarray) -> float:
     return float(within - 2.0 * kxy.sum() / (m * m))
 
 
-def kernel_distance(f1, f2, n_subsets: int = 100, subset_size: int = 1000,
-                    seed: int = 0) -> tuple[float, float]:
+def kernel_distance(f1, f2, n_subsets: int = 100, subset_size: int = 1000, seed: int = 0) -> tuple[float, float]:
     """KID: (mean, std) of :func:`mmd2_unbiased` over ``n_subsets`` random subset pairs.
 
     Each subset draws ``m = min(subset_size, N1, N2)`` rows of each set without replacement
@@ -298,8 +302,9 @@ def kernel_distance(f1, f2, n_subsets: int = 100, subset_size: int = 1000,
 # Nearest neighbours in blocks, and the manifold metrics
 
 
-def knn(queries, reference, k: int = 1, *, chunk: int = DEFAULT_CHUNK, device="cpu",
-        dtype=torch.float64) -> tuple[np.ndarray, np.ndarray]:
+def knn(
+    queries, reference, k: int = 1, *, chunk: int = DEFAULT_CHUNK, device="cpu", dtype=torch.float64
+) -> tuple[np.ndarray, np.ndarray]:
     """The ``k`` nearest reference rows (Euclidean) of every query: distances and indices, (Nq, k) each.
 
     Sorted nearest first (among equal distances the order is torch.topk's). Streams over
@@ -316,16 +321,16 @@ def knn(queries, reference, k: int = 1, *, chunk: int = DEFAULT_CHUNK, device="c
     out_d = torch.empty(q.shape[0], k, dtype=torch.float64)
     out_i = torch.empty(q.shape[0], k, dtype=torch.long)
     for qs in range(0, q.shape[0], chunk):
-        qb = q[qs:qs + chunk].to(device, dtype)  # (b, D)
+        qb = q[qs : qs + chunk].to(device, dtype)  # (b, D)
         best_d = torch.empty((qb.shape[0], 0), dtype=dtype, device=device)  # (b, <=k)
         best_i = torch.empty((qb.shape[0], 0), dtype=torch.long, device=device)
         for rs in range(0, r.shape[0], chunk):
-            d = torch.cdist(qb, r[rs:rs + chunk].to(device, dtype))  # (b, c)
+            d = torch.cdist(qb, r[rs : rs + chunk].to(device, dtype))  # (b, c)
             idx = torch.arange(rs, rs + d.shape[1], device=device).expand(d.shape[0], -1)  # (b, c)
             cand_d, cand_i = torch.cat([best_d, d], 1), torch.cat([best_i, idx], 1)  # (b, kk + c)
             best_d, pos = torch.topk(cand_d, min(k, cand_d.shape[1]), dim=1, largest=False)  # (b, kk)
             best_i = torch.gather(cand_i, 1, pos)
-        out_d[qs:qs + chunk], out_i[qs:qs + chunk] = best_d.cpu().double(), best_i.cpu()
+        out_d[qs : qs + chunk], out_i[qs : qs + chunk] = best_d.cpu().double(), best_i.cpu()
     return out_d.numpy(), out_i.numpy()
 
 
@@ -342,8 +347,9 @@ def knn_radii(points, k: int, *, chunk: int = DEFAULT_CHUNK, device="cpu") -> np
     return d[:, k]
 
 
-def ball_counts(queries, centres, radii, *, chunk: int = DEFAULT_CHUNK, device="cpu",
-                dtype=torch.float64) -> np.ndarray:
+def ball_counts(
+    queries, centres, radii, *, chunk: int = DEFAULT_CHUNK, device="cpu", dtype=torch.float64
+) -> np.ndarray:
     """For each query, how many closed balls B(centre_i, radius_i) contain it, (Nq,) int64."""
     q, c = _rows(queries, "ball_counts queries"), _rows(centres, "ball_counts centres")  # (Nq, D), (Nc, D)
     _same_dim(q, c, "ball_counts")
@@ -352,12 +358,12 @@ def ball_counts(queries, centres, radii, *, chunk: int = DEFAULT_CHUNK, device="
         raise GenzooError(f"ball_counts: {c.shape[0]} centres but {rad.shape[0]} radii")
     counts = torch.zeros(q.shape[0], dtype=torch.long)
     for qs in range(0, q.shape[0], chunk):
-        qb = q[qs:qs + chunk].to(device, dtype)  # (b, D)
+        qb = q[qs : qs + chunk].to(device, dtype)  # (b, D)
         acc = torch.zeros(qb.shape[0], dtype=torch.long, device=device)
         for cs in range(0, c.shape[0], chunk):
-            d = torch.cdist(qb, c[cs:cs + chunk].to(device, dtype))  # (b, c)
-            acc += (d <= rad[cs:cs + chunk].to(device, dtype)).sum(1)
-        counts[qs:qs + chunk] = acc.cpu()
+            d = torch.cdist(qb, c[cs : cs + chunk].to(device, dtype))  # (b, c)
+            acc += (d <= rad[cs : cs + chunk].to(device, dtype)).sum(1)
+        counts[qs : qs + chunk] = acc.cpu()
     return counts.numpy()
 
 

@@ -27,6 +27,7 @@ activations and its output), doubled for the likelihood head's own steps and the
 m = budget // that, between 1 and k. The user's options (k, images) never change the working set,
 only how long it runs.
 """
+
 from __future__ import annotations
 
 import math
@@ -51,14 +52,23 @@ def draws_per_call(model, x1: torch.Tensor, k: int, budget: int = MEMORY_BUDGET)
 
 
 @torch.no_grad()
-def importance_nll(model: TrainableModel, data, split: str = "test", k: int = 5000, k_iwae: int = 50, seed: int = 0,
-                   max_images: int | None = None, progress: bool = False,
-                   memory_budget: int = MEMORY_BUDGET) -> dict:
+def importance_nll(
+    model: TrainableModel,
+    data,
+    split: str = "test",
+    k: int = 5000,
+    k_iwae: int = 50,
+    seed: int = 0,
+    max_images: int | None = None,
+    progress: bool = False,
+    memory_budget: int = MEMORY_BUDGET,
+) -> dict:
     """-ELBO, -IWAE_{k_iwae} and the importance-sampled NLL (k draws) over ``split``; see the module doc."""
 
     if not isinstance(model, ImportanceWeighted):
-        raise GenzooError(f"model {model.name!r} has no importance weights "
-                          "(only models with an inference network, e.g. the VAE)")
+        raise GenzooError(
+            f"model {model.name!r} has no importance weights (only models with an inference network, e.g. the VAE)"
+        )
     if k < 1 or k_iwae < 1 or k_iwae > k:
         raise GenzooError(f"importance sampling needs 1 <= k_iwae <= k, got k={k}, k_iwae={k_iwae}")
     was_training = model.training
@@ -69,8 +79,14 @@ def importance_nll(model: TrainableModel, data, split: str = "test", k: int = 50
     squares = 0.0  # of the per-image IS estimates, for the standard error of their mean
     try:
         m, per_draw = draws_per_call(model, data.images(split, torch.arange(1)).to(model.device), k, memory_budget)
-        bar = tqdm(total=n * k, desc=f"importance {split} ({n} images x {k} draws)", unit="draw",
-                   unit_scale=True, disable=not progress, leave=False)
+        bar = tqdm(
+            total=n * k,
+            desc=f"importance {split} ({n} images x {k} draws)",
+            unit="draw",
+            unit_scale=True,
+            disable=not progress,
+            leave=False,
+        )
         for i in range(n):
             x = data.images(split, torch.tensor([i])).to(model.device)  # (1, C, H, W)
             g = torch.Generator(device=model.device).manual_seed(seed * 1_000_003 + i)
@@ -83,9 +99,9 @@ def importance_nll(model: TrainableModel, data, split: str = "test", k: int = 50
                 pending = torch.cat([pending, log_w])
                 full = min(len(pending) // k_iwae, groups - taken)  # whole groups of k_iwae draws, in order
                 if full:
-                    iwae += log_mean_exp(pending[:full * k_iwae].view(full, k_iwae), dim=1).sum().item()
+                    iwae += log_mean_exp(pending[: full * k_iwae].view(full, k_iwae), dim=1).sum().item()
                     taken += full
-                pending = pending[full * k_iwae:] if taken < groups else pending[:0]
+                pending = pending[full * k_iwae :] if taken < groups else pending[:0]
                 bar.update(len(log_w))
             is_ = lse.item() - math.log(k)
             totals["elbo"] += elbo / k
@@ -102,7 +118,18 @@ def importance_nll(model: TrainableModel, data, split: str = "test", k: int = 50
         out[f"{key}_nats"] = nats
         out[f"{key}_bits_per_dim"] = nats / (dims * math.log(2))
     var = max(squares / n - (totals["is"] / n) ** 2, 0.0)
-    out.update({"is_nats_std_over_images": math.sqrt(var), "k": k, "k_iwae": k_iwae, "iwae_groups": groups,
-                "n_images": n, "split": split, "dims": dims, "draws_per_call": m, "bytes_per_draw": per_draw,
-                "memory_budget": memory_budget})
+    out.update(
+        {
+            "is_nats_std_over_images": math.sqrt(var),
+            "k": k,
+            "k_iwae": k_iwae,
+            "iwae_groups": groups,
+            "n_images": n,
+            "split": split,
+            "dims": dims,
+            "draws_per_call": m,
+            "bytes_per_draw": per_draw,
+            "memory_budget": memory_budget,
+        }
+    )
     return out

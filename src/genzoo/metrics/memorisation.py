@@ -36,6 +36,7 @@ relative to the neighbourhood).
 Cost: O((S + T_b) N_train D + S N_test D) for S samples and T_b baseline test images, in
 ``chunk x chunk`` blocks (memory O(chunk^2 + chunk D)).
 """
+
 from __future__ import annotations
 
 import math
@@ -52,8 +53,9 @@ from genzoo.viz import grid, upscale_for
 NEAR_COPY_RATIO = 1 / 3
 
 
-def nearest_neighbours(queries, reference, chunk: int = DEFAULT_CHUNK, *, k: int = 1,
-                       device="cpu") -> tuple[np.ndarray, np.ndarray]:
+def nearest_neighbours(
+    queries, reference, chunk: int = DEFAULT_CHUNK, *, k: int = 1, device="cpu"
+) -> tuple[np.ndarray, np.ndarray]:
     """Euclidean nearest reference row of each query: (distance (Nq,), index (Nq,)) float64 / int64.
 
     With ``k > 1`` both are (Nq, k), nearest first. Memory O(chunk^2 + chunk D) whatever the sizes.
@@ -87,8 +89,10 @@ class MemorisationReport:
     @property
     def rule(self) -> str:
         """The near-copy rule in words, to record next to ``near_copy_share``."""
-        return (f"near copy: L2 to nearest training image < {self.near_copy_ratio:.3g} x the median "
-                f"nearest-training distance of {self.n_baseline} test images (= {self.threshold:.4g})")
+        return (
+            f"near copy: L2 to nearest training image < {self.near_copy_ratio:.3g} x the median "
+            f"nearest-training distance of {self.n_baseline} test images (= {self.threshold:.4g})"
+        )
 
     def to_dict(self) -> dict:
         """The scalar fields and ``rule`` (for JSON); the per-sample arrays are left out."""
@@ -105,14 +109,23 @@ def _flat_unit(x, what: str) -> torch.Tensor:
     if not t.is_floating_point():
         raise GenzooError(f"memorisation: {what} must be floats in [0, 1], got {t.dtype}")
     if t.numel() and (t.min() < 0 or t.max() > 1):
-        raise GenzooError(f"memorisation: {what} values must lie in [0, 1] "
-                          f"(got {float(t.min()):.3g}..{float(t.max()):.3g})")
+        raise GenzooError(
+            f"memorisation: {what} values must lie in [0, 1] (got {float(t.min()):.3g}..{float(t.max()):.3g})"
+        )
     return t
 
 
-def memorisation_report(samples, train, test, near_copy_ratio: float = NEAR_COPY_RATIO, *,
-                        n_baseline: int | None = 1000, seed: int = 0, chunk: int = DEFAULT_CHUNK,
-                        device="cpu") -> MemorisationReport:
+def memorisation_report(
+    samples,
+    train,
+    test,
+    near_copy_ratio: float = NEAR_COPY_RATIO,
+    *,
+    n_baseline: int | None = 1000,
+    seed: int = 0,
+    chunk: int = DEFAULT_CHUNK,
+    device="cpu",
+) -> MemorisationReport:
     """Nearest-train vs nearest-test distances of generated samples; see the module docstring.
 
     ``samples``, ``train``, ``test``: float images in [0, 1], (N, D) or (N, C, H, W), one shape.
@@ -120,8 +133,9 @@ def memorisation_report(samples, train, test, near_copy_ratio: float = NEAR_COPY
     """
     s, tr, te = _flat_unit(samples, "samples"), _flat_unit(train, "train"), _flat_unit(test, "test")
     if not (s.shape[1] == tr.shape[1] == te.shape[1]):
-        raise GenzooError(f"memorisation: pixel counts differ (samples {s.shape[1]}, train {tr.shape[1]}, "
-                          f"test {te.shape[1]})")
+        raise GenzooError(
+            f"memorisation: pixel counts differ (samples {s.shape[1]}, train {tr.shape[1]}, test {te.shape[1]})"
+        )
     if min(s.shape[0], tr.shape[0], te.shape[0]) == 0:
         raise GenzooError("memorisation: samples, train and test must all be non-empty")
     if not 0 < near_copy_ratio < 1:
@@ -141,19 +155,29 @@ def memorisation_report(samples, train, test, near_copy_ratio: float = NEAR_COPY
     p0 = tr.shape[0] / (tr.shape[0] + te.shape[0])
     closer = float((d_train < d_test).mean())
     return MemorisationReport(
-        n_samples=n, n_train=tr.shape[0], n_test=te.shape[0], n_baseline=nb,
-        median_d_train=float(np.median(d_train)), median_d_test=float(np.median(d_test)),
-        baseline=baseline, near_copy_ratio=float(near_copy_ratio), threshold=threshold,
+        n_samples=n,
+        n_train=tr.shape[0],
+        n_test=te.shape[0],
+        n_baseline=nb,
+        median_d_train=float(np.median(d_train)),
+        median_d_test=float(np.median(d_test)),
+        baseline=baseline,
+        near_copy_ratio=float(near_copy_ratio),
+        threshold=threshold,
         near_copy_share=float((d_train < threshold).mean()),
         test_near_copy_share=float((test_to_train < threshold).mean()),
-        train_closer_share=closer, train_closer_expected=p0,
+        train_closer_share=closer,
+        train_closer_expected=p0,
         train_closer_z=(closer - p0) / math.sqrt(p0 * (1 - p0) / n),
-        d_train=d_train, d_test=d_test, nearest_train=idx,
+        d_train=d_train,
+        d_test=d_test,
+        nearest_train=idx,
     )
 
 
-def nearest_figure(samples_rgb: np.ndarray, train_rgb: np.ndarray, idx: np.ndarray,
-                   distances: np.ndarray | None = None) -> Image.Image:
+def nearest_figure(
+    samples_rgb: np.ndarray, train_rgb: np.ndarray, idx: np.ndarray, distances: np.ndarray | None = None
+) -> Image.Image:
     """Rows of [sample | its nearest training image(s)]: "samples beside their nearest training images".
 
     ``samples_rgb`` (N, H, W, 3) uint8; ``train_rgb`` (M, H, W, 3) uint8 (the whole training set or
@@ -163,8 +187,9 @@ def nearest_figure(samples_rgb: np.ndarray, train_rgb: np.ndarray, idx: np.ndarr
 
     idx = np.asarray(idx).reshape(len(samples_rgb), -1)  # (N, k)
     if samples_rgb.ndim != 4 or samples_rgb.shape[-1] != 3 or train_rgb.shape[1:] != samples_rgb.shape[1:]:
-        raise GenzooError(f"nearest_figure: need (N, H, W, 3) images of one size, got "
-                          f"{samples_rgb.shape} and {train_rgb.shape}")
+        raise GenzooError(
+            f"nearest_figure: need (N, H, W, 3) images of one size, got {samples_rgb.shape} and {train_rgb.shape}"
+        )
     if idx.size and (idx.min() < 0 or idx.max() >= len(train_rgb)):
         raise GenzooError(f"nearest_figure: index out of range for {len(train_rgb)} training images")
     n, k = idx.shape

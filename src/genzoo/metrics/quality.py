@@ -9,6 +9,7 @@
 
 The constants are the protocol's fixed choices, recorded beside every number computed with them.
 """
+
 from __future__ import annotations
 
 import math
@@ -23,8 +24,6 @@ IS_SPLITS = 10  # parts of the samples for the Inception Score's mean and std (S
 KID_SUBSET = 1000  # rows per KID subset (Binkowski et al.), fewer when a set is smaller
 REFERENCE_SEED = 0  # the fixed random subset of the split used when n is smaller than the split
 MIN_IMAGES = DC_K + 1  # k-NN radii need k other points in each set
-
-
 
 
 def inception_score(probs, splits: int = IS_SPLITS) -> tuple[float, float]:
@@ -53,7 +52,10 @@ def class_histogram_scores(probs) -> dict:
     counts = np.bincount(p.argmax(1), minlength=k)  # (K,)
     q = counts / counts.sum()
     nz = q > 0
-    return {"classes_generated": float(nz.sum() / k), "n_classes_generated": int(nz.sum()), "n_classes": k,
-            "class_kl_from_uniform": float((q[nz] * np.log(q[nz] * k)).sum()), "counts": counts.tolist()}
-
-
+    return {
+        "classes_generated": float(nz.sum() / k),
+        "n_classes_generated": int(nz.sum()),
+        "n_classes": k,
+        "class_kl_from_uniform": float((q[nz] * np.log(q[nz] * k)).sum()),
+        "counts": counts.tolist(),
+    }

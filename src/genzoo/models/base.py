@@ -17,6 +17,7 @@ and gives ``update(batch)``; the trainer then calls it instead of an optimiser s
 A likelihood model is the one-player case (player ``"model"``), so the trainer has a
 single loop for every family.
 """
+
 from __future__ import annotations
 
 import math
@@ -109,8 +110,9 @@ class TrainableModel(nn.Module):
             raise GenzooError(f"model {self.name!r} is unconditional; it takes no condition")
         if condition is not None:
             k = self.info.num_classes
-            bad: torch.Tensor | list[int] = (condition[(condition < 0) | (condition >= k)]
-                                             if torch.is_tensor(condition) else [])
+            bad: torch.Tensor | list[int] = (
+                condition[(condition < 0) | (condition >= k)] if torch.is_tensor(condition) else []
+            )
             if len(bad):
                 raise GenzooError(f"condition {int(bad[0])} out of range: the data has classes 0-{k - 1}")
 
@@ -140,48 +142,83 @@ class GenerativeModel(TrainableModel):
     # extra keyword options of sample()/complete() beyond n, generator, temperature and condition
     sample_options: ClassVar[frozenset[str]] = frozenset({"progress"})
 
-    def sample(self, n: int, *, generator: torch.Generator | None = None, temperature: float = 1.0,
-               condition: torch.Tensor | None = None, **options: Any) -> torch.Tensor:
+    def sample(
+        self,
+        n: int,
+        *,
+        generator: torch.Generator | None = None,
+        temperature: float = 1.0,
+        condition: torch.Tensor | None = None,
+        **options: Any,
+    ) -> torch.Tensor:
         """``n`` new images ``(n, C, H, W)`` of discrete values (2-D points for continuous data)."""
         if isinstance(n, bool) or not isinstance(n, int) or n < 1:
             raise GenzooError(f"the number of samples must be an integer >= 1, got {n!r}")
         self._check_request(n, temperature, condition, options)
         return self._sample(n, generator=generator, temperature=float(temperature), condition=condition, **options)
 
-    def complete(self, x: torch.Tensor, known: torch.Tensor, *, generator: torch.Generator | None = None,
-                 temperature: float = 1.0, condition: torch.Tensor | None = None, **options: Any) -> torch.Tensor:
+    def complete(
+        self,
+        x: torch.Tensor,
+        known: torch.Tensor,
+        *,
+        generator: torch.Generator | None = None,
+        temperature: float = 1.0,
+        condition: torch.Tensor | None = None,
+        **options: Any,
+    ) -> torch.Tensor:
         """Fill the sub-pixels where ``known`` (C, H, W) or (N, C, H, W) is False, keeping ``x`` where it is True."""
         shape = tuple(self.info.shape)
         if x.dim() != 4 or tuple(x.shape[1:]) != shape or len(x) < 1:
-            raise GenzooError(f"complete: images must have shape (N, {', '.join(map(str, shape))}), "
-                              f"got {tuple(x.shape)}")
+            raise GenzooError(
+                f"complete: images must have shape (N, {', '.join(map(str, shape))}), got {tuple(x.shape)}"
+            )
         if tuple(known.shape[-3:]) != shape or known.dim() not in (3, 4):
             raise GenzooError(f"complete: the known mask must have shape {shape}, got {tuple(known.shape)}")
         self._check_request(len(x), temperature, condition, options)
-        return self._complete(x, known, generator=generator, temperature=float(temperature), condition=condition,
-                              **options)
+        return self._complete(
+            x, known, generator=generator, temperature=float(temperature), condition=condition, **options
+        )
 
     def _check_request(self, n: int, temperature: float, condition: torch.Tensor | None, options: dict) -> None:
         unknown = sorted(set(options) - self.sample_options)
         if unknown:
             takes = ", ".join(sorted(self.sample_options)) or "none"
-            raise GenzooError(f"model {self.name!r} does not take the sampling option {unknown[0]!r} "
-                              f"(its options: {takes})")
+            raise GenzooError(
+                f"model {self.name!r} does not take the sampling option {unknown[0]!r} (its options: {takes})"
+            )
         if n * self.info.dims > MAX_SAMPLE_VALUES:
-            raise GenzooError(f"{n} samples of {self.info.dims} values exceed the limit of {MAX_SAMPLE_VALUES:,} "
-                              f"values per request (at most {MAX_SAMPLE_VALUES // self.info.dims:,} samples)")
+            raise GenzooError(
+                f"{n} samples of {self.info.dims} values exceed the limit of {MAX_SAMPLE_VALUES:,} "
+                f"values per request (at most {MAX_SAMPLE_VALUES // self.info.dims:,} samples)"
+            )
         if not isinstance(temperature, (int, float)) or not math.isfinite(temperature) or temperature < 0:
             raise GenzooError(f"temperature must be a finite number >= 0, got {temperature}")
         self.check_condition(condition)
         if condition is not None and torch.is_tensor(condition) and len(condition) != n:
             raise GenzooError(f"condition has {len(condition)} entries for {n} images")
 
-    def _sample(self, n: int, *, generator: torch.Generator | None, temperature: float,
-                condition: torch.Tensor | None, **options: Any) -> torch.Tensor:
+    def _sample(
+        self,
+        n: int,
+        *,
+        generator: torch.Generator | None,
+        temperature: float,
+        condition: torch.Tensor | None,
+        **options: Any,
+    ) -> torch.Tensor:
         raise NotImplementedError(f"{type(self).__name__} must define _sample()")
 
-    def _complete(self, x: torch.Tensor, known: torch.Tensor, *, generator: torch.Generator | None,
-                  temperature: float, condition: torch.Tensor | None, **options: Any) -> torch.Tensor:
+    def _complete(
+        self,
+        x: torch.Tensor,
+        known: torch.Tensor,
+        *,
+        generator: torch.Generator | None,
+        temperature: float,
+        condition: torch.Tensor | None,
+        **options: Any,
+    ) -> torch.Tensor:
         raise NotImplementedError(f"{type(self).__name__} must define _complete()")
 
 
@@ -231,8 +268,9 @@ class PartitionFunction:
     def partition_visible(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         raise NotImplementedError
 
-    def log_prob_given_log_z(self, x: torch.Tensor, log_z: float,
-                             generator: torch.Generator | None = None) -> torch.Tensor:
+    def log_prob_given_log_z(
+        self, x: torch.Tensor, log_z: float, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
         raise NotImplementedError
 
 
@@ -268,9 +306,11 @@ class AutoregressiveModel(LikelihoodModel):
     def __init__(self, config, info):
         if info.num_values < 2:
             what = "continuous (2-D points)" if info.continuous else f"of {info.num_values} value per sub-pixel"
-            raise GenzooError(f"model {self.name!r}: autoregressive models need discrete data with at least 2 "
-                              f"values per sub-pixel (a distribution over its levels); this data is {what}: "
-                              "for continuous data train gmm, vae or gan")
+            raise GenzooError(
+                f"model {self.name!r}: autoregressive models need discrete data with at least 2 "
+                f"values per sub-pixel (a distribution over its levels); this data is {what}: "
+                "for continuous data train gmm, vae or gan"
+            )
         super().__init__(config, info)
 
     def logits(self, onehot: torch.Tensor, condition: torch.Tensor | None = None) -> torch.Tensor:
@@ -294,17 +334,52 @@ class AutoregressiveModel(LikelihoodModel):
 
     sample_options: ClassVar[frozenset[str]] = frozenset({"naive", "progress", "precision"})
 
-    def _sample(self, n, *, generator=None, temperature=1.0, condition=None, naive=False, progress=False,
-                precision=torch.float64):
-        return sample_raster(self, n, generator=generator, temperature=temperature, condition=condition,
-                             naive=naive, progress=progress, precision=precision)
+    def _sample(
+        self,
+        n,
+        *,
+        generator=None,
+        temperature=1.0,
+        condition=None,
+        naive=False,
+        progress=False,
+        precision=torch.float64,
+    ):
+        return sample_raster(
+            self,
+            n,
+            generator=generator,
+            temperature=temperature,
+            condition=condition,
+            naive=naive,
+            progress=progress,
+            precision=precision,
+        )
 
-    def _complete(self, x, known, *, generator=None, temperature=1.0, condition=None, naive=False,
-                  progress=False, precision=torch.float64):
-        return sample_raster(self, len(x), known_values=x, known=known, generator=generator,
-                             temperature=temperature, condition=condition, naive=naive, progress=progress,
-                             precision=precision)
-
+    def _complete(
+        self,
+        x,
+        known,
+        *,
+        generator=None,
+        temperature=1.0,
+        condition=None,
+        naive=False,
+        progress=False,
+        precision=torch.float64,
+    ):
+        return sample_raster(
+            self,
+            len(x),
+            known_values=x,
+            known=known,
+            generator=generator,
+            temperature=temperature,
+            condition=condition,
+            naive=naive,
+            progress=progress,
+            precision=precision,
+        )
 
 
 class LatentModel(GenerativeModel):
@@ -345,15 +420,17 @@ class LatentModel(GenerativeModel):
 
         return from_unit(self.decode_unit(z, condition), self.info)
 
-    def encode(self, x: torch.Tensor, condition: torch.Tensor | None = None, *,
-               generator: torch.Generator | None = None) -> torch.Tensor:
+    def encode(
+        self, x: torch.Tensor, condition: torch.Tensor | None = None, *, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
         """Images (B, C, H, W) -> codes (B, D). Without an encoder: fit z to all pixels."""
 
         known = torch.ones(self.info.shape, dtype=torch.bool, device=x.device)
         return fit_codes(self, x, known, generator=generator, condition=condition)
 
-    def fit_error(self, z: torch.Tensor, x: torch.Tensor, known: torch.Tensor,
-                  condition: torch.Tensor | None = None) -> torch.Tensor:
+    def fit_error(
+        self, z: torch.Tensor, x: torch.Tensor, known: torch.Tensor, condition: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """Per-image misfit (B,) of decode(z) to ``x`` on the ``known`` (C, H, W) sub-pixels."""
 
         target = to_unit(x, self.info)  # (B, C', H, W)
@@ -372,8 +449,15 @@ class LatentModel(GenerativeModel):
         x = x.to(self.device)
         known = known.to(self.device)
         cond = _to(condition, self.device)
-        z = fit_codes(self, x, known, generator=generator, condition=cond, prior_weight=self.prior_weight,
-                      init_scale=temperature if temperature > 0 else 1.0)
+        z = fit_codes(
+            self,
+            x,
+            known,
+            generator=generator,
+            condition=cond,
+            prior_weight=self.prior_weight,
+            init_scale=temperature if temperature > 0 else 1.0,
+        )
         with torch.no_grad():
             out = self.decode(z, cond)
         return torch.where(known.expand_as(out), x.to(out.dtype), out)

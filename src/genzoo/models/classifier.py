@@ -23,6 +23,7 @@ extractor of :mod:`genzoo.features.runs`), ``predict_proba`` gives p(y | x).
 
 This is not a generative model: ``sample`` and ``complete`` raise :class:`GenzooError` (from the base class).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -68,8 +69,10 @@ class Classifier(TrainableModel):
     """Conv + pool stages, one hidden fully connected layer (the features), softmax over the classes."""
 
     family = "classifier"
-    paper = ("LeCun, Bottou, Bengio & Haffner 1998, Gradient-Based Learning Applied to Document Recognition, "
-             "Proc. IEEE 86(11):2278-2324")
+    paper = (
+        "LeCun, Bottou, Bengio & Haffner 1998, Gradient-Based Learning Applied to Document Recognition, "
+        "Proc. IEEE 86(11):2278-2324"
+    )
     Config = ClassifierConfig
     presets = {
         "tiny": {"channels": (4,), "hidden": 8, "batch_size": 8, "lr": 1e-2},
@@ -84,9 +87,11 @@ class Classifier(TrainableModel):
     def __init__(self, config: ClassifierConfig, info):
         super().__init__(config, info)
         if info.num_classes < 2:
-            raise GenzooError("classifier: the data has no class labels (num_classes = "
-                              f"{info.num_classes}); train it on labelled data (idx with labels files, cifar10, "
-                              "a folder of class subfolders)")
+            raise GenzooError(
+                "classifier: the data has no class labels (num_classes = "
+                f"{info.num_classes}); train it on labelled data (idx with labels files, cifar10, "
+                "a folder of class subfolders)"
+            )
         stages, cin = [], unit_channels(info)
         for c in config.channels:
             stages.append(nn.Conv2d(cin, c, config.kernel, padding=config.kernel // 2))

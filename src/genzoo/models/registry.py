@@ -22,6 +22,7 @@ call made while the model is built is counted before it runs. (Measuring on PyTo
 device first would allocate nothing at all, but its first use in a process costs about as much
 CPU time as importing torch, on every command that builds a model.)
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -107,7 +108,8 @@ def convert(key: str, value: object, typ, meta: typing.Mapping | None = None) ->
     if _is_union(typ):
         args = [a for a in typing.get_args(typ) if a is not type(None)]
         if type(None) in typing.get_args(typ) and (
-                value is None or (isinstance(value, str) and value.strip().lower() in ("none", "null"))):
+            value is None or (isinstance(value, str) and value.strip().lower() in ("none", "null"))
+        ):
             return None
         if len(args) != 1:
             raise GenzooError(f"{key} cannot be set from the command line")
@@ -219,8 +221,14 @@ def _config_error(config_cls, error: Exception, values: dict) -> GenzooError:
     return GenzooError(f"bad config for {config_cls.__name__}: {msg}{where}")
 
 
-def make_config(config_cls, preset: dict | None = None, overrides: dict[str, str] | None = None,
-                *, what: str = "key", source: str | None = None):
+def make_config(
+    config_cls,
+    preset: dict | None = None,
+    overrides: dict[str, str] | None = None,
+    *,
+    what: str = "key",
+    source: str | None = None,
+):
     """defaults <- preset <- overrides (strings, parsed by field type); unknown keys are errors.
 
     ``source`` (a file) starts every error message, for configs read from a checkpoint.
@@ -233,8 +241,9 @@ def make_config(config_cls, preset: dict | None = None, overrides: dict[str, str
             if layer is None:
                 continue
             if not isinstance(layer, dict):
-                raise GenzooError(f"{config_cls.__name__} settings must be a mapping of key to value, "
-                                  f"got {type(layer).__name__}")
+                raise GenzooError(
+                    f"{config_cls.__name__} settings must be a mapping of key to value, got {type(layer).__name__}"
+                )
             for key, val in layer.items():
                 if key not in types_:
                     raise choices_error(what, key, types_)
@@ -268,8 +277,10 @@ def resolve_configs(model_cls, train_cls, preset: str | None = None, overrides: 
                 train_vals[source][key] = val
             else:
                 raise choices_error("key", key, model_keys | train_keys)
-    return (make_config(model_cls.Config, model_vals["preset"], model_vals["set"]),
-            make_config(train_cls, train_vals["preset"], train_vals["set"]))
+    return (
+        make_config(model_cls.Config, model_vals["preset"], model_vals["set"]),
+        make_config(train_cls, train_vals["preset"], train_vals["set"]),
+    )
 
 
 # --------------------------------------------------------------------------------------------------
@@ -285,8 +296,11 @@ def _settings(config) -> str:
     out = []
     for f in dataclasses.fields(config):
         value = getattr(config, f.name)
-        default = f.default if f.default is not dataclasses.MISSING else (
-            f.default_factory() if f.default_factory is not dataclasses.MISSING else dataclasses.MISSING)
+        default = (
+            f.default
+            if f.default is not dataclasses.MISSING
+            else (f.default_factory() if f.default_factory is not dataclasses.MISSING else dataclasses.MISSING)
+        )
         if value != default:
             out.append(f"{f.name}={_show(value)}")
     return ", ".join(out) or "its defaults"
@@ -383,8 +397,10 @@ def build_model_checked(cls, config, info, *, source: str | None = None):
 
     prefix = f"{source}: " if source else ""
     what = f"{cls.name} with {_settings(config)} on {tuple(info.shape)} data"
-    limit = (f"the limit is {MAX_PARAMETERS:,} numbers (parameters and buffers) in {MAX_MODULES:,} modules "
-             "(MAX_PARAMETERS and MAX_MODULES in genzoo.models.registry)")
+    limit = (
+        f"the limit is {MAX_PARAMETERS:,} numbers (parameters and buffers) in {MAX_MODULES:,} modules "
+        "(MAX_PARAMETERS and MAX_MODULES in genzoo.models.registry)"
+    )
     handle = _module.register_module_module_registration_hook(on_module)
     guard = _BuildGuard()
     try:

@@ -6,6 +6,7 @@ raises ``weights_version`` and converts the older layouts in ``upgrade_weights``
 version 1. A checkpoint records the version it was written with (``weights_version``; a checkpoint
 without the key is version 1), and :func:`upgrade` brings its weights to the model's layout.
 """
+
 from __future__ import annotations
 
 from typing import ClassVar
@@ -43,6 +44,8 @@ def upgrade(model, weights: Weights, version: int, source: str) -> Weights:
         return weights
     name = type(model).__name__
     if version > current:
-        raise GenzooError(f"{source}: the weights of {name} are in format version {version}, newer than this "
-                          f"genzoo reads (version {current}); use a newer genzoo")
+        raise GenzooError(
+            f"{source}: the weights of {name} are in format version {version}, newer than this "
+            f"genzoo reads (version {current}); use a newer genzoo"
+        )
     return type(model).upgrade_weights(dict(weights), version)

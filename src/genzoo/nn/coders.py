@@ -16,6 +16,7 @@ Both take ``arch``: ``"mlp"`` or ``"conv"``.
 Encoders read ``to_unit(x, info)`` images (:mod:`genzoo.data.continuous`); what the decoder's
 C_out channels mean is up to the model (a likelihood head's parameters, or the mean image).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -118,15 +119,18 @@ class Decoder(nn.Module):
                 (h_in, w_in), (h_out, w_out) = sizes[-1 - i], sizes[-2 - i]
                 (kh, sh, _), (kw, sw, _) = _side_plan(h_out), _side_plan(w_out)
                 pad = (h_out - sh * h_in if sh == 2 else 0, w_out - sw * w_in if sw == 2 else 0)
-                ups += [nn.ConvTranspose2d(prev, c, (kh, kw), (sh, sw), padding=1, output_padding=pad),
-                        make_activation(cfg.activation)]
+                ups += [
+                    nn.ConvTranspose2d(prev, c, (kh, kw), (sh, sw), padding=1, output_padding=pad),
+                    make_activation(cfg.activation),
+                ]
                 prev = c
             ups.append(nn.Conv2d(prev, out_channels, 3, padding=1))
             self.fc, self.ups = nn.Sequential(*fc), nn.Sequential(*ups)
         else:
             self.start = None
-            self.fc = nn.Sequential(*mlp([code_dim, *reversed(cfg.hidden), out_channels * height * width], act,
-                                         last_activation=False))
+            self.fc = nn.Sequential(
+                *mlp([code_dim, *reversed(cfg.hidden), out_channels * height * width], act, last_activation=False)
+            )
             self.ups = nn.Identity()
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:

@@ -17,6 +17,7 @@
 Every inner discriminator is an :class:`~genzoo.nn.gan_nets.MLPDiscriminator` or
 :class:`~genzoo.nn.gan_nets.DCGANDiscriminator`: ``features(x)`` (B, F) and ``head`` (F -> 1).
 """
+
 from __future__ import annotations
 
 import math
@@ -145,8 +146,14 @@ class JointDiscriminator(nn.Module):
     """D(x, z): image features phi(x) (``inner``) and a code path psi(z) (LeakyReLU layers) joined by
     LeakyReLU layers to one logit, as in BiGAN's and ALI's discriminators (D_x, D_z, D_xz)."""
 
-    def __init__(self, inner: InnerDiscriminator, latent_dim: int, z_hidden: tuple[int, ...],
-                 joint_hidden: tuple[int, ...], dropout: float = 0.0):
+    def __init__(
+        self,
+        inner: InnerDiscriminator,
+        latent_dim: int,
+        z_hidden: tuple[int, ...],
+        joint_hidden: tuple[int, ...],
+        dropout: float = 0.0,
+    ):
         super().__init__()
         self.inner = inner
         self.inner.head = nn.Identity()

@@ -30,6 +30,7 @@ all from ``log_prob_all`` (B, C, H, W, K).
 ``make_head(name, info)`` picks one: ``"auto"`` is Bernoulli for K = 2, categorical for palette
 data, logistic for other K > 2 levels, and the Gaussian density for continuous data.
 """
+
 from __future__ import annotations
 
 import math
@@ -181,8 +182,9 @@ class DiscretizedLogisticHead(DiscreteHead):
 
     def log_prob_values(self, params, x):
         b, c, h, w = x.shape
-        lp = logistic_mixture.log_prob_values(self._mixture_params(params), x.reshape(b * c, 1, h, w),
-                                              self.info.num_values)  # (B*C, 1, H, W)
+        lp = logistic_mixture.log_prob_values(
+            self._mixture_params(params), x.reshape(b * c, 1, h, w), self.info.num_values
+        )  # (B*C, 1, H, W)
         return lp.view(b, c, h, w)
 
     def mode(self, params):
@@ -237,8 +239,9 @@ def resolve_head_name(name: str, info) -> str:
     if name == "bernoulli" and k != 2:
         raise GenzooError(f"decoder='bernoulli' needs binary data (K = 2 values), this data has K = {k}")
     if name in ("gaussian", "logistic") and info.palette is not None:
-        raise GenzooError(f"decoder={name!r} needs ordered levels, but this data holds palette indices; "
-                          "use decoder=categorical")
+        raise GenzooError(
+            f"decoder={name!r} needs ordered levels, but this data holds palette indices; use decoder=categorical"
+        )
     return name
 
 

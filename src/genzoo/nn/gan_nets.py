@@ -22,6 +22,7 @@ levels); MNIST's 28 starts at 7x7 (2 levels, no crop) and Pokemon's 20 at 5x5 (2
 30 would start at 8x8 after 2 levels and lose one row and column on each side. Images smaller than
 4x4 are refused (use the MLP nets).
 """
+
 from __future__ import annotations
 
 import math
@@ -200,7 +201,7 @@ class ConvGeometry:
 
     def crop(self, y: torch.Tensor) -> torch.Tensor:
         top, left = self.offset
-        return y[..., top:top + self.height, left:left + self.width]
+        return y[..., top : top + self.height, left : left + self.width]
 
     def pad(self, x: torch.Tensor) -> torch.Tensor:
         top, left = self.offset
@@ -236,8 +237,11 @@ def _down(in_ch: int, geo: ConvGeometry, base: int, norm: str) -> tuple[nn.Seque
     for level in range(1, geo.levels + 1):
         out = geo.width_at(level, base)
         first = level == 1
-        layers += [nn.Conv2d(ch, out, 4, 2, 1, bias=first or norm == "none"),
-                   *([] if first else [_norm(norm, out)]), nn.LeakyReLU(0.2)]
+        layers += [
+            nn.Conv2d(ch, out, 4, 2, 1, bias=first or norm == "none"),
+            *([] if first else [_norm(norm, out)]),
+            nn.LeakyReLU(0.2),
+        ]
         ch = out
     return nn.Sequential(*layers), ch
 

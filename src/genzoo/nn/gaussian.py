@@ -15,6 +15,7 @@ phi(mid) * width / sigma stands in. Bins reaching -inf or +inf (the outer levels
 log Phi(-a). log Phi is :func:`log_ndtr`: torch's value, with a gradient from an asymptotic series far
 in the lower tail, where torch's own drifts.
 """
+
 from __future__ import annotations
 
 import math
@@ -38,18 +39,25 @@ def log_ndtr(x: torch.Tensor) -> torch.Tensor:
     tail = x < TAIL
     xt = torch.where(tail, x, TAIL)  # finite stand-ins keep the unused branch's gradient finite
     r = 1.0 / (xt * xt)
-    series = -0.5 * xt * xt - 0.5 * LOG_2PI - torch.log(-xt) + torch.log1p(
-        r * (-1.0 + r * (3.0 + r * (-15.0 + 105.0 * r))))
-    return torch.where(tail, value.detach() + (series - series.detach()),
-                       torch.special.log_ndtr(torch.where(tail, TAIL, x)))
+    series = (
+        -0.5 * xt * xt - 0.5 * LOG_2PI - torch.log(-xt) + torch.log1p(r * (-1.0 + r * (3.0 + r * (-15.0 + 105.0 * r))))
+    )
+    return torch.where(
+        tail, value.detach() + (series - series.detach()), torch.special.log_ndtr(torch.where(tail, TAIL, x))
+    )
 
 
 def _needs_grad(*ts) -> bool:
     return torch.is_grad_enabled() and any(torch.is_tensor(t) and t.requires_grad for t in ts)
 
 
-def log_normal_mass(lower: torch.Tensor, upper: torch.Tensor, *, mid: torch.Tensor | None = None,
-                    log_width: torch.Tensor | float | None = None) -> torch.Tensor:
+def log_normal_mass(
+    lower: torch.Tensor,
+    upper: torch.Tensor,
+    *,
+    mid: torch.Tensor | None = None,
+    log_width: torch.Tensor | float | None = None,
+) -> torch.Tensor:
     """log(Phi(upper) - Phi(lower)) for standardised edges lower < upper; all arguments broadcast.
 
     ``lower`` may be -inf and ``upper`` +inf (the outer bins). Gradients stay finite when an infinite

@@ -40,6 +40,7 @@ coefficients (pairs (c, c') with c' < c in order (1,0), (2,0), (2,1), ...).
 The likelihood is meant for ordinal values (intensities, where neighbouring values are similar),
 not palette indices, whose order means nothing.
 """
+
 from __future__ import annotations
 
 import math
@@ -72,11 +73,11 @@ def _unpack(params: torch.Tensor, channels: int):
         raise ValueError(f"params have {p} channels; a {channels}-channel mixture needs a multiple of {per}")
     m = p // per
     logit_pi = params[:, :m]  # (B, M, H, W)
-    means = params[:, m:m + channels * m].reshape(b, channels, m, h, w)  # (B, C, M, H, W)
-    log_scales = params[:, m + channels * m:m + 2 * channels * m].reshape(b, channels, m, h, w)
+    means = params[:, m : m + channels * m].reshape(b, channels, m, h, w)  # (B, C, M, H, W)
+    log_scales = params[:, m + channels * m : m + 2 * channels * m].reshape(b, channels, m, h, w)
     log_scales = log_scales.clamp(min=MIN_LOG_SCALE)
     n_pairs = channels * (channels - 1) // 2
-    coeffs = torch.tanh(params[:, m + 2 * channels * m:].reshape(b, n_pairs, m, h, w))  # (B, pairs, M, H, W)
+    coeffs = torch.tanh(params[:, m + 2 * channels * m :].reshape(b, n_pairs, m, h, w))  # (B, pairs, M, H, W)
     return logit_pi, means, log_scales, coeffs
 
 
@@ -99,8 +100,14 @@ def _edges(num_values: int, dtype, device) -> torch.Tensor:
     return value_grid(num_values, dtype=dtype, device=device)[:-1] + 1.0 / (num_values - 1)
 
 
-def _interval_log_prob(log_cdf_upper: torch.Tensor, log_sf_lower: torch.Tensor, gap: torch.Tensor,
-                       mid: Callable[[], torch.Tensor], log_scale: torch.Tensor, num_values: int) -> torch.Tensor:
+def _interval_log_prob(
+    log_cdf_upper: torch.Tensor,
+    log_sf_lower: torch.Tensor,
+    gap: torch.Tensor,
+    mid: Callable[[], torch.Tensor],
+    log_scale: torch.Tensor,
+    num_values: int,
+) -> torch.Tensor:
     """log(sigmoid(a) - sigmoid(b)) = logsigmoid(a) + logsigmoid(-b) + log(1 - exp(-(a - b))), gap = a - b >= 0.
 
     Where the edges coincide in floating point (gap == 0) the bin is too narrow to resolve and
@@ -115,8 +122,9 @@ def _interval_log_prob(log_cdf_upper: torch.Tensor, log_sf_lower: torch.Tensor, 
     return torch.where(resolved, exact, mid_bin)
 
 
-def _value_log_prob(v: torch.Tensor, x: torch.Tensor, mean: torch.Tensor, log_scale: torch.Tensor,
-                    num_values: int) -> torch.Tensor:
+def _value_log_prob(
+    v: torch.Tensor, x: torch.Tensor, mean: torch.Tensor, log_scale: torch.Tensor, num_values: int
+) -> torch.Tensor:
     """log P(v | logistic(mean, exp(log_scale))) for given values v (x = their bin centres); all broadcast."""
     inv_s = torch.exp(-log_scale)
     edges = _edges(num_values, mean.dtype, mean.device)
@@ -147,8 +155,14 @@ def _every_value_log_prob(mean: torch.Tensor, log_scale: torch.Tensor, num_value
         centres = value_grid(num_values, dtype=mean.dtype, device=mean.device)[1:-1]
         return inv_s * (centres - mean.unsqueeze(-1))
 
-    interior = _interval_log_prob(log_cdf[..., 1:], log_cdf[..., :-1] - z[..., :-1], z[..., 1:] - z[..., :-1],
-                                  mid, log_scale.unsqueeze(-1), num_values)  # (..., K-2)
+    interior = _interval_log_prob(
+        log_cdf[..., 1:],
+        log_cdf[..., :-1] - z[..., :-1],
+        z[..., 1:] - z[..., :-1],
+        mid,
+        log_scale.unsqueeze(-1),
+        num_values,
+    )  # (..., K-2)
     return torch.cat([log_cdf[..., :1], interior, last], dim=-1)
 
 
@@ -159,7 +173,7 @@ def _posterior_weights(logit_pi: torch.Tensor, observed: torch.Tensor, channels:
     c uses only channels < c of it, so w^(0) = pi.
     """
     prior = logit_pi.unsqueeze(1)  # (B, 1, M, H, W)
-    before = observed[:, :channels - 1].cumsum(1)  # (B, C-1, M, H, W): sum over c' <= c-1
+    before = observed[:, : channels - 1].cumsum(1)  # (B, C-1, M, H, W): sum over c' <= c-1
     return F.log_softmax(torch.cat([prior, prior + before], dim=1), dim=2)
 
 
@@ -205,9 +219,14 @@ def channel_log_probs(params: torch.Tensor, x: torch.Tensor, channel: int, num_v
     channels = x.shape[1]
     logit_pi, means, log_scales, coeffs = _unpack(params, channels)
     xv = value_grid(num_values, dtype=params.dtype, device=params.device)[x]  # (B, C, H, W)
-    mean = _coupled_means(means[:, :channel + 1], coeffs, xv)  # (B, c+1, M, H, W)
-    observed = _value_log_prob(x[:, :channel].unsqueeze(2), xv[:, :channel].unsqueeze(2), mean[:, :channel],
-                               log_scales[:, :channel], num_values)  # (B, c, M, H, W)
+    mean = _coupled_means(means[:, : channel + 1], coeffs, xv)  # (B, c+1, M, H, W)
+    observed = _value_log_prob(
+        x[:, :channel].unsqueeze(2),
+        xv[:, :channel].unsqueeze(2),
+        mean[:, :channel],
+        log_scales[:, :channel],
+        num_values,
+    )  # (B, c, M, H, W)
     log_w = F.log_softmax(logit_pi + observed.sum(1), dim=1)  # (B, M, H, W)
     every = _every_value_log_prob(mean[:, channel], log_scales[:, channel], num_values)  # (B, M, H, W, K)
     return torch.logsumexp(log_w.unsqueeze(-1) + every, dim=1)

@@ -35,6 +35,7 @@ closes may hold stale values of later positions: they are multiplied by zero wei
 hold finite numbers (they start at zero). :meth:`ChannelEmbedding.write_previous` fills the input buffer
 one sub-pixel at a time.
 """
+
 from __future__ import annotations
 
 from typing import Literal
@@ -60,8 +61,9 @@ def _pair(k) -> tuple[int, int]:
     return (k, k) if isinstance(k, int) else (int(k[0]), int(k[1]))
 
 
-def causal_mask(out_groups: torch.Tensor, in_groups: torch.Tensor, kernel_size: int | tuple[int, int],
-                mask_type: MaskType) -> torch.Tensor:
+def causal_mask(
+    out_groups: torch.Tensor, in_groups: torch.Tensor, kernel_size: int | tuple[int, int], mask_type: MaskType
+) -> torch.Tensor:
     """The 0/1 mask (O, I, kh//2+1, kw) of a kh x kw conv in raster order with channel groups.
 
     Rows above the centre open; in the centre row, taps left of the centre open, right of it closed; at the
@@ -77,7 +79,7 @@ def causal_mask(out_groups: torch.Tensor, in_groups: torch.Tensor, kernel_size: 
     else:
         raise ValueError(f"mask type must be 'A' or 'B', got {mask_type!r}")
     mask = torch.ones(len(out_groups), len(in_groups), kh // 2 + 1, kw)  # (O, I, kh//2+1, kw)
-    mask[:, :, -1, kw // 2 + 1:] = 0.0  # right of the centre in the current row
+    mask[:, :, -1, kw // 2 + 1 :] = 0.0  # right of the centre in the current row
     mask[:, :, -1, kw // 2] = centre.float()
     return mask
 
@@ -129,8 +131,17 @@ class CausalConv2d(nn.Conv2d):
     mask: torch.Tensor | None
     out_groups: torch.Tensor
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size, *, mask: torch.Tensor | None = None,
-                 out_groups: torch.Tensor | None = None, num_groups: int = 1, bias: bool = True):
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size,
+        *,
+        mask: torch.Tensor | None = None,
+        out_groups: torch.Tensor | None = None,
+        num_groups: int = 1,
+        bias: bool = True,
+    ):
         kh, kw = _pair(kernel_size)
         if kh < 1 or kw < 1 or kw % 2 == 0:
             raise ValueError(f"kernel must be >= 1 with an odd width, got {kh}x{kw}")
@@ -160,16 +171,32 @@ class MaskedConv2d(CausalConv2d):
     parts of the outputs); the mask is :func:`causal_mask`. Stored kernel: (kh//2 + 1) x kw.
     """
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size, mask_type: MaskType, image_channels: int,
-                 *, blocks: int = 1, bias: bool = True):
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size,
+        mask_type: MaskType,
+        image_channels: int,
+        *,
+        blocks: int = 1,
+        bias: bool = True,
+    ):
         kh, kw = _pair(kernel_size)
         if blocks < 1 or out_channels % blocks:
             raise ValueError(f"{out_channels} output channels do not split into {blocks} equal blocks")
         in_groups = channel_groups(in_channels, image_channels)
         out_groups = channel_groups(out_channels // blocks, image_channels).repeat(blocks)
         mask = causal_mask(out_groups, in_groups, (kh, kw), mask_type)
-        super().__init__(in_channels, out_channels, (kh // 2 + 1, kw), mask=mask, out_groups=out_groups,
-                         num_groups=image_channels, bias=bias)
+        super().__init__(
+            in_channels,
+            out_channels,
+            (kh // 2 + 1, kw),
+            mask=mask,
+            out_groups=out_groups,
+            num_groups=image_channels,
+            bias=bias,
+        )
         self.mask_type = mask_type
 
 
@@ -181,8 +208,9 @@ def output_logits(features: torch.Tensor, hidden: MaskedConv2d, out: MaskedConv2
     return logits.view(b, channels, -1, h, w).permute(0, 1, 3, 4, 2)
 
 
-def output_logits_step(features: torch.Tensor, hidden: IncrementalConv, out: IncrementalConv, buffer: torch.Tensor,
-                       group: int) -> torch.Tensor:
+def output_logits_step(
+    features: torch.Tensor, hidden: IncrementalConv, out: IncrementalConv, buffer: torch.Tensor, group: int
+) -> torch.Tensor:
     """:func:`output_logits` at one pixel for image channel ``group``: features (n, F) -> logits (n, K).
 
     ``buffer`` (n, hidden channels) keeps the hidden layer's groups computed by the earlier channel steps of
@@ -220,7 +248,7 @@ class IncrementalConv:
         """Output at (row, col) from input buffer ``x`` (B, I, H, W) -> (B, O_group)."""
         b, _, _, w = x.shape
         r0, c0, c1 = row - self.kh + 1, col - self.kw // 2, col + self.kw // 2 + 1
-        win = x[:, :, max(r0, 0):row + 1, max(c0, 0):min(c1, w)]  # (B, I, <=kh, <=kw)
+        win = x[:, :, max(r0, 0) : row + 1, max(c0, 0) : min(c1, w)]  # (B, I, <=kh, <=kw)
         pads = (max(-c0, 0), max(c1 - w, 0), max(-r0, 0), 0)
         if any(pads):
             win = F.pad(win, pads)  # (B, I, kh, kw)
@@ -230,7 +258,7 @@ class IncrementalConv:
     def row(self, x: torch.Tensor, row: int) -> torch.Tensor:
         """Whole output row ``row`` from input buffer ``x`` (B, I, H, W) -> (B, O, W)."""
         r0 = row - self.kh + 1
-        win = x[:, :, max(r0, 0):row + 1]  # (B, I, <=kh, W)
+        win = x[:, :, max(r0, 0) : row + 1]  # (B, I, <=kh, W)
         win = F.pad(win, (self.kw // 2, self.kw // 2, max(-r0, 0), 0))  # (B, I, kh, W+kw-1)
         return F.conv2d(win, self.weight, self.bias)[:, :, 0]  # (B, O, W)
 

@@ -6,6 +6,7 @@ with an activation after the last layer too unless ``last_activation=False``. It
 list, so a caller can splice them into a larger ``nn.Sequential`` (a flatten before, a head after) and the
 parameter names stay the indices of that one sequence.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable

@@ -10,6 +10,7 @@ The masked input-to-state convolutions of the gates are :class:`genzoo.nn.masked
 ``blocks=4`` (one colour-grouped block per gate); the network around the layers is
 :class:`genzoo.models.autoregressive._recurrent.RecurrentPixelNet`.
 """
+
 from __future__ import annotations
 
 import torch

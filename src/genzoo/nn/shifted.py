@@ -15,6 +15,7 @@ cached sampler needs, and gives, from the input's "ready time" map (per position
 depends on), its output's (``ready``); :class:`genzoo.models.autoregressive.pixelcnn_pp.PixelCNNPP` plans
 its cached sampling with them.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -54,8 +55,15 @@ class ShiftedConv(nn.Module):
     kernel (2, 2), pad (1, 1, 0). The stride-2 versions halve the size, rounding up.
     """
 
-    def __init__(self, cin: int, cout: int, kernel: tuple[int, int], pad: tuple[int, int, int],
-                 stride: int = 1, shift: tuple[int, int] = (0, 0)):
+    def __init__(
+        self,
+        cin: int,
+        cout: int,
+        kernel: tuple[int, int],
+        pad: tuple[int, int, int],
+        stride: int = 1,
+        shift: tuple[int, int] = (0, 0),
+    ):
         super().__init__()
         self.conv = nn.Conv2d(cin, cout, kernel, stride)
         self.kernel, self.pad, self.stride, self.shift = kernel, pad, stride, shift
@@ -109,27 +117,29 @@ class ShiftedDeconv(nn.Module):
         i0, i1 = max(0, -((kh - 1 - r0) // 2)), min(h, (r1 - 1) // 2 + 1)  # inputs reaching the box
         j0, j1 = max(0, -((kw - 1 - c0) // 2)), min(w, (c1 - 1) // 2 + 1)
         y = self.conv(x[..., i0:i1, j0:j1])  # covers uncropped rows 2 i0 .., columns 2 j0 ..
-        return y[..., r0 - 2 * i0:r1 - 2 * i0, c0 - 2 * j0:c1 - 2 * j0]
+        return y[..., r0 - 2 * i0 : r1 - 2 * i0, c0 - 2 * j0 : c1 - 2 * j0]
 
     def ready(self, d: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
         (kh, kw), (h, w) = self.kernel, d.shape
         full = d.new_full((2 * (h - 1) + kh, 2 * (w - 1) + kw), -1.0)
         for a in range(kh):
             for b in range(kw):
-                view = full[a:a + 2 * h:2, b:b + 2 * w:2]
+                view = full[a : a + 2 * h : 2, b : b + 2 * w : 2]
                 view.copy_(torch.maximum(view, d))
-        return full[:size[0], self.crop_left:self.crop_left + size[1]]
+        return full[: size[0], self.crop_left : self.crop_left + size[1]]
 
 
-def down_shifted(cin: int, cout: int, stride: int = 1, kernel: tuple[int, int] = (2, 3),
-                 shift: tuple[int, int] = (0, 0)) -> ShiftedConv:
+def down_shifted(
+    cin: int, cout: int, stride: int = 1, kernel: tuple[int, int] = (2, 3), shift: tuple[int, int] = (0, 0)
+) -> ShiftedConv:
     """The u stream's convolution: the rows above (kernel (2, 3) by default)."""
     kh, kw = kernel
     return ShiftedConv(cin, cout, kernel, (kh - 1, (kw - 1) // 2, (kw - 1) // 2), stride, shift)
 
 
-def down_right_shifted(cin: int, cout: int, stride: int = 1, kernel: tuple[int, int] = (2, 2),
-                       shift: tuple[int, int] = (0, 0)) -> ShiftedConv:
+def down_right_shifted(
+    cin: int, cout: int, stride: int = 1, kernel: tuple[int, int] = (2, 2), shift: tuple[int, int] = (0, 0)
+) -> ShiftedConv:
     """The ul stream's convolution: the rows above and the columns to the left (kernel (2, 2) by default)."""
     kh, kw = kernel
     return ShiftedConv(cin, cout, kernel, (kh - 1, kw - 1, 0), stride, shift)

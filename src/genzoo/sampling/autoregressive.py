@@ -12,6 +12,7 @@ draw now and then (measured: gated_pixelcnn, 64 images of 20x20, not identical i
 default the loop therefore runs a float64 copy of the model, where the paths agree to ~1e-15 and
 the samples are identical; ``precision=None`` samples in the model's own dtype (faster on GPUs).
 """
+
 from __future__ import annotations
 
 import copy
@@ -43,10 +44,19 @@ def _to_device(condition, device):
 
 
 @torch.no_grad()
-def sample_raster(model, n: int, *, known_values: torch.Tensor | None = None, known: torch.Tensor | None = None,
-                  generator: torch.Generator | None = None, temperature: float = 1.0,
-                  condition: torch.Tensor | tuple[torch.Tensor, ...] | None = None, naive: bool = False,
-                  progress: bool = False, precision: torch.dtype | None = torch.float64) -> torch.Tensor:
+def sample_raster(
+    model,
+    n: int,
+    *,
+    known_values: torch.Tensor | None = None,
+    known: torch.Tensor | None = None,
+    generator: torch.Generator | None = None,
+    temperature: float = 1.0,
+    condition: torch.Tensor | tuple[torch.Tensor, ...] | None = None,
+    naive: bool = False,
+    progress: bool = False,
+    precision: torch.dtype | None = torch.float64,
+) -> torch.Tensor:
     """Draw ``n`` images (n, C, H, W) in raster order, or complete ``known_values`` where ``known`` is False."""
     if temperature < 0:
         raise GenzooError(f"temperature must be >= 0, got {temperature}")

@@ -10,6 +10,7 @@
 * :func:`traversal_codes` -- the lecture's figure: two code dimensions swept over a range on a
   grid, every other dimension held at a base code.
 """
+
 from __future__ import annotations
 
 import torch
@@ -17,9 +18,18 @@ import torch
 from genzoo.errors import GenzooError
 
 
-def fit_codes(model, x: torch.Tensor, known: torch.Tensor, *, generator: torch.Generator | None = None,
-              condition: torch.Tensor | None = None, steps: int | None = None, lr: float = 0.05,
-              prior_weight: float = 0.0, init_scale: float = 1.0) -> torch.Tensor:
+def fit_codes(
+    model,
+    x: torch.Tensor,
+    known: torch.Tensor,
+    *,
+    generator: torch.Generator | None = None,
+    condition: torch.Tensor | None = None,
+    steps: int | None = None,
+    lr: float = 0.05,
+    prior_weight: float = 0.0,
+    init_scale: float = 1.0,
+) -> torch.Tensor:
     """Codes (B, D) that make ``model.decode_unit`` match ``x`` (B, C, H, W) where ``known`` (C, H, W)."""
     steps = model.latent_steps if steps is None else steps
     was_training = model.training

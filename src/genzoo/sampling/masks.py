@@ -1,4 +1,5 @@
 """Masks for completion: True where a pixel is shown to the model, False where it must draw."""
+
 from __future__ import annotations
 
 import torch

@@ -9,6 +9,7 @@ image history pool, rank-0-only writes) by passing ``callbacks=`` -- ``fit`` is 
 Order matters and is fixed: callbacks that add numbers to the record (held-out evaluation) run
 before the log writes it, and the checkpoint is written last, after everything the step produced.
 """
+
 from __future__ import annotations
 
 import sys
@@ -77,7 +78,7 @@ class Diagnostics(Callback):
         if warnings:
             record["warnings"] = warnings
         for w in warnings:
-            if trainer.step - self._shown.get(w, -10**9) >= self.every:
+            if trainer.step - self._shown.get(w, -(10**9)) >= self.every:
                 self._shown[w] = trainer.step
                 if not trainer.quiet:
                     tqdm.write(f"warning (step {trainer.step}): {w}", file=sys.stderr)

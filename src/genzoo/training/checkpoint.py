@@ -14,6 +14,7 @@ the model and trainer configs pass the same checks as ``--set``
 (:func:`genzoo.models.registry.make_config`), the weights are a mapping of names to tensors
 and the RNG state is a byte tensor. A file that fails is refused with one line naming it and the key.
 """
+
 from __future__ import annotations
 
 import json
@@ -32,8 +33,20 @@ from genzoo.models.registry import INT_MAX, get_model_class, make_config
 from genzoo.training.config import TrainConfig
 
 FORMAT = "genzoo-checkpoint-1"
-REQUIRED = ("format", "version", "model_name", "model_config", "train_config", "data", "step", "model",
-            "batches", "seed", "optim", "rng")  # the trainer writes them all; --resume needs every one
+REQUIRED = (
+    "format",
+    "version",
+    "model_name",
+    "model_config",
+    "train_config",
+    "data",
+    "step",
+    "model",
+    "batches",
+    "seed",
+    "optim",
+    "rng",
+)  # the trainer writes them all; --resume needs every one
 
 
 def save_checkpoint(path: Path, state: dict) -> None:
@@ -133,16 +146,25 @@ def check_state(state: dict, source: str) -> None:
     make_config(cls.Config, state["model_config"], what="model config key", source=source)
     make_config(TrainConfig, state["train_config"], what="train config key", source=source)
     weights = state["model"]
-    if not isinstance(weights, dict) or not all(isinstance(k, str) and isinstance(v, torch.Tensor)
-                                                for k, v in weights.items()):
+    if not isinstance(weights, dict) or not all(
+        isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in weights.items()
+    ):
         raise GenzooError(f"{source}: model weights must be a mapping of names to tensors")
-    if not (isinstance(state["optim"], dict) and all(
+    if not (
+        isinstance(state["optim"], dict)
+        and all(
             isinstance(o, dict) and isinstance(o.get("state"), dict) and isinstance(o.get("param_groups"), list)
-            for o in state["optim"].values())):
+            for o in state["optim"].values()
+        )
+    ):
         raise GenzooError(f"{source}: optim must map each player to an optimiser state (state, param_groups)")
     rng = state["rng"]
     torch_state = rng.get("torch") if isinstance(rng, dict) else None
-    if not (isinstance(torch_state, torch.Tensor) and torch_state.dtype == torch.uint8
-            and torch_state.shape == torch.get_rng_state().shape):
-        raise GenzooError(f"{source}: rng must hold torch's random state (a byte tensor of "
-                          f"{torch.get_rng_state().numel()} bytes)")
+    if not (
+        isinstance(torch_state, torch.Tensor)
+        and torch_state.dtype == torch.uint8
+        and torch_state.shape == torch.get_rng_state().shape
+    ):
+        raise GenzooError(
+            f"{source}: rng must hold torch's random state (a byte tensor of {torch.get_rng_state().numel()} bytes)"
+        )

@@ -4,6 +4,7 @@ Every value is checked by :func:`genzoo.models.registry.make_config` (type, fini
 bounds in each field's metadata) before ``__post_init__`` checks what depends on several fields;
 a value read back from a checkpoint goes through the same checks as ``--set``.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field

@@ -1,10 +1,11 @@
 """A run folder and how to rebuild everything from it.
 
-    RUN/run.json        model name + config, trainer config, data spec/options/info, seed, version
-    RUN/checkpoint.pt   latest training state (atomic; see :mod:`genzoo.training.checkpoint`)
-    RUN/metrics.jsonl   one JSON object per logged step
-    RUN/samples/        periodic sample grids
+RUN/run.json        model name + config, trainer config, data spec/options/info, seed, version
+RUN/checkpoint.pt   latest training state (atomic; see :mod:`genzoo.training.checkpoint`)
+RUN/metrics.jsonl   one JSON object per logged step
+RUN/samples/        periodic sample grids
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -94,15 +95,16 @@ def build_from_state(state: dict, source: str):
     return build_model_checked(cls, config, info, source=source)
 
 
-def load_weights(model: torch.nn.Module, weights: dict, source: str, version: int = 1, *,
-                 resume: bool = False) -> None:
+def load_weights(model: torch.nn.Module, weights: dict, source: str, version: int = 1, *, resume: bool = False) -> None:
     """Load ``weights`` saved at layout ``version`` (a checkpoint's ``weights_version``; 1 when it has
     none), converting an older layout (:mod:`genzoo.models.weights`) -- except to ``resume`` training,
     whose optimiser state keeps the old shapes."""
     if resume and version != weights_version(model):
-        raise GenzooError(f"{source}: the weights of {type(model).__name__} are in format version {version}; this "
-                          f"genzoo reads version {weights_version(model)} and converts them for sampling and "
-                          "evaluation, but cannot resume their training (start a new run)")
+        raise GenzooError(
+            f"{source}: the weights of {type(model).__name__} are in format version {version}; this "
+            f"genzoo reads version {weights_version(model)} and converts them for sampling and "
+            "evaluation, but cannot resume their training (start a new run)"
+        )
     weights = upgrade(model, weights, version, source)
     own = model.state_dict()
     missing = [k for k in own if k not in weights]
@@ -129,8 +131,15 @@ def load_run(path: str | Path, device: str | torch.device = "cpu") -> LoadedRun:
     dev = resolve_device(device) if isinstance(device, str) else device
     model.to(dev).eval()
     train_cfg = make_config(TrainConfig, state["train_config"], what="train config key", source=str(ckpt))
-    return LoadedRun(path if path.is_dir() else path.parent, model, state["model_name"], train_cfg,
-                     state["data"], int(state["step"]), state)
+    return LoadedRun(
+        path if path.is_dir() else path.parent,
+        model,
+        state["model_name"],
+        train_cfg,
+        state["data"],
+        int(state["step"]),
+        state,
+    )
 
 
 def run_description(model_name: str, model, train_cfg: TrainConfig, data, seed: int) -> dict:

@@ -26,6 +26,7 @@ A run folder is tidied when training starts: temporary files of writes cut by a 
 removed, and a fresh run into a folder whose earlier run stopped before its first checkpoint
 starts with an empty log (``genzoo train`` refuses a folder that holds a checkpoint).
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -45,7 +46,7 @@ from tqdm.auto import tqdm
 
 from genzoo._version import __version__
 from genzoo.errors import GenzooError
-from genzoo.io import atomic_write, atomic_write_text
+from genzoo.io import atomic_write, atomic_write_text, finite_json
 from genzoo.models.weights import weights_version
 from genzoo.training.callbacks import Callback, default_callbacks
 from genzoo.training.checkpoint import load_checkpoint, save_checkpoint
@@ -53,6 +54,7 @@ from genzoo.training.config import TrainConfig
 from genzoo.training.run import CHECKPOINT, METRICS, RUN_JSON, data_description, load_weights
 
 DEFAULT_STEPS = 2000
+CPU = torch.device("cpu")
 PREVIOUS = "checkpoint.previous.pt"  # the last good checkpoint while the newest one is unproven
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
@@ -70,8 +72,14 @@ class _NonFinite(Exception):
 
 
 def make_optimizer(params, cfg: TrainConfig, overrides: dict | None = None) -> torch.optim.Optimizer:
-    o = {"optimizer": cfg.optimizer, "lr": cfg.lr, "beta1": cfg.beta1, "beta2": cfg.beta2,
-         "weight_decay": cfg.weight_decay, **(overrides or {})}
+    o = {
+        "optimizer": cfg.optimizer,
+        "lr": cfg.lr,
+        "beta1": cfg.beta1,
+        "beta2": cfg.beta2,
+        "weight_decay": cfg.weight_decay,
+        **(overrides or {}),
+    }
     if o["optimizer"] == "adam":
         return torch.optim.Adam(params, lr=o["lr"], betas=(o["beta1"], o["beta2"]), weight_decay=o["weight_decay"])
     if o["optimizer"] == "adamw":
@@ -89,28 +97,42 @@ class BatchStream:
         self.n = data.size(split)
         self.batch_size = min(batch_size, self.n)
         self.per_epoch = self.n // self.batch_size
-        self._epoch, self._perm = -1, None
+        self._epoch, self._perm = -1, torch.arange(0)
 
     def batch(self, index: int) -> dict[str, torch.Tensor]:
         epoch, pos = divmod(index, self.per_epoch)
         if epoch != self._epoch:
             g = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
             self._epoch, self._perm = epoch, torch.randperm(self.n, generator=g)
-        return self.data.batch(self.split, self._perm[pos * self.batch_size:(pos + 1) * self.batch_size])
+        return self.data.batch(self.split, self._perm[pos * self.batch_size : (pos + 1) * self.batch_size])
 
 
 class Trainer:
-    def __init__(self, model, data, cfg: TrainConfig, run_dir: Path, *, model_name: str, seed: int = 0,
-                 device: torch.device = torch.device("cpu"), quiet: bool = False, split: str = "train",
-                 callbacks: list[Callback] | None = None):
+    def __init__(
+        self,
+        model,
+        data,
+        cfg: TrainConfig,
+        run_dir: Path,
+        *,
+        model_name: str,
+        seed: int = 0,
+        device: torch.device = CPU,
+        quiet: bool = False,
+        split: str = "train",
+        callbacks: list[Callback] | None = None,
+    ):
         self.model = model.to(device)
         self.data, self.cfg, self.run_dir = data, cfg, Path(run_dir)
         self.model_name, self.seed, self.device, self.quiet = model_name, seed, device, quiet
         self.stream = BatchStream(data, split, cfg.batch_size, seed)
         self.players = list(model.schedule)
         self.params = {p: model.player_parameters(p) for p in self.players}
-        self.optims = {} if model.gradient_free else {
-            p: make_optimizer(self.params[p], cfg, model.optimizer_overrides(p)) for p in self.players}
+        self.optims = (
+            {}
+            if model.gradient_free
+            else {p: make_optimizer(self.params[p], cfg, model.optimizer_overrides(p)) for p in self.players}
+        )
         self.step = 0  # finished rounds
         self.batches = 0  # batches drawn
         self._stop_requested = False
@@ -137,7 +159,7 @@ class Trainer:
 
     # -- state -----------------------------------------------------------------------------
     def state(self) -> dict:
-        rng = {"torch": torch.get_rng_state()}
+        rng: dict[str, torch.Tensor | list[torch.Tensor]] = {"torch": torch.get_rng_state()}
         if torch.cuda.is_available():
             rng["cuda"] = torch.cuda.get_rng_state_all()
         return {
@@ -230,10 +252,23 @@ class Trainer:
                 torch.cuda.set_rng_state_all(cuda)
 
     def restore(self, state: dict) -> None:
-        load_weights(self.model, state["model"], str(self.run_dir / CHECKPOINT), state.get("weights_version", 1),
-                     resume=True)
+        load_weights(
+            self.model, state["model"], str(self.run_dir / CHECKPOINT), state.get("weights_version", 1), resume=True
+        )
+        source = self.run_dir / CHECKPOINT
         for p, o in self.optims.items():
-            o.load_state_dict(state["optim"][p])
+            if p not in state["optim"]:
+                raise GenzooError(
+                    f"{source}: no optimiser state for the player {p!r} (holds: "
+                    f"{', '.join(map(str, state['optim'])) or 'none'})"
+                )
+            try:
+                o.load_state_dict(state["optim"][p])
+            except (ValueError, KeyError, TypeError, RuntimeError) as e:
+                raise GenzooError(
+                    f"{source}: the optimiser state of {p!r} does not fit this model "
+                    f"({str(e).splitlines()[0] if str(e) else type(e).__name__})"
+                ) from None
         self.step, self.batches = int(state["step"]), int(state["batches"])
         torch.set_rng_state(state["rng"]["torch"])
         if "cuda" in state["rng"] and torch.cuda.is_available():
@@ -262,19 +297,25 @@ class Trainer:
             try:
                 row = json.loads(line.decode("utf-8"))
             except (UnicodeDecodeError, json.JSONDecodeError) as e:
-                raise GenzooError(f"{path}:{i}: not a JSON line ({e.__class__.__name__}: {e}); "
-                                  "repair or remove the line to resume") from None
+                raise GenzooError(
+                    f"{path}:{i}: not a JSON line ({e.__class__.__name__}: {e}); repair or remove the line to resume"
+                ) from None
             step = row.get("step", 0) if isinstance(row, dict) else None
             if isinstance(step, bool) or not isinstance(step, (int, float)):
-                raise GenzooError(f"{path}:{i}: expected a JSON object with a numeric 'step', got "
-                                  f"{line.decode('utf-8', 'replace')[:60]!r}; repair or remove the line to resume")
+                raise GenzooError(
+                    f"{path}:{i}: expected a JSON object with a numeric 'step', got "
+                    f"{line.decode('utf-8', 'replace')[:60]!r}; repair or remove the line to resume"
+                )
             if step <= self.step:
                 keep.append(line.decode("utf-8"))
         if cut.strip():
             try:
                 row = json.loads(cut.decode("utf-8"))
-                if isinstance(row, dict) and isinstance(row.get("step", 0), (int, float)) \
-                        and row.get("step", 0) <= self.step:
+                if (
+                    isinstance(row, dict)
+                    and isinstance(row.get("step", 0), (int, float))
+                    and row.get("step", 0) <= self.step
+                ):
                     keep.append(cut.decode("utf-8"))  # complete, only its newline was lost
             except (UnicodeDecodeError, json.JSONDecodeError):
                 pass  # the line the kill cut short
@@ -301,8 +342,11 @@ class Trainer:
             p.unlink()
         if not self.quiet:
             what = ", ".join([p.name for p in stale] + ([f"{len(grids)} sample grids"] if grids else []))
-            earlier = ("an earlier run here is being overwritten" if (d / CHECKPOINT).exists() else
-                       "an earlier run here stopped before its first checkpoint")
+            earlier = (
+                "an earlier run here is being overwritten"
+                if (d / CHECKPOINT).exists()
+                else "an earlier run here stopped before its first checkpoint"
+            )
             tqdm.write(f"{d}: {earlier}; removed its {what} and started afresh", file=sys.stderr)
 
     # -- the loop --------------------------------------------------------------------------
@@ -329,16 +373,18 @@ class Trainer:
                 out = self.model.player_loss(player, batch)
                 loss = out.loss
                 if not torch.isfinite(loss):
-                    raise _NonFinite(f"{'the ' + player + ' ' if multi else ''}loss became {loss.item()} "
-                                     f"at step {self.step + 1}")
+                    raise _NonFinite(
+                        f"{'the ' + player + ' ' if multi else ''}loss became {loss.item()} at step {self.step + 1}"
+                    )
                 loss.backward()
                 if self.cfg.grad_clip > 0:
-                    gn = torch.nn.utils.clip_grad_norm_(self.params[player], self.cfg.grad_clip)
+                    norm = torch.nn.utils.clip_grad_norm_(self.params[player], self.cfg.grad_clip)
                 else:
-                    gn = torch.nn.utils.get_total_norm([p.grad for p in self.params[player] if p.grad is not None])
-                if not math.isfinite(gn := float(gn)):  # a step along it would make the weights non-finite
-                    raise _NonFinite(f"{'the ' + player + ' ' if multi else ''}gradient norm became {gn} "
-                                     f"at step {self.step + 1}")
+                    norm = torch.nn.utils.get_total_norm([p.grad for p in self.params[player] if p.grad is not None])
+                if not math.isfinite(gn := float(norm)):  # a step along it would make the weights non-finite
+                    raise _NonFinite(
+                        f"{'the ' + player + ' ' if multi else ''}gradient norm became {gn} at step {self.step + 1}"
+                    )
                 opt.step()
                 self.model.after_update(player)
                 prefix = f"{player}/" if multi else ""
@@ -349,7 +395,7 @@ class Trainer:
 
     def log(self, record: dict) -> None:
         with open(self.run_dir / METRICS, "a") as f:
-            f.write(json.dumps(record) + "\n")
+            f.write(json.dumps(finite_json(record), allow_nan=False) + "\n")  # NaN -> null: JSON for every tool
 
     def _request_stop(self, signum, frame):
         if self._stop_requested:  # a second signal: stop now
@@ -357,8 +403,11 @@ class Trainer:
         self._stop_requested = True
         self._stop_signal = signal.SIGINT if signum is None else signum
         if not self.quiet:
-            what, again = (("terminate signal", "a second one aborts") if self._stop_signal == signal.SIGTERM
-                           else ("interrupt", "Ctrl-C again to abort"))
+            what, again = (
+                ("terminate signal", "a second one aborts")
+                if self._stop_signal == signal.SIGTERM
+                else ("interrupt", "Ctrl-C again to abort")
+            )
             tqdm.write(f"\n{what}: saving a checkpoint after this step ({again})", file=sys.stderr)
 
     def fit(self) -> dict:
@@ -370,8 +419,13 @@ class Trainer:
         for sig in STOP_SIGNALS:
             with contextlib.suppress(ValueError):  # not the main thread: no handlers
                 old_handlers[sig] = signal.signal(sig, self._request_stop)
-        bar = tqdm(total=None if self.cfg.time_budget_s else total, initial=self.step, desc="train",
-                   disable=self.quiet, dynamic_ncols=True)
+        bar = tqdm(
+            total=None if self.cfg.time_budget_s else total,
+            initial=self.step,
+            desc="train",
+            disable=self.quiet,
+            dynamic_ncols=True,
+        )
         t0, b0, last = time.perf_counter(), self.batches, {}
         for cb in self.callbacks:
             cb.on_fit_start(self)
@@ -388,26 +442,34 @@ class Trainer:
                 self.step += 1
                 bar.update(1)
                 px_s = (self.batches - b0) * pixels_per_batch / max(self.train_seconds, 1e-9)
-                record = {"step": self.step, "epoch": self.batches / self.stream.per_epoch, **metrics,
-                          "pixels_per_s": px_s}
+                record = {
+                    "step": self.step,
+                    "epoch": self.batches / self.stream.per_epoch,
+                    **metrics,
+                    "pixels_per_s": px_s,
+                }
                 out_of_time = 0 < self.cfg.time_budget_s <= now - t0
                 self.is_final_step = self.step == total or out_of_time
-                self.is_checkpoint_step = (self.step % self.cfg.checkpoint_every == 0 or self.is_final_step
-                                           or self._stop_requested)
+                self.is_checkpoint_step = (
+                    self.step % self.cfg.checkpoint_every == 0 or self.is_final_step or self._stop_requested
+                )
                 self.is_eval_step = (self.cfg.eval_every > 0 and self.step % self.cfg.eval_every == 0) or (
-                    self.cfg.eval_every == 0 and self.is_checkpoint_step)
+                    self.cfg.eval_every == 0 and self.is_checkpoint_step
+                )
                 self.is_log_step = self.step % self.cfg.log_every == 0 or self.is_checkpoint_step or self.is_eval_step
                 for cb in self.callbacks:
                     cb.on_step_end(self, record)
                 if self.is_log_step:
-                    show = {k: f"{v:.4g}" for k, v in record.items()
-                            if k in ("loss", "bits_per_dim") or k.endswith("/loss")}
+                    show = {
+                        k: f"{v:.4g}" for k, v in record.items() if k in ("loss", "bits_per_dim") or k.endswith("/loss")
+                    }
                     bar.set_postfix(**show, px_s=f"{px_s:,.0f}")
                 last = record
                 if out_of_time:
                     if not self.quiet:
-                        tqdm.write(f"\ntime budget of {self.cfg.time_budget_s:g}s reached at step {self.step}",
-                                   file=sys.stderr)
+                        tqdm.write(
+                            f"\ntime budget of {self.cfg.time_budget_s:g}s reached at step {self.step}", file=sys.stderr
+                        )
                     break
                 if self._stop_requested:
                     if self.saved_step != self.step:
@@ -428,8 +490,9 @@ class Trainer:
                 signal.signal(sig, handler)
         if self._stop_requested:
             what = "terminated" if self._stop_signal == signal.SIGTERM else "interrupted"
-            raise TrainingInterrupted(f"{what} at step {self.step}; checkpoint saved in {self.run_dir}",
-                                      self._stop_signal)
+            raise TrainingInterrupted(
+                f"{what} at step {self.step}; checkpoint saved in {self.run_dir}", self._stop_signal
+            )
         return last
 
 

@@ -35,6 +35,7 @@ weights): it minimises
 so the pull towards typical codes is as strong as the decoder is inexact; the shared N(0, I) term
 is switched off (``prior_weight = 0``).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -153,8 +154,9 @@ class AutoencoderBase(LatentModel, Reconstructing):
         jitter = JITTER * cov.diagonal().mean().clamp_min(1e-8)
         chol, info = torch.linalg.cholesky_ex(cov + jitter * torch.eye(d, dtype=cov.dtype, device=cov.device))
         if int(info) != 0:
-            raise GenzooError(f"{self.name}: the code covariance is not positive definite; "
-                              "the running code statistics are broken")
+            raise GenzooError(
+                f"{self.name}: the code covariance is not positive definite; the running code statistics are broken"
+            )
         return chol  # (D, D) lower triangular
 
     def prior(self, n, generator=None, temperature: float = 1.0):
@@ -180,10 +182,15 @@ AUTOENCODER_PRESETS: dict[str, dict] = {
     "tiny": {"arch": "mlp", "hidden": (8,), "latent_dim": 2, "batch_size": 8, "lr": 1e-2},
     # The paper's MNIST encoder widths 1000-500-250-30 (ReLU here, no RBM pretraining).
     "mlp": {"arch": "mlp", "hidden": (1000, 500, 250), "latent_dim": 30, "batch_size": 64, "lr": 1e-3},
-    "conv": {"arch": "conv", "channels": (32, 64), "hidden": (256,), "latent_dim": 32, "batch_size": 64,
-             "lr": 1e-3},
-    "fashion": {"arch": "conv", "channels": (16, 32, 64), "hidden": (256,), "latent_dim": 32, "batch_size": 64,
-                "lr": 1e-3},
+    "conv": {"arch": "conv", "channels": (32, 64), "hidden": (256,), "latent_dim": 32, "batch_size": 64, "lr": 1e-3},
+    "fashion": {
+        "arch": "conv",
+        "channels": (16, 32, 64),
+        "hidden": (256,),
+        "latent_dim": 32,
+        "batch_size": 64,
+        "lr": 1e-3,
+    },
 }
 
 
@@ -191,7 +198,6 @@ AUTOENCODER_PRESETS: dict[str, dict] = {
 class Autoencoder(AutoencoderBase):
     """The plain autoencoder: squared reconstruction error, nothing else."""
 
-    paper = ("Hinton & Salakhutdinov 2006, Reducing the Dimensionality of Data with Neural Networks, "
-             "Science 313:504")
+    paper = "Hinton & Salakhutdinov 2006, Reducing the Dimensionality of Data with Neural Networks, Science 313:504"
     Config = AutoencoderConfig
     presets = AUTOENCODER_PRESETS

@@ -18,6 +18,7 @@ every autoencoder here.) Corruption is applied in the training loss only; ``enco
 ``reconstruction_error`` and everything after training read clean images. All else is the plain
 autoencoder's (:mod:`genzoo.models.autoencoders.autoencoder`).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -45,16 +46,21 @@ class DenoisingAutoencoderConfig(AutoencoderConfig):
             raise ValueError(f"noise_std must be >= 0, got {self.noise_std}")
 
 
-NOISE = {"mlp": {"noise": "mask", "mask_prob": 0.25}, "conv": {"noise": "mask", "mask_prob": 0.25},
-         "fashion": {"noise": "gaussian", "noise_std": 0.2}}
+NOISE = {
+    "mlp": {"noise": "mask", "mask_prob": 0.25},
+    "conv": {"noise": "mask", "mask_prob": 0.25},
+    "fashion": {"noise": "gaussian", "noise_std": 0.2},
+}
 
 
 @register_model("denoising_autoencoder")
 class DenoisingAutoencoder(AutoencoderBase):
     """Reconstruct the clean image from a masked or noisy copy."""
 
-    paper = ("Vincent, Larochelle, Bengio & Manzagol 2008, Extracting and Composing Robust Features with "
-             "Denoising Autoencoders, ICML")
+    paper = (
+        "Vincent, Larochelle, Bengio & Manzagol 2008, Extracting and Composing Robust Features with "
+        "Denoising Autoencoders, ICML"
+    )
     Config = DenoisingAutoencoderConfig
     # the plain autoencoder's networks, with the corruption of each preset
     presets = {name: {**preset, **NOISE.get(name, {})} for name, preset in AUTOENCODER_PRESETS.items()}

@@ -13,6 +13,7 @@ encoder/decoder bodies, the ex-post code Gaussian for sampling -- is the plain a
 (:mod:`genzoo.models.autoencoders.autoencoder`). The notes' network is one sigmoid hidden layer, the ``mlp``
 preset (784 -> 196 -> 784).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -52,12 +53,23 @@ class SparseAutoencoder(AutoencoderBase):
     presets = {
         "tiny": {"arch": "mlp", "hidden": (8,), "latent_dim": 4, "batch_size": 8, "lr": 1e-2},
         # The notes' network: one layer of sigmoid units between input and output.
-        "mlp": {"arch": "mlp", "hidden": (), "latent_dim": 196, "rho": 0.05, "beta": 3.0, "batch_size": 64,
-                "lr": 1e-3},
-        "conv": {"arch": "conv", "channels": (32, 64), "hidden": (256,), "latent_dim": 64, "batch_size": 64,
-                 "lr": 1e-3},
-        "fashion": {"arch": "conv", "channels": (16, 32, 64), "hidden": (256,), "latent_dim": 64,
-                    "batch_size": 64, "lr": 1e-3},
+        "mlp": {"arch": "mlp", "hidden": (), "latent_dim": 196, "rho": 0.05, "beta": 3.0, "batch_size": 64, "lr": 1e-3},
+        "conv": {
+            "arch": "conv",
+            "channels": (32, 64),
+            "hidden": (256,),
+            "latent_dim": 64,
+            "batch_size": 64,
+            "lr": 1e-3,
+        },
+        "fashion": {
+            "arch": "conv",
+            "channels": (16, 32, 64),
+            "hidden": (256,),
+            "latent_dim": 64,
+            "batch_size": 64,
+            "lr": 1e-3,
+        },
     }
 
     def code_activation(self, h):

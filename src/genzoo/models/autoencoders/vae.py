@@ -29,6 +29,7 @@ As a :class:`~genzoo.models.base.LatentModel`: ``encode`` = mu(x), ``decode_unit
 mean image, ``decode`` = the head's most likely image, and ``fit_error`` = -log p(x_known | z), so
 ``complete`` fits the code to the visible pixels under the likelihood (MAP with the N(0, I) prior).
 """
+
 from __future__ import annotations
 
 import math
@@ -62,8 +63,9 @@ class VAEConfig(CoderConfig):
     def __post_init__(self):
         super().__post_init__()
         if self.decoder not in ("auto", "bernoulli", "categorical", "gaussian", "logistic"):
-            raise ValueError("decoder must be auto, bernoulli, categorical, gaussian or logistic, "
-                             f"got {self.decoder!r}")
+            raise ValueError(
+                f"decoder must be auto, bernoulli, categorical, gaussian or logistic, got {self.decoder!r}"
+            )
         if self.beta < 0:
             raise ValueError(f"beta must be >= 0, got {self.beta}")
         if self.kl_warmup_steps < 0:
@@ -91,23 +93,54 @@ class VAE(LatentModel, LikelihoodModel, ImportanceWeighted):
     has_encoder = True
     prior_weight = 1.0  # fit_error is -log p(x_known | z): with |z|^2 / 2 completion is the MAP code
     Config = VAEConfig
-    weights_budget = 2 ** 22  # decoder outputs per chunk in log_weights (bounds memory)
+    weights_budget = 2**22  # decoder outputs per chunk in log_weights (bounds memory)
     presets = {
         "tiny": {"arch": "mlp", "hidden": (8,), "latent_dim": 2, "batch_size": 8, "lr": 1e-2},
         # The lecture's VAE: a 10-number code for the Pokemon sprites, a softmax over the 167 colours.
-        "lecture": {"arch": "conv", "channels": (32, 64), "hidden": (256,), "latent_dim": 10,
-                    "decoder": "categorical", "kl_warmup_steps": 500, "batch_size": 64, "lr": 1e-3},
+        "lecture": {
+            "arch": "conv",
+            "channels": (32, 64),
+            "hidden": (256,),
+            "latent_dim": 10,
+            "decoder": "categorical",
+            "kl_warmup_steps": 500,
+            "batch_size": 64,
+            "lr": 1e-3,
+        },
         # Burda et al. 2015's one-stochastic-layer net: 784-200-200-50, tanh; Adam, batches of 20.
         # (decoder "auto" is their Bernoulli on binarized MNIST.)
-        "mnist": {"arch": "mlp", "hidden": (200, 200), "activation": "tanh", "latent_dim": 50,
-                  "decoder": "auto", "batch_size": 20, "lr": 1e-3},
+        "mnist": {
+            "arch": "mlp",
+            "hidden": (200, 200),
+            "activation": "tanh",
+            "latent_dim": 50,
+            "decoder": "auto",
+            "batch_size": 20,
+            "lr": 1e-3,
+        },
         # A conv VAE for binarized MNIST (Bernoulli via "auto"), sized for a CPU (~400k weights, narrow
         # full-resolution layers): 28 -> 14 -> 7 -> 3.
-        "mnist_conv": {"arch": "conv", "channels": (16, 32, 64), "hidden": (256,), "latent_dim": 32,
-                       "decoder": "auto", "kl_warmup_steps": 2000, "batch_size": 64, "lr": 1e-3},
+        "mnist_conv": {
+            "arch": "conv",
+            "channels": (16, 32, 64),
+            "hidden": (256,),
+            "latent_dim": 32,
+            "decoder": "auto",
+            "kl_warmup_steps": 2000,
+            "batch_size": 64,
+            "lr": 1e-3,
+        },
         # Fashion-MNIST (256 grey levels): discretized logistic per pixel.
-        "fashion": {"arch": "conv", "channels": (16, 32, 64), "hidden": (256,), "latent_dim": 32,
-                    "decoder": "logistic", "kl_warmup_steps": 2000, "batch_size": 64, "lr": 1e-3},
+        "fashion": {
+            "arch": "conv",
+            "channels": (16, 32, 64),
+            "hidden": (256,),
+            "latent_dim": 32,
+            "decoder": "logistic",
+            "kl_warmup_steps": 2000,
+            "batch_size": 64,
+            "lr": 1e-3,
+        },
     }
 
     forward_passes: torch.Tensor  # buffer (registered in __init__): training loss calls so far
@@ -158,8 +191,16 @@ class VAE(LatentModel, LikelihoodModel, ImportanceWeighted):
         recon, kl = self.elbo_terms(x)  # (B,) each; eps from the global RNG
         loss = -(recon - beta * kl).mean()
         nll = -(recon - kl).mean().item()
-        return ModelOutput(loss, {"nll_nats": nll, "bits_per_dim": nll / (self.info.dims * math.log(2)),
-                                  "kl": kl.mean().item(), "recon": -recon.mean().item(), "beta": beta})
+        return ModelOutput(
+            loss,
+            {
+                "nll_nats": nll,
+                "bits_per_dim": nll / (self.info.dims * math.log(2)),
+                "kl": kl.mean().item(),
+                "recon": -recon.mean().item(),
+                "beta": beta,
+            },
+        )
 
     def log_weights(self, x: torch.Tensor, k: int, generator: torch.Generator | None = None) -> torch.Tensor:
         """log w_i = log p(x | z_i) + log p(z_i) - log q(z_i | x), z_i ~ q(z | x): (k, B).
@@ -174,8 +215,9 @@ class VAE(LatentModel, LikelihoodModel, ImportanceWeighted):
         out = []
         for start in range(0, k, chunk):
             m = min(chunk, k - start)
-            eps = torch.stack([torch.randn((b, d), generator=generator, device=mu.device, dtype=mu.dtype)
-                               for _ in range(m)])  # (m, B, D): one call per draw, so chunking never changes them
+            eps = torch.stack(
+                [torch.randn((b, d), generator=generator, device=mu.device, dtype=mu.dtype) for _ in range(m)]
+            )  # (m, B, D): one call per draw, so chunking never changes them
             z = mu + sigma * eps  # (m, B, D)
             params = self.decoder_params(z.reshape(m * b, d))  # (m*B, C*P, H, W)
             log_px = self.head.log_prob(params, x.repeat(m, *([1] * (x.ndim - 1)))).view(m, b)
@@ -202,6 +244,8 @@ class VAE(LatentModel, LikelihoodModel, ImportanceWeighted):
     def diagnose(self, record):
         kl, step = record.get("kl"), record.get("step", 0)
         if kl is not None and kl < 0.1 and step > self.config.kl_warmup_steps + 500:
-            return [f"KL(q || p) is {kl:.3g} nats: the posterior has collapsed onto the prior and the decoder "
-                    "ignores the code (try kl_warmup_steps or a smaller beta)"]
+            return [
+                f"KL(q || p) is {kl:.3g} nats: the posterior has collapsed onto the prior and the decoder "
+                "ignores the code (try kl_warmup_steps or a smaller beta)"
+            ]
         return []

@@ -31,6 +31,7 @@ bare ``embedding`` parameter), and the first convolution keeps only the kernel r
 (2h, C*E, 4, 7) for 7x7 (version 1: the full 7x7 kernel, whose lower rows the mask zeroed). A version-1
 checkpoint is converted on loading (:func:`upgrade_recurrent_v1`): the same function, the same outputs.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -56,8 +57,10 @@ RECURRENT_PRESETS = {
 
 def recurrent_presets(**layers: int) -> dict[str, dict]:
     """:data:`RECURRENT_PRESETS` with the number of layers of the named presets replaced."""
-    return {name: {**preset, **({"layers": layers[name]} if name in layers else {})}
-            for name, preset in RECURRENT_PRESETS.items()}
+    return {
+        name: {**preset, **({"layers": layers[name]} if name in layers else {})}
+        for name, preset in RECURRENT_PRESETS.items()
+    }
 
 
 class RecurrentLayer(Protocol):
@@ -69,8 +72,9 @@ class RecurrentLayer(Protocol):
 
     def init_state(self, n: int, height: int, width: int, like: torch.Tensor) -> dict[str, Any]: ...
 
-    def step(self, state: dict[str, Any], x: torch.Tensor, h: int, w: int, bias: torch.Tensor | None,
-             pixels: torch.Tensor) -> torch.Tensor: ...
+    def step(
+        self, state: dict[str, Any], x: torch.Tensor, h: int, w: int, bias: torch.Tensor | None, pixels: torch.Tensor
+    ) -> torch.Tensor: ...
 
 
 class RecurrentPixelNet(nn.Module):
@@ -79,11 +83,21 @@ class RecurrentPixelNet(nn.Module):
     ``layer_factory()`` makes one recurrent layer on ``features`` channels (2h in the paper).
     """
 
-    def __init__(self, layer_factory: Callable[[], nn.Module], *, channels: int, num_values: int, embed: int,
-                 features: int, layers: int, head: int, first_kernel: int = 7):
+    def __init__(
+        self,
+        layer_factory: Callable[[], nn.Module],
+        *,
+        channels: int,
+        num_values: int,
+        embed: int,
+        features: int,
+        layers: int,
+        head: int,
+        first_kernel: int = 7,
+    ):
         super().__init__()
         self.channels, self.num_values = channels, num_values
-        self.embed = ChannelEmbedding(channels, num_values, embed, std=embed ** -0.5)
+        self.embed = ChannelEmbedding(channels, num_values, embed, std=embed**-0.5)
         self.first = MaskedConv2d(self.embed.out_channels, features, first_kernel, "A", channels)
         self.layers = nn.ModuleList(layer_factory() for _ in range(layers))
         self.layer_list = cast("list[RecurrentLayer]", list(self.layers))  # the same modules, typed
@@ -107,14 +121,17 @@ class RecurrentPixelNet(nn.Module):
     @torch.no_grad()
     def init_cache(self, n: int, height: int, width: int) -> dict:
         like = self.embed.weight
-        return {"layers": [layer.init_state(n, height, width, like) for layer in self.layer_list],
-                "pixels": like.new_zeros(n, self.embed.out_channels, height, width),
-                "head": like.new_zeros(n, self.head_hidden.out_channels),  # the hidden output layer at (h, w)
-                "convs": [IncrementalConv(conv) for conv in (self.first, self.head_hidden, self.head_out)]}
+        return {
+            "layers": [layer.init_state(n, height, width, like) for layer in self.layer_list],
+            "pixels": like.new_zeros(n, self.embed.out_channels, height, width),
+            "head": like.new_zeros(n, self.head_hidden.out_channels),  # the hidden output layer at (h, w)
+            "convs": [IncrementalConv(conv) for conv in (self.first, self.head_hidden, self.head_out)],
+        }
 
     @torch.no_grad()
-    def step(self, cache: dict, t: int, canvas: torch.Tensor, info,
-             biases: list[torch.Tensor] | None = None) -> torch.Tensor:
+    def step(
+        self, cache: dict, t: int, canvas: torch.Tensor, info, biases: list[torch.Tensor] | None = None
+    ) -> torch.Tensor:
         """Logits (n, K) of sub-pixel t given ``canvas`` (n, C, H, W) filled before it."""
         c, h, w = position(t, info)
         pixels = cache["pixels"]
@@ -165,8 +182,15 @@ class RecurrentPixelModel(AutoregressiveModel, VersionedWeights):
     def __init__(self, config: RecurrentConfig, info):
         super().__init__(config, info)
         self.net = RecurrentPixelNet(
-            self.make_layer, channels=info.channels, num_values=info.num_values, embed=config.embed,
-            features=2 * config.hidden, layers=config.layers, head=config.head, first_kernel=config.first_kernel)
+            self.make_layer,
+            channels=info.channels,
+            num_values=info.num_values,
+            embed=config.embed,
+            features=2 * config.hidden,
+            layers=config.layers,
+            head=config.head,
+            first_kernel=config.first_kernel,
+        )
 
     def make_layer(self) -> nn.Module:
         """One residual recurrent layer on 2h features (a :class:`RecurrentLayer`)."""

@@ -34,6 +34,7 @@ Sampling carries the forward states of every position generated so far; at (h, w
 update per layer uses the cached states at (h-1, w) and (h, w-1). The backward states of
 row h-1 are computed once, at the first step of row h (W cell updates per layer per row).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -55,8 +56,11 @@ class DiagonalLSTM(nn.Module):
     def __init__(self, features: int, hidden: int, channels: int, masked: bool):
         super().__init__()
         self.hidden = hidden
-        self.input_to_state = (MaskedConv2d(features, 4 * hidden, 1, "B", channels, blocks=4) if masked
-                               else CausalConv2d(features, 4 * hidden, 1))
+        self.input_to_state = (
+            MaskedConv2d(features, 4 * hidden, 1, "B", channels, blocks=4)
+            if masked
+            else CausalConv2d(features, 4 * hidden, 1)
+        )
         self.state_to_state = nn.Conv1d(hidden, 4 * hidden, 2, bias=False)  # taps: [row i-1, row i]
 
     def forward(self, x: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
@@ -77,8 +81,9 @@ class DiagonalLSTM(nn.Module):
             columns.append(h)
         return unskew(torch.stack(columns, dim=-1))  # (B, h, H, W)
 
-    def gates_at(self, input_to_state: IncrementalConv, x: torch.Tensor, h_up: torch.Tensor,
-                 h_side: torch.Tensor) -> torch.Tensor:
+    def gates_at(
+        self, input_to_state: IncrementalConv, x: torch.Tensor, h_up: torch.Tensor, h_side: torch.Tensor
+    ) -> torch.Tensor:
         """Gates (n, 4h) at one position from its input (n, F) and the two neighbouring states (n, h);
         ``input_to_state`` is the cached form of this direction's input-to-state convolution."""
         k = self.state_to_state.weight  # (4h, h, 2)
@@ -97,8 +102,9 @@ class DiagonalBiLSTMLayer(nn.Module):
         self.hidden = hidden
         self.forward_lstm = DiagonalLSTM(features, hidden, channels, masked=True)
         self.pixel_features = pixel_features
-        self.backward_lstm = (DiagonalLSTM(features + pixel_features, hidden, channels, masked=False)
-                              if bidirectional else None)
+        self.backward_lstm = (
+            DiagonalLSTM(features + pixel_features, hidden, channels, masked=False) if bidirectional else None
+        )
         self.gate_features = 4 * hidden * (2 if bidirectional else 1)
         self.out = MaskedConv2d(hidden, features, 1, "B", channels)
 
@@ -106,7 +112,7 @@ class DiagonalBiLSTMLayer(nn.Module):
         """(B, 2h, H, W) -> (B, 2h, H, W); ``bias`` (B, gate_features, H, W) is added to the K^is gates,
         ``pixels`` (B, C*E, H, W) is the embedded image."""
         b_fwd = None if bias is None else bias[:, : 4 * self.hidden]  # (B, 4h, H, W)
-        b_bwd = None if bias is None else bias[:, 4 * self.hidden:]
+        b_bwd = None if bias is None else bias[:, 4 * self.hidden :]
         h = self.forward_lstm(x, b_fwd)  # (B, h, H, W)
         if self.backward_lstm is not None:
             both = torch.cat([x, self._pixels(pixels)], dim=1) if self.pixel_features else x  # (B, 2h + C*E, H, W)
@@ -125,12 +131,16 @@ class DiagonalBiLSTMLayer(nn.Module):
         state: dict[str, Any] = {k: like.new_zeros(n, f, height, width) for k, f in maps.items()}
         state["backward_rows"] = 0  # rows of the backward direction computed so far
         backward = None if self.backward_lstm is None else IncrementalConv(self.backward_lstm.input_to_state)
-        state["convs"] = {"forward": IncrementalConv(self.forward_lstm.input_to_state), "backward": backward,
-                          "out": IncrementalConv(self.out)}
+        state["convs"] = {
+            "forward": IncrementalConv(self.forward_lstm.input_to_state),
+            "backward": backward,
+            "out": IncrementalConv(self.out),
+        }
         return state
 
-    def _backward_row(self, lstm: DiagonalLSTM, state: dict[str, Any], r: int, bias: torch.Tensor | None,
-                      pixels: torch.Tensor | None) -> None:
+    def _backward_row(
+        self, lstm: DiagonalLSTM, state: dict[str, Any], r: int, bias: torch.Tensor | None, pixels: torch.Tensor | None
+    ) -> None:
         """Backward hidden states of the finished row r, right to left, from row r-1's."""
         width = state["x"].shape[-1]
         row = state["x"][:, :, r]  # (n, 2h, W)
@@ -142,12 +152,19 @@ class DiagonalBiLSTMLayer(nn.Module):
             h_up = state["hb"][:, :, r - 1, w] if r > 0 else zero
             gates = lstm.gates_at(state["convs"]["backward"], row[..., w], h_up, h_side)  # (n, 4h)
             if bias is not None:
-                gates = gates + bias[:, 4 * self.hidden:, r, w]
+                gates = gates + bias[:, 4 * self.hidden :, r, w]
             h_side, c_side = lstm_cell(gates, c_side)
             state["hb"][:, :, r, w] = h_side
 
-    def step(self, state: dict[str, Any], x: torch.Tensor, h: int, w: int, bias: torch.Tensor | None = None,
-             pixels: torch.Tensor | None = None) -> torch.Tensor:
+    def step(
+        self,
+        state: dict[str, Any],
+        x: torch.Tensor,
+        h: int,
+        w: int,
+        bias: torch.Tensor | None = None,
+        pixels: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         """Output (n, 2h) at (h, w) from its input x (n, 2h) and the cached states."""
         state["x"][:, :, h, w] = x
         if self.backward_lstm is not None:
@@ -175,8 +192,9 @@ class DiagonalBiLSTMConfig(RecurrentConfig):
 
 @register_model("diagonal_bilstm")
 class DiagonalBiLSTM(RecurrentPixelModel):
-    paper = ("van den Oord, Kalchbrenner & Kavukcuoglu 2016, Pixel Recurrent Neural Networks, arXiv:1601.06759 "
-             "(sec. 3.2)")
+    paper = (
+        "van den Oord, Kalchbrenner & Kavukcuoglu 2016, Pixel Recurrent Neural Networks, arXiv:1601.06759 (sec. 3.2)"
+    )
     Config = DiagonalBiLSTMConfig
     # "mnist" is sec. 5.5's model: binarized MNIST, 7 layers, h = 16 (79.20 nats in the paper); one
     # bidirectional layer sees the whole past, so the small and tiny presets use fewer layers.
@@ -184,5 +202,6 @@ class DiagonalBiLSTM(RecurrentPixelModel):
 
     def make_layer(self):
         config, c = self.config, self.info.channels
-        return DiagonalBiLSTMLayer(2 * config.hidden, config.hidden, c,
-                                   c * config.embed if config.backward_pixels else 0, config.bidirectional)
+        return DiagonalBiLSTMLayer(
+            2 * config.hidden, config.hidden, c, c * config.embed if config.backward_pixels else 0, config.bidirectional
+        )

@@ -31,6 +31,7 @@ complete, at the first step of row r+1: one row convolution (W windows) per laye
 most one more window per layer per step, amortised. Cost per step: O(layers) small products on n-wide
 windows.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -94,15 +95,27 @@ def _row(term: torch.Tensor, r: int) -> torch.Tensor:
 class GatedLayer(nn.Module):
     """One layer of both stacks (Fig. 2 of the paper)."""
 
-    def __init__(self, in_channels: int, hidden: int, skip: int, kernel: int, image_channels: int, *,
-                 first: bool, last: bool, num_classes: int, spatial_dim: int):
+    def __init__(
+        self,
+        in_channels: int,
+        hidden: int,
+        skip: int,
+        kernel: int,
+        image_channels: int,
+        *,
+        first: bool,
+        last: bool,
+        num_classes: int,
+        spatial_dim: int,
+    ):
         super().__init__()
         c = image_channels
         self.first, self.last = first, last
         self.vertical = CausalConv2d(in_channels, 2 * hidden, (kernel // 2 + 1, kernel))
         self.v_to_h = CausalConv2d(2 * hidden, 2 * hidden, 1)
-        self.horizontal = MaskedConv2d(in_channels, 2 * hidden, (1, kernel), "A" if first else "B", c,
-                                       blocks=2)  # the f and g halves, grouped alike
+        self.horizontal = MaskedConv2d(
+            in_channels, 2 * hidden, (1, kernel), "A" if first else "B", c, blocks=2
+        )  # the f and g halves, grouped alike
         self.h_skip = MaskedConv2d(hidden, skip, 1, "B", c)
         self.h_out = None if last else MaskedConv2d(hidden, hidden, 1, "B", c)
         self.class_v = nn.Embedding(num_classes, 2 * hidden) if num_classes and not last else None
@@ -154,35 +167,83 @@ class GatedPixelCNN(AutoregressiveModel):
     """
 
     family = "autoregressive"
-    paper = ("van den Oord et al. 2016, Conditional Image Generation with PixelCNN Decoders, arXiv:1606.05328")
+    paper = "van den Oord et al. 2016, Conditional Image Generation with PixelCNN Decoders, arXiv:1606.05328"
     Config = GatedPixelCNNConfig
     presets = {
-        "tiny": {"hidden": 8, "layers": 2, "kernel": 3, "first_kernel": 3, "embed": 4, "skip": 8, "out_hidden": 8,
-                 "batch_size": 8, "lr": 1e-2},
-        "small": {"hidden": 32, "layers": 6, "kernel": 3, "first_kernel": 7, "embed": 16, "skip": 64,
-                  "out_hidden": 128, "batch_size": 32, "lr": 1e-3},
-        "mnist": {"hidden": 64, "layers": 15, "kernel": 5, "first_kernel": 7, "embed": 8, "skip": 64,
-                  "out_hidden": 128, "batch_size": 64, "lr": 5e-4, "grad_clip": 1.0},
-        "cifar": {"hidden": 128, "layers": 15, "kernel": 5, "first_kernel": 7, "embed": 16, "skip": 256,
-                  "out_hidden": 1024, "batch_size": 16, "lr": 3e-4, "grad_clip": 1.0},
+        "tiny": {
+            "hidden": 8,
+            "layers": 2,
+            "kernel": 3,
+            "first_kernel": 3,
+            "embed": 4,
+            "skip": 8,
+            "out_hidden": 8,
+            "batch_size": 8,
+            "lr": 1e-2,
+        },
+        "small": {
+            "hidden": 32,
+            "layers": 6,
+            "kernel": 3,
+            "first_kernel": 7,
+            "embed": 16,
+            "skip": 64,
+            "out_hidden": 128,
+            "batch_size": 32,
+            "lr": 1e-3,
+        },
+        "mnist": {
+            "hidden": 64,
+            "layers": 15,
+            "kernel": 5,
+            "first_kernel": 7,
+            "embed": 8,
+            "skip": 64,
+            "out_hidden": 128,
+            "batch_size": 64,
+            "lr": 5e-4,
+            "grad_clip": 1.0,
+        },
+        "cifar": {
+            "hidden": 128,
+            "layers": 15,
+            "kernel": 5,
+            "first_kernel": 7,
+            "embed": 16,
+            "skip": 256,
+            "out_hidden": 1024,
+            "batch_size": 16,
+            "lr": 3e-4,
+            "grad_clip": 1.0,
+        },
     }
 
     def __init__(self, config: GatedPixelCNNConfig, info):
         super().__init__(config, info)
         c, k = info.channels, info.num_values
         if min(config.hidden, config.skip, config.out_hidden) < c:
-            raise GenzooError(f"gated_pixelcnn: hidden, skip and out_hidden must be >= the image's {c} channels "
-                              "(one feature group per channel)")
+            raise GenzooError(
+                f"gated_pixelcnn: hidden, skip and out_hidden must be >= the image's {c} channels "
+                "(one feature group per channel)"
+            )
         if config.conditional and info.num_classes < 1:
             raise GenzooError("gated_pixelcnn: conditional=True needs data with class labels (num_classes >= 1)")
         num_classes = info.num_classes if config.conditional else 0
         self.embed = ChannelEmbedding(c, k, config.embed)
         self.layers = nn.ModuleList(
-            GatedLayer(self.embed.out_channels if i == 0 else config.hidden, config.hidden, config.skip,
-                       config.first_kernel if i == 0 else config.kernel, c, first=i == 0,
-                       last=i == config.layers - 1, num_classes=num_classes,
-                       spatial_dim=config.hidden if config.spatial_channels else 0)
-            for i in range(config.layers))
+            GatedLayer(
+                self.embed.out_channels if i == 0 else config.hidden,
+                config.hidden,
+                config.skip,
+                config.first_kernel if i == 0 else config.kernel,
+                c,
+                first=i == 0,
+                last=i == config.layers - 1,
+                num_classes=num_classes,
+                spatial_dim=config.hidden if config.spatial_channels else 0,
+            )
+            for i in range(config.layers)
+        )
         self.spatial_net = self._deconv_net(config) if config.spatial_channels else None
         self.out_hidden = MaskedConv2d(config.skip, config.out_hidden, 1, "B", c)
         self.out_logits = MaskedConv2d(config.out_hidden, c * k, 1, "B", c)
@@ -209,8 +270,9 @@ class GatedPixelCNN(AutoregressiveModel):
         if h % cfg.spatial_scale or w % cfg.spatial_scale:
             raise GenzooError(f"gated_pixelcnn: image {h}x{w} is not divisible by spatial_scale {cfg.spatial_scale}")
         if spatial is None:
-            raise GenzooError(f"gated_pixelcnn with spatial_channels={cfg.spatial_channels} needs a spatial map "
-                              f"of shape {want}")
+            raise GenzooError(
+                f"gated_pixelcnn with spatial_channels={cfg.spatial_channels} needs a spatial map of shape {want}"
+            )
         if tuple(spatial.shape) != want:
             raise GenzooError(f"gated_pixelcnn: spatial map has shape {tuple(spatial.shape)}, expected {want}")
         return self.spatial_net(spatial.to(self.device, self.dtype))  # (B, p, H, W)
@@ -265,10 +327,16 @@ class GatedPixelCNN(AutoregressiveModel):
             "g": [torch.zeros(n, p, **kw) for _ in self.layers],  # gated horizontal features at (r, c)
             "skip": torch.zeros(n, self.config.skip, **kw),  # sum of skips at (r, c)
             "o": torch.zeros(n, self.config.out_hidden, **kw),  # output hidden layer at (r, c)
-            "convs": [{"vertical": IncrementalConv(layer.vertical), "v_to_h": IncrementalConv(layer.v_to_h),
-                       "horizontal": IncrementalConv(layer.horizontal), "h_skip": IncrementalConv(layer.h_skip),
-                       "h_out": None if layer.h_out is None else IncrementalConv(layer.h_out)}
-                      for layer in self.layers],
+            "convs": [
+                {
+                    "vertical": IncrementalConv(layer.vertical),
+                    "v_to_h": IncrementalConv(layer.v_to_h),
+                    "horizontal": IncrementalConv(layer.horizontal),
+                    "h_skip": IncrementalConv(layer.h_skip),
+                    "h_out": None if layer.h_out is None else IncrementalConv(layer.h_out),
+                }
+                for layer in self.layers
+            ],
             "out": (IncrementalConv(self.out_hidden), IncrementalConv(self.out_logits)),
             "terms": self._gate_terms(n, *self.split_condition(condition)),
         }
@@ -295,7 +363,7 @@ class GatedPixelCNN(AutoregressiveModel):
                     cache["v"][i + 1][:, :, r - 1] = gate(v_pre + v_term)  # (n, p, W)
         skip = 0.0
         for i, cv in enumerate(convs):
-            h_in = x[:, :, r:r + 1] if i == 0 else cache["h"][i]  # (n, I, 1, W)
+            h_in = x[:, :, r : r + 1] if i == 0 else cache["h"][i]  # (n, I, 1, W)
             horizontal = cv["horizontal"]
             idx2 = horizontal.index[g]
             h_term = _row(terms[i][1], r)[:, idx2]  # (n, 2p_g, 1 or W)

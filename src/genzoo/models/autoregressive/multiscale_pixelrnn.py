@@ -26,6 +26,7 @@ Sampling draws x_s with the shared raster loop (cached steps of the small networ
 rest with the same loop holding x_s as known pixels; the conditional network computes its
 biases once, from the known x_s, and then steps like an ordinary cached PixelRNN.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -79,13 +80,24 @@ class MultiscalePixelRNNConfig:
 def _network(config: MultiscalePixelRNNConfig, info, layers: int) -> RecurrentPixelNet:
     c, h = info.channels, config.hidden
     if config.cell == "row_lstm":
+
         def make():
             return RowLSTMLayer(2 * h, h, c, config.kernel)
     else:
+
         def make():
             return DiagonalBiLSTMLayer(2 * h, h, c, c * config.embed)
-    return RecurrentPixelNet(make, channels=c, num_values=info.num_values, embed=config.embed, features=2 * h,
-                             layers=layers, head=config.head, first_kernel=config.first_kernel)
+
+    return RecurrentPixelNet(
+        make,
+        channels=c,
+        num_values=info.num_values,
+        embed=config.embed,
+        features=2 * h,
+        layers=layers,
+        head=config.head,
+        first_kernel=config.first_kernel,
+    )
 
 
 class Upsampler(nn.Module):
@@ -93,7 +105,7 @@ class Upsampler(nn.Module):
 
     def __init__(self, channels: int, num_values: int, embed: int, features: int, factor: int):
         super().__init__()
-        self.embed = ChannelEmbedding(channels, num_values, embed, std=embed ** -0.5)
+        self.embed = ChannelEmbedding(channels, num_values, embed, std=embed**-0.5)
         self.inp = nn.Conv2d(self.embed.out_channels, features, 3, padding=1)
         self.up = nn.ConvTranspose2d(features, features, factor, stride=factor)
         self.out = nn.Conv2d(features, features, 3, padding=1)
@@ -113,8 +125,11 @@ class _Stage(AutoregressiveModel):
     def __init__(self, config, info, net: RecurrentPixelNet, upsampler: Upsampler | None = None, factor: int = 1):
         super().__init__(config, info)
         self.net, self.upsampler, self.factor = net, upsampler, factor
-        self.bias = None if upsampler is None else nn.ModuleList(
-            nn.Conv2d(upsampler.out.out_channels, g, 1) for g in net.gate_features)  # unmasked 1x1
+        self.bias = (
+            None
+            if upsampler is None
+            else nn.ModuleList(nn.Conv2d(upsampler.out.out_channels, g, 1) for g in net.gate_features)
+        )  # unmasked 1x1
 
     def biases(self, onehot: torch.Tensor) -> list[torch.Tensor] | None:
         """Per-layer gate biases from the small image inside the full one-hot (B, C, H, W, K)."""
@@ -142,26 +157,57 @@ class _Stage(AutoregressiveModel):
 class MultiscalePixelRNN(LikelihoodModel, VersionedWeights):
     family = "autoregressive"
     weights_version: ClassVar[int] = 2  # the layout of RecurrentPixelNet and ChannelEmbedding
-    paper = ("van den Oord, Kalchbrenner & Kavukcuoglu 2016, Pixel Recurrent Neural Networks, "
-             "arXiv:1601.06759 (sec. 3.5, multi-scale)")
+    paper = (
+        "van den Oord, Kalchbrenner & Kavukcuoglu 2016, Pixel Recurrent Neural Networks, "
+        "arXiv:1601.06759 (sec. 3.5, multi-scale)"
+    )
     Config = MultiscalePixelRNNConfig
     presets = {
         # The paper has no multi-scale MNIST model; sizes of its MNIST Diagonal BiLSTM (sec. 5.5:
         # 7 layers, h = 16; sec. 5.2: batches of 16) for both networks.
-        "mnist": {"cell": "diagonal_bilstm", "hidden": 16, "layers": 7, "small_layers": 7, "embed": 8, "head": 32,
-                  "cond_features": 16, "batch_size": 16, "lr": 1e-3},
-        "small": {"cell": "row_lstm", "hidden": 32, "layers": 4, "small_layers": 3, "embed": 16, "head": 64,
-                  "cond_features": 32, "batch_size": 32, "lr": 2e-3},
-        "tiny": {"cell": "row_lstm", "hidden": 4, "layers": 1, "small_layers": 1, "embed": 3, "head": 8,
-                 "cond_features": 4, "batch_size": 8, "lr": 1e-2},
+        "mnist": {
+            "cell": "diagonal_bilstm",
+            "hidden": 16,
+            "layers": 7,
+            "small_layers": 7,
+            "embed": 8,
+            "head": 32,
+            "cond_features": 16,
+            "batch_size": 16,
+            "lr": 1e-3,
+        },
+        "small": {
+            "cell": "row_lstm",
+            "hidden": 32,
+            "layers": 4,
+            "small_layers": 3,
+            "embed": 16,
+            "head": 64,
+            "cond_features": 32,
+            "batch_size": 32,
+            "lr": 2e-3,
+        },
+        "tiny": {
+            "cell": "row_lstm",
+            "hidden": 4,
+            "layers": 1,
+            "small_layers": 1,
+            "embed": 3,
+            "head": 8,
+            "cond_features": 4,
+            "batch_size": 8,
+            "lr": 1e-2,
+        },
     }
 
     def __init__(self, config: MultiscalePixelRNNConfig, info):
         super().__init__(config, info)
         f = config.factor
         if info.height % f or info.width % f:
-            raise GenzooError(f"multiscale_pixelrnn needs height and width divisible by factor={f}; "
-                              f"the images are {info.height}x{info.width}")
+            raise GenzooError(
+                f"multiscale_pixelrnn needs height and width divisible by factor={f}; "
+                f"the images are {info.height}x{info.width}"
+            )
         small_info = dataclasses.replace(info, height=info.height // f, width=info.width // f)
         self.small = _Stage(config, small_info, _network(config, small_info, config.small_layers or config.layers))
         upsampler = Upsampler(info.channels, info.num_values, config.embed, config.cond_features, f)
@@ -183,10 +229,16 @@ class MultiscalePixelRNN(LikelihoodModel, VersionedWeights):
         small = self.small_positions()
         rank = torch.empty(self.info.shape, dtype=torch.long, device=small.device)
         n_small = int(small.sum())
-        raster = torch.arange(self.info.dims, device=small.device).view(
-            self.info.height, self.info.width, self.info.channels).permute(2, 0, 1)  # (C, H, W)
-        small_rank = torch.arange(n_small, device=small.device).view(
-            *self.small.info.shape[1:], self.info.channels).permute(2, 0, 1)  # (C, s, s)
+        raster = (
+            torch.arange(self.info.dims, device=small.device)
+            .view(self.info.height, self.info.width, self.info.channels)
+            .permute(2, 0, 1)
+        )  # (C, H, W)
+        small_rank = (
+            torch.arange(n_small, device=small.device)
+            .view(*self.small.info.shape[1:], self.info.channels)
+            .permute(2, 0, 1)
+        )  # (C, s, s)
         f = self.config.factor
         rank[:, ::f, ::f] = small_rank
         rest = ~small
@@ -208,14 +260,41 @@ class MultiscalePixelRNN(LikelihoodModel, VersionedWeights):
 
     sample_options = AutoregressiveModel.sample_options
 
-    def _sample(self, n, *, generator=None, temperature=1.0, condition=None, naive=False, progress=False,
-                precision=torch.float64):
+    def _sample(
+        self,
+        n,
+        *,
+        generator=None,
+        temperature=1.0,
+        condition=None,
+        naive=False,
+        progress=False,
+        precision=torch.float64,
+    ):
         x = torch.zeros(n, *self.info.shape, dtype=torch.long, device=self.device)  # (n, C, H, W)
-        return self._complete(x, torch.zeros_like(x, dtype=torch.bool), generator=generator, temperature=temperature,
-                             condition=condition, naive=naive, progress=progress, precision=precision)
+        return self._complete(
+            x,
+            torch.zeros_like(x, dtype=torch.bool),
+            generator=generator,
+            temperature=temperature,
+            condition=condition,
+            naive=naive,
+            progress=progress,
+            precision=precision,
+        )
 
-    def _complete(self, x, known, *, generator=None, temperature=1.0, condition=None, naive=False, progress=False,
-                  precision=torch.float64):
+    def _complete(
+        self,
+        x,
+        known,
+        *,
+        generator=None,
+        temperature=1.0,
+        condition=None,
+        naive=False,
+        progress=False,
+        precision=torch.float64,
+    ):
         """x_s first (from its own known pixels), then the rest with all of x_s known."""
 
         self.check_condition(condition)
@@ -223,6 +302,7 @@ class MultiscalePixelRNN(LikelihoodModel, VersionedWeights):
         x = x.to(self.device).long().clone()  # (n, C, H, W)
         known = known.to(self.device).bool().expand(n, *self.info.shape)
         opts = dict(generator=generator, temperature=temperature, naive=naive, progress=progress, precision=precision)
-        x[:, :, ::f, ::f] = sample_raster(self.small, n, known_values=x[:, :, ::f, ::f],
-                                          known=known[:, :, ::f, ::f], **opts)
+        x[:, :, ::f, ::f] = sample_raster(
+            self.small, n, known_values=x[:, :, ::f, ::f], known=known[:, :, ::f, ::f], **opts
+        )
         return sample_raster(self.full, n, known_values=x, known=known | self.small_positions(), **opts)

@@ -28,6 +28,7 @@ writes the embedding of sub-pixel t-1 and computes, layer by layer, only output 
 window product per spatial conv and one small matmul per 1x1 conv, O(layers) work per step. Outputs of
 earlier positions never change, so they are never recomputed.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -89,22 +90,58 @@ class PixelCNN(AutoregressiveModel):
     paper = "van den Oord, Kalchbrenner & Kavukcuoglu 2016, Pixel Recurrent Neural Networks, arXiv:1601.06759"
     Config = PixelCNNConfig
     presets = {
-        "tiny": {"channels": 8, "blocks": 1, "kernel": 3, "first_kernel": 5, "embed": 4, "out_hidden": 8,
-                 "batch_size": 8, "lr": 1e-2},
-        "small": {"channels": 64, "blocks": 4, "kernel": 3, "first_kernel": 7, "embed": 16, "out_hidden": 128,
-                  "batch_size": 32, "lr": 1e-3},
-        "mnist": {"channels": 128, "blocks": 12, "kernel": 3, "first_kernel": 7, "embed": 8, "out_hidden": 128,
-                  "batch_size": 64, "lr": 5e-4, "grad_clip": 1.0},
-        "cifar": {"channels": 256, "blocks": 12, "kernel": 3, "first_kernel": 7, "embed": 16, "out_hidden": 1024,
-                  "batch_size": 16, "lr": 3e-4, "grad_clip": 1.0},
+        "tiny": {
+            "channels": 8,
+            "blocks": 1,
+            "kernel": 3,
+            "first_kernel": 5,
+            "embed": 4,
+            "out_hidden": 8,
+            "batch_size": 8,
+            "lr": 1e-2,
+        },
+        "small": {
+            "channels": 64,
+            "blocks": 4,
+            "kernel": 3,
+            "first_kernel": 7,
+            "embed": 16,
+            "out_hidden": 128,
+            "batch_size": 32,
+            "lr": 1e-3,
+        },
+        "mnist": {
+            "channels": 128,
+            "blocks": 12,
+            "kernel": 3,
+            "first_kernel": 7,
+            "embed": 8,
+            "out_hidden": 128,
+            "batch_size": 64,
+            "lr": 5e-4,
+            "grad_clip": 1.0,
+        },
+        "cifar": {
+            "channels": 256,
+            "blocks": 12,
+            "kernel": 3,
+            "first_kernel": 7,
+            "embed": 16,
+            "out_hidden": 1024,
+            "batch_size": 16,
+            "lr": 3e-4,
+            "grad_clip": 1.0,
+        },
     }
 
     def __init__(self, config: PixelCNNConfig, info):
         super().__init__(config, info)
         c, k = info.channels, info.num_values
         if config.channels // 2 < c or config.out_hidden < c:
-            raise GenzooError(f"pixelcnn: channels // 2 and out_hidden must be >= the image's {c} channels "
-                              "(one feature group per channel)")
+            raise GenzooError(
+                f"pixelcnn: channels // 2 and out_hidden must be >= the image's {c} channels "
+                "(one feature group per channel)"
+            )
         self.embed = ChannelEmbedding(c, k, config.embed)
         self.first = MaskedConv2d(self.embed.out_channels, config.channels, config.first_kernel, "A", c)
         self.blocks = nn.ModuleList(ResidualBlock(config.channels, config.kernel, c) for _ in range(config.blocks))
@@ -132,8 +169,9 @@ class PixelCNN(AutoregressiveModel):
             "m": [torch.zeros(n, half, **kw) for _ in self.blocks],  # each block's kxk output at (r, c)
             "o": torch.zeros(n, self.config.out_hidden, **kw),  # output hidden layer at (r, c)
             "first": IncrementalConv(self.first),
-            "blocks": [(IncrementalConv(b.reduce), IncrementalConv(b.spatial), IncrementalConv(b.expand))
-                       for b in self.blocks],
+            "blocks": [
+                (IncrementalConv(b.reduce), IncrementalConv(b.spatial), IncrementalConv(b.expand)) for b in self.blocks
+            ],
             "out": (IncrementalConv(self.out_hidden), IncrementalConv(self.out_logits)),
         }
 

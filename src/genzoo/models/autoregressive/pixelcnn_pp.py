@@ -38,6 +38,7 @@ reading its cached inputs. Each position of each layer is computed about once pe
 (about 1.15 forward passes in all), strided and transposed layers included, and the features of
 a pixel are computed once and shared by its R, G and B sub-pixels, which only re-run the head.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -155,8 +156,7 @@ class ResidualIn(Node):
 class ResidualOut(Node):
     """Second half: x + g_a * sigmoid(g_b) with g = conv(dropout(concat_elu(c1))) [+ class bias]."""
 
-    def __init__(self, key, src, c1: str, conv: ShiftedConv, filters: int, size, dropout: float,
-                 num_classes: int):
+    def __init__(self, key, src, c1: str, conv: ShiftedConv, filters: int, size, dropout: float, num_classes: int):
         super().__init__(key, (src, c1 + ACT), size, filters)
         self.conv = conv
         self.dropout = nn.Dropout(dropout)
@@ -211,8 +211,10 @@ class PixelCNNPP(AutoregressiveModel):
     """PixelCNN++ (arXiv:1701.05517) for ordinal values; see the module docstring."""
 
     family = "autoregressive"
-    paper = ("Salimans, Karpathy, Chen & Kingma 2017, PixelCNN++: Improving the PixelCNN with Discretized "
-             "Logistic Mixture Likelihood and Other Modifications, arXiv:1701.05517")
+    paper = (
+        "Salimans, Karpathy, Chen & Kingma 2017, PixelCNN++: Improving the PixelCNN with Discretized "
+        "Logistic Mixture Likelihood and Other Modifications, arXiv:1701.05517"
+    )
     Config = PixelCNNPPConfig
     presets = {
         "cifar": {"filters": 160, "resnets": 5, "mixtures": 10, "dropout": 0.5, "batch_size": 16, "lr": 1e-3},
@@ -227,7 +229,7 @@ class PixelCNNPP(AutoregressiveModel):
         nodes = self._build(config, info)
         self.nodes = nn.ModuleList(nodes)
         self.node_list: list[Node] = nodes  # the same modules, typed, in order
-        self._activated = {k[:-len(ACT)] for node in nodes for k in node.inputs if k.endswith(ACT)}
+        self._activated = {k[: -len(ACT)] for node in nodes for k in node.inputs if k.endswith(ACT)}
         self.register_buffer("grid", value_grid(info.num_values), persistent=False)  # (K,)
         self._plan: list[list[tuple[int, Box]]] | None = None
 
@@ -245,23 +247,38 @@ class PixelCNNPP(AutoregressiveModel):
             return node.key
 
         u_conv, ul_conv = down_shifted, down_right_shifted  # the rows above; above and to the left
+
         def block(key, src, aux, conv, level):
             c1 = add(ResidualIn(key + ".c1", src, aux, conv(2 * nf, nf), nf, sizes[level]))
             return add(ResidualOut(key, src, c1, conv(2 * nf, 2 * nf), nf, sizes[level], cfg.dropout, classes))
 
         cin = info.channels + 1  # the image and a channel of ones
         u_list = [add(ConvNode("u0", "x", [down_shifted(cin, nf, shift=(1, 0))], sizes[0], nf))]
-        ul_list = [add(ConvNode("ul0", "x", [down_shifted(cin, nf, kernel=(1, 3), shift=(1, 0)),
-                                             down_right_shifted(cin, nf, kernel=(2, 1), shift=(0, 1))], sizes[0], nf))]
+        ul_list = [
+            add(
+                ConvNode(
+                    "ul0",
+                    "x",
+                    [
+                        down_shifted(cin, nf, kernel=(1, 3), shift=(1, 0)),
+                        down_right_shifted(cin, nf, kernel=(2, 1), shift=(0, 1)),
+                    ],
+                    sizes[0],
+                    nf,
+                )
+            )
+        ]
         for level in range(3):  # down pass
             for r in range(cfg.resnets):
                 u_list.append(block(f"down{level}.u{r}", u_list[-1], (), u_conv, level))
                 ul_list.append(block(f"down{level}.ul{r}", ul_list[-1], (u_list[-1],), ul_conv, level))
             if level < 2:
-                u_list.append(add(ConvNode(f"down{level}.u.stride", u_list[-1], [u_conv(nf, nf, 2)],
-                                           sizes[level + 1], nf)))
-                ul_list.append(add(ConvNode(f"down{level}.ul.stride", ul_list[-1], [ul_conv(nf, nf, 2)],
-                                            sizes[level + 1], nf)))
+                u_list.append(
+                    add(ConvNode(f"down{level}.u.stride", u_list[-1], [u_conv(nf, nf, 2)], sizes[level + 1], nf))
+                )
+                ul_list.append(
+                    add(ConvNode(f"down{level}.ul.stride", ul_list[-1], [ul_conv(nf, nf, 2)], sizes[level + 1], nf))
+                )
         u, ul = u_list.pop(), ul_list.pop()
         for level in (2, 1, 0):  # up pass, taking the down pass's outputs in reverse
             for r in range(cfg.resnets + (level < 2)):
@@ -269,8 +286,9 @@ class PixelCNNPP(AutoregressiveModel):
                 ul = block(f"up{level}.ul{r}", ul, (u, ul_list.pop()), ul_conv, level)
             if level > 0:
                 u = add(DeconvNode(f"up{level}.u.deconv", u, down_shifted_deconv(nf, nf), sizes[level - 1], nf))
-                ul = add(DeconvNode(f"up{level}.ul.deconv", ul, down_right_shifted_deconv(nf, nf), sizes[level - 1],
-                                    nf))
+                ul = add(
+                    DeconvNode(f"up{level}.ul.deconv", ul, down_right_shifted_deconv(nf, nf), sizes[level - 1], nf)
+                )
         assert not u_list and not ul_list
         add(HeadNode("head", ul, nf, num_params(info.channels, cfg.mixtures), sizes[0]))
         return nodes
@@ -374,6 +392,6 @@ class PixelCNNPP(AutoregressiveModel):
                 cache[node.key][..., r0:r1, c0:c1] = out
                 if node.key in self._activated:
                     cache[node.key + ACT][..., r0:r1, c0:c1] = concat_elu(out)
-        params = cache["head"][:, :, h:h + 1, w:w + 1]  # (n, P, 1, 1)
-        pixel = canvas[:, :, h:h + 1, w:w + 1]  # (n, C, 1, 1); channels >= c are garbage, never read
+        params = cache["head"][:, :, h : h + 1, w : w + 1]  # (n, P, 1, 1)
+        pixel = canvas[:, :, h : h + 1, w : w + 1]  # (n, C, 1, 1); channels >= c are garbage, never read
         return channel_log_probs(params, pixel, c, self.info.num_values)[:, 0, 0], cache  # (n, K)

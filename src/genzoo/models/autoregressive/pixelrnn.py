@@ -9,6 +9,7 @@ separate models; this is the lecture's 1-D sequence form ("a 1-layer LSTM with 5
 
 Sampling carries the LSTM state from pixel to pixel, so each new pixel costs one LSTM step.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -42,16 +43,27 @@ class PixelRNN(AutoregressiveModel):
     presets = {
         "lecture": {"hidden": 512, "layers": 1, "batch_size": 32, "lr": 1e-3},
         "small": {"hidden": 256, "layers": 1, "batch_size": 32, "lr": 2e-3},
-        "quick": {"hidden": 128, "layers": 1, "batch_size": 32, "lr": 3e-3, "sample_every": 200,
-                  "checkpoint_every": 200},
+        "quick": {
+            "hidden": 128,
+            "layers": 1,
+            "batch_size": 32,
+            "lr": 3e-3,
+            "sample_every": 200,
+            "checkpoint_every": 200,
+        },
         "tiny": {"hidden": 16, "layers": 1, "batch_size": 8, "lr": 1e-2},
     }
 
     def __init__(self, config: PixelRNNConfig, info):
         super().__init__(config, info)
         k = info.num_values
-        self.lstm = nn.LSTM(k + 1, config.hidden, num_layers=config.layers, batch_first=True,
-                            dropout=config.dropout if config.layers > 1 else 0.0)
+        self.lstm = nn.LSTM(
+            k + 1,
+            config.hidden,
+            num_layers=config.layers,
+            batch_first=True,
+            dropout=config.dropout if config.layers > 1 else 0.0,
+        )
         self.head = nn.Linear(config.hidden, k)
 
     def _inputs(self, onehot: torch.Tensor) -> torch.Tensor:

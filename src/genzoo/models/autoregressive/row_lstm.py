@@ -24,6 +24,7 @@ Initial states are zero (sec. 5.2 learns them; a deviation that keeps the model 
 Sampling carries each layer's hidden and cell state of the previous row; a step computes
 the gates of one position from that cache and the current row's inputs at columns <= w.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -41,7 +42,7 @@ from genzoo.nn.recurrent import lstm_cell
 
 def row_window(row: torch.Tensor, w: int, left: int, right: int) -> torch.Tensor:
     """Columns w-left .. w+right of ``row`` (n, F, W), zero outside the image -> (n, F, left+1+right)."""
-    return F.pad(row, (left, right))[..., w: w + left + 1 + right]
+    return F.pad(row, (left, right))[..., w : w + left + 1 + right]
 
 
 class RowLSTMLayer(nn.Module):
@@ -76,8 +77,9 @@ class RowLSTMLayer(nn.Module):
         state["convs"] = (IncrementalConv(self.input_to_state), IncrementalConv(self.out))
         return state
 
-    def step(self, state: dict, x: torch.Tensor, h: int, w: int, bias: torch.Tensor | None = None,
-             pixels=None) -> torch.Tensor:
+    def step(
+        self, state: dict, x: torch.Tensor, h: int, w: int, bias: torch.Tensor | None = None, pixels=None
+    ) -> torch.Tensor:
         """Output (n, 2h) at (h, w) from its input x (n, 2h), the cached row h-1 and row h left of w."""
         half = self.kernel // 2
         input_to_state, out = state["convs"]
@@ -108,8 +110,9 @@ class RowLSTMConfig(RecurrentConfig):
 
 @register_model("row_lstm")
 class RowLSTM(RecurrentPixelModel):
-    paper = ("van den Oord, Kalchbrenner & Kavukcuoglu 2016, Pixel Recurrent Neural Networks, arXiv:1601.06759 "
-             "(sec. 3.1)")
+    paper = (
+        "van den Oord, Kalchbrenner & Kavukcuoglu 2016, Pixel Recurrent Neural Networks, arXiv:1601.06759 (sec. 3.1)"
+    )
     Config = RowLSTMConfig
     presets = RECURRENT_PRESETS
 

@@ -42,6 +42,7 @@ which tighten it. On continuous data a Gaussian-prior model reports its exact de
 Parameters are float64 ``nn.Parameter``s with ``requires_grad=False``: these models are fitted
 in closed form or by EM (``gradient_free``), and the shared device/dtype properties keep working.
 """
+
 from __future__ import annotations
 
 import math
@@ -96,9 +97,10 @@ class Scatter:
             lam, vec = s[:q] ** 2 / self.n, vh[:q].T
             if len(lam) < q:  # more components than images: the rest have eigenvalue 0
                 extra = q - len(lam)
-                basis = torch.linalg.qr(torch.cat([vec, torch.eye(self.d, dtype=vec.dtype)[:, :extra + len(lam)]],
-                                                  1))[0]
-                vec = torch.cat([vec, basis[:, len(lam):q]], 1)
+                basis = torch.linalg.qr(torch.cat([vec, torch.eye(self.d, dtype=vec.dtype)[:, : extra + len(lam)]], 1))[
+                    0
+                ]
+                vec = torch.cat([vec, basis[:, len(lam) : q]], 1)
                 lam = torch.cat([lam, lam.new_zeros(extra)])
         # a fixed sign (the largest entry of each vector positive) so refits give identical weights
         sign = torch.sign(vec.gather(0, vec.abs().argmax(0, keepdim=True)))  # (1, q)
@@ -284,8 +286,9 @@ class LinearLikelihood(LikelihoodModel, ImportanceWeighted, LinearFactorModel):
 
     def _set_likelihood(self) -> None:
         # an instance attribute shadowing the class default: what log_prob reports for this data
-        self.likelihood = ("none" if self.palette else "exact" if self.info.continuous and self.gaussian_prior
-                           else "bound")
+        self.likelihood = (
+            "none" if self.palette else "exact" if self.info.continuous and self.gaussian_prior else "bound"
+        )
         nodes, weights = np.polynomial.hermite.hermgauss(int(self.config.quadrature))
         # E_{N(m, s^2)} f = sum_i w_i / sqrt(pi) f(m + sqrt(2) s t_i)
         self._nodes = torch.tensor(nodes * math.sqrt(2), dtype=F64)
@@ -310,7 +313,7 @@ class LinearLikelihood(LikelihoodModel, ImportanceWeighted, LinearFactorModel):
         """The lower bound on log P(x) described in the module docstring, per image (B,)."""
         out = []
         for i in range(0, len(x), CHUNK):
-            xc = x[i:i + CHUNK]
+            xc = x[i : i + CHUNK]
             v = self._unit(xc)  # (B, D)
             mean, cov = self.posterior(v)  # (B, q), (q, q)
             proj_mean = self.mean + mean @ self.weight.T  # (B, D) E_q[m_d]
@@ -331,8 +334,10 @@ class LinearLikelihood(LikelihoodModel, ImportanceWeighted, LinearFactorModel):
     def log_prob(self, x: torch.Tensor, condition: torch.Tensor | None = None) -> torch.Tensor:
         self.check_condition(condition)
         if self.palette:
-            raise GenzooError(f"{self.name} on palette data has no discrete likelihood (a palette index has no "
-                              "ordinal bin); train with eval_every=-1 and compare samples instead")
+            raise GenzooError(
+                f"{self.name} on palette data has no discrete likelihood (a palette index has no "
+                "ordinal bin); train with eval_every=-1 and compare samples instead"
+            )
         if self.likelihood == "exact":
             return self.gaussian_log_density(self._unit(x))
         return self.elbo(x)

@@ -35,6 +35,7 @@ down pass through the directed layers (a draw at every layer). Completion altern
 ``gibbs_steps`` times, clamping the known pixels after each down pass: an approximate sampler of
 p(unknown | known), since Q is not the true posterior.
 """
+
 from __future__ import annotations
 
 import math
@@ -86,19 +87,38 @@ class DBN(GenerativeModel, PartitionFunction):
     """Greedy layer-wise RBMs; a top RBM over directed sigmoid layers."""
 
     family = "boltzmann"
-    paper = ("Hinton, Osindero & Teh 2006, A Fast Learning Algorithm for Deep Belief Nets "
-             "(Neural Computation 18:1527-1554)")
+    paper = (
+        "Hinton, Osindero & Teh 2006, A Fast Learning Algorithm for Deep Belief Nets (Neural Computation 18:1527-1554)"
+    )
     Config = DBNConfig
     test_info = ImageInfo(channels=1, height=4, width=4, num_values=2)
     # sample()/complete(): gibbs_steps (int >= 0; default config.gibbs_steps)
     sample_options: ClassVar[frozenset[str]] = frozenset({"progress", "gibbs_steps"})
     presets = {
-        "tiny": {"hidden": (6, 5), "layer_steps": (1, 1), "gibbs_steps": 10, "bound_samples": 2,
-                 "ais_betas": 100, "ais_chains": 8, "optimizer": "sgd", "lr": 0.05, "beta1": 0.5},
+        "tiny": {
+            "hidden": (6, 5),
+            "layer_steps": (1, 1),
+            "gibbs_steps": 10,
+            "bound_samples": 2,
+            "ais_betas": 100,
+            "ais_chains": 8,
+            "optimizer": "sgd",
+            "lr": 0.05,
+            "beta1": 0.5,
+        },
         # Murray & Salakhutdinov 2009's 500-2000 DBN: PCD-1 for each layer, SGD with momentum
-        "mnist": {"hidden": (500, 2000), "layer_steps": (30000, 30000), "persistent": True, "optimizer": "sgd",
-                  "lr": 0.01, "beta1": 0.9, "weight_decay": 2e-4, "batch_size": 100, "sample_every": 0,
-                  "eval_every": -1},
+        "mnist": {
+            "hidden": (500, 2000),
+            "layer_steps": (30000, 30000),
+            "persistent": True,
+            "optimizer": "sgd",
+            "lr": 0.01,
+            "beta1": 0.9,
+            "weight_decay": 2e-4,
+            "batch_size": 100,
+            "sample_every": 0,
+            "eval_every": -1,
+        },
     }
 
     updates: torch.Tensor  # () updates done, all layers together
@@ -108,8 +128,9 @@ class DBN(GenerativeModel, PartitionFunction):
         super().__init__(config, info)
         sizes = (info.dims, *config.hidden)
         kinds = [visible_kind(config.visible, info)] + ["bernoulli"] * (len(config.hidden) - 1)
-        layers = [RBMLayer(sizes[i], sizes[i + 1], kinds[i], config.sigma, config.init_std)
-                  for i in range(len(config.hidden))]
+        layers = [
+            RBMLayer(sizes[i], sizes[i + 1], kinds[i], config.sigma, config.init_std) for i in range(len(config.hidden))
+        ]
         self.layers: list[RBMLayer] = nn.ModuleList(layers)  # type: ignore[assignment]  # a list of RBMLayers
         for i, d in enumerate(sizes[:-1]):
             self.register_buffer(f"chains_{i}", torch.zeros(config.chains if config.persistent else 0, d))
@@ -138,8 +159,10 @@ class DBN(GenerativeModel, PartitionFunction):
         """Copy a trained RBM into layer ``index`` (greedy training done elsewhere, e.g. an ``rbm`` run)."""
         mine = self.layers[index]
         if mine.weight.shape != layer.weight.shape or mine.kind != layer.kind:
-            raise GenzooError(f"layer {index} is {mine.kind} {tuple(mine.weight.shape)}; the RBM given is "
-                              f"{layer.kind} {tuple(layer.weight.shape)}")
+            raise GenzooError(
+                f"layer {index} is {mine.kind} {tuple(mine.weight.shape)}; the RBM given is "
+                f"{layer.kind} {tuple(layer.weight.shape)}"
+            )
         mine.load_state_dict(layer.state_dict())
         self.initialised[index] = True
 
@@ -185,8 +208,9 @@ class DBN(GenerativeModel, PartitionFunction):
         if self.training:
             self.updates += 1
         loss = cd_surrogate(layer, v, negatives, scale)
-        return ModelOutput(loss, {"layer": float(i), "free_energy": layer.free_energy(v).mean().item(),
-                                  "update_scale": scale})
+        return ModelOutput(
+            loss, {"layer": float(i), "free_energy": layer.free_energy(v).mean().item(), "update_scale": scale}
+        )
 
     # -- PartitionFunction ------------------------------------------------------------------------
     @property
@@ -221,8 +245,7 @@ class DBN(GenerativeModel, PartitionFunction):
             h = self.top.gibbs(self.top.random_visible(n, generator), steps, generator, temperature)
             return self.images(self.down(h, generator, temperature))
 
-    def _complete(self, x, known, *, generator=None, temperature=1.0, condition=None, progress=False,
-                  gibbs_steps=None):
+    def _complete(self, x, known, *, generator=None, temperature=1.0, condition=None, progress=False, gibbs_steps=None):
         steps = check_gibbs_steps(self.config.gibbs_steps if gibbs_steps is None else gibbs_steps)
         x = x.to(self.device)
         keep = torch.as_tensor(known, device=self.device).bool().expand_as(x)  # (B, C, H, W)
@@ -235,4 +258,3 @@ class DBN(GenerativeModel, PartitionFunction):
                 v = torch.where(mask, shown, self.down(h, generator, temperature))
             out = self.images(v)
         return torch.where(keep, x.to(out.dtype), out)
-

@@ -21,6 +21,7 @@ at the first update, from the closed-form PPCA fit of the same batch (Tipping & 
 split. The code of an image is E[z | v]; the likelihood is the ELBO of
 :mod:`genzoo.models.classic._linear` on discrete images, the exact density on continuous data.
 """
+
 from __future__ import annotations
 
 import math
@@ -54,8 +55,15 @@ class FactorAnalysisConfig:
 
 
 def _em(components: int, steps: int, iterations: int) -> dict:
-    return {"components": components, "iterations": iterations, "batch_size": WHOLE_SPLIT, "steps": steps,
-            "checkpoint_every": steps, "sample_every": steps, "log_every": 1}
+    return {
+        "components": components,
+        "iterations": iterations,
+        "batch_size": WHOLE_SPLIT,
+        "steps": steps,
+        "checkpoint_every": steps,
+        "sample_every": steps,
+        "log_every": 1,
+    }
 
 
 @register_model("factor_analysis")
@@ -105,5 +113,4 @@ class FactorAnalysis(LinearLikelihood, LinearFactorModel):
         for _ in range(self.config.iterations):
             self.em_step(s)
         nll = -self.gaussian_log_density(v).mean()
-        return ModelOutput(nll, {"density_nll_nats": nll.item(),
-                                 "mean_noise_sd": math.sqrt(float(self.noise.mean()))})
+        return ModelOutput(nll, {"density_nll_nats": nll.item(), "mean_noise_sd": math.sqrt(float(self.noise.mean()))})

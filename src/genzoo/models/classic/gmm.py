@@ -60,6 +60,7 @@ Parameters are ``nn.Parameter``s with ``requires_grad=False`` (they are paramete
 fitted by gradients), all float64: EM's sums over many images and the truncated-normal moments
 need the precision, and the shared device/dtype properties keep working.
 """
+
 from __future__ import annotations
 
 import math
@@ -118,8 +119,10 @@ class GaussianMixture(LikelihoodModel):
     """Mixture of M Gaussians on the unit view of the images, fitted by EM (no gradients)."""
 
     family = "mixture"
-    paper = ("Dempster, Laird & Rubin 1977, Maximum Likelihood from Incomplete Data via the EM Algorithm "
-             "(J. R. Stat. Soc. B 39:1-38; no arXiv)")
+    paper = (
+        "Dempster, Laird & Rubin 1977, Maximum Likelihood from Incomplete Data via the EM Algorithm "
+        "(J. R. Stat. Soc. B 39:1-38; no arXiv)"
+    )
     Config = GMMConfig
     gradient_free = True
     likelihood = "exact"  # the class default (levels, diag); each instance sets its own
@@ -138,25 +141,64 @@ class GaussianMixture(LikelihoodModel):
         "tiny": {"components": 3},
         # binarized or grey MNIST: 100 diagonal components, 30 full-batch EM steps (binarized MNIST,
         # one CPU core: ~6 s a step, 141.4 test nats after 20)
-        "mnist": {"components": 100, "covariance": "diag", "batch_size": WHOLE_SPLIT, "steps": 30,
-                  "checkpoint_every": 10, "sample_every": 10, "log_every": 1},
-        "fashion": {"components": 100, "covariance": "diag", "batch_size": WHOLE_SPLIT, "steps": 30,
-                    "checkpoint_every": 10, "sample_every": 10, "log_every": 1},
+        "mnist": {
+            "components": 100,
+            "covariance": "diag",
+            "batch_size": WHOLE_SPLIT,
+            "steps": 30,
+            "checkpoint_every": 10,
+            "sample_every": 10,
+            "log_every": 1,
+        },
+        "fashion": {
+            "components": 100,
+            "covariance": "diag",
+            "batch_size": WHOLE_SPLIT,
+            "steps": 30,
+            "checkpoint_every": 10,
+            "sample_every": 10,
+            "log_every": 1,
+        },
         # the same by stepwise EM on mini-batches of 10,000 images, for sets too big for one batch
         # (binarized MNIST, 3 epochs: 137.4 nats on the first 3,000 test images; batches of 2,000
         # give each of the 100 components too few images a step: 150-155 nats)
-        "mnist_online": {"components": 100, "covariance": "diag", "em": "online", "batch_size": 10_000,
-                         "epochs": 5.0, "checkpoint_every": 5, "sample_every": 5, "log_every": 1},
+        "mnist_online": {
+            "components": 100,
+            "covariance": "diag",
+            "em": "online",
+            "batch_size": 10_000,
+            "epochs": 5.0,
+            "checkpoint_every": 5,
+            "sample_every": 5,
+            "log_every": 1,
+        },
         # Pokemon sprites on their RGB colours. Full covariances, because colour channels and neighbours
         # are strongly correlated (20 diagonal components give colour noise); 712 images in 1,200
         # dimensions need a strong floor: held-out density NLL -32 nats (4 full, reg 0.04) vs +49 (20 diag).
         # No discrete likelihood on palette data: no test NLL during training.
-        "pokemon": {"components": 4, "covariance": "full", "reg": 0.04, "batch_size": WHOLE_SPLIT,
-                    "steps": 30, "checkpoint_every": 10, "sample_every": 10, "log_every": 1, "eval_every": -1},
+        "pokemon": {
+            "components": 4,
+            "covariance": "full",
+            "reg": 0.04,
+            "batch_size": WHOLE_SPLIT,
+            "steps": 30,
+            "checkpoint_every": 10,
+            "sample_every": 10,
+            "log_every": 1,
+            "eval_every": -1,
+        },
         # the 2-D toy mixtures (mixture:ring8 / grid25): full covariances, one component per mode
         # (grid25: all 25 modes covered after 30 steps)
-        "toy": {"components": 25, "covariance": "full", "reg": 1e-5, "batch_size": WHOLE_SPLIT, "steps": 100,
-                "checkpoint_every": 20, "sample_every": 20, "log_every": 1},
+        "toy": {
+            "components": 25,
+            "covariance": "full",
+            "reg": 1e-5,
+            "batch_size": WHOLE_SPLIT,
+            "steps": 100,
+            "checkpoint_every": 20,
+            "sample_every": 20,
+            "log_every": 1,
+        },
     }
 
     def __init__(self, config: GMMConfig, info):
@@ -167,8 +209,7 @@ class GaussianMixture(LikelihoodModel):
         self.ordinal = info.num_values >= 2 and not self.palette  # levels with bins
         self.binned = self.ordinal and config.covariance == "diag"  # the exact discrete model
         # an instance attribute shadowing the class default: what log_prob reports for this data
-        self.likelihood = ("none" if self.palette else "approximate" if self.ordinal and not self.binned
-                           else "exact")
+        self.likelihood = "none" if self.palette else "approximate" if self.ordinal and not self.binned else "exact"
         m, d = config.components, unit_channels(info) * info.height * info.width
         self.dim = d
         f64 = torch.float64
@@ -287,15 +328,17 @@ class GaussianMixture(LikelihoodModel):
     def joint_log_prob(self, x: torch.Tensor) -> torch.Tensor:
         """log pi_m + log p(x | m) for every image and component: (B, M), logsumexp over M is log p(x)."""
         v = self._unit(x)
-        out = [self._component_ll(x[i:i + CHUNK], v[i:i + CHUNK]) for i in range(0, len(v), CHUNK)]
+        out = [self._component_ll(x[i : i + CHUNK], v[i : i + CHUNK]) for i in range(0, len(v), CHUNK)]
         return torch.cat(out) + self.weight.log()
 
     def log_prob(self, x: torch.Tensor, condition: torch.Tensor | None = None) -> torch.Tensor:
         self.check_condition(condition)
         if self.palette:
-            raise GenzooError("gmm on palette data has no discrete likelihood (a palette index has no ordinal "
-                              "bin; the mass of its nearest-colour cell has no closed form); train with "
-                              "eval_every=-1 and compare samples instead")
+            raise GenzooError(
+                "gmm on palette data has no discrete likelihood (a palette index has no ordinal "
+                "bin; the mass of its nearest-colour cell has no closed form); train with "
+                "eval_every=-1 and compare samples instead"
+            )
         return torch.logsumexp(self.joint_log_prob(x), dim=1)  # (B,)
 
     def posterior(self, x: torch.Tensor, known: torch.Tensor | None = None) -> torch.Tensor:
@@ -312,7 +355,7 @@ class GaussianMixture(LikelihoodModel):
         lls: list[torch.Tensor] = []
         s0, s1, s2, counts = zero, zero, zero, zero
         for i in range(0, len(v), CHUNK):
-            xc, vc = x[i:i + CHUNK], v[i:i + CHUNK]
+            xc, vc = x[i : i + CHUNK], v[i : i + CHUNK]
             joint = self._component_ll(xc, vc) + self.weight.log()  # (b, M)
             ll = torch.logsumexp(joint, dim=1)  # (b,)
             r = (joint - ll.unsqueeze(1)).exp()  # (b, M) responsibilities
@@ -378,7 +421,7 @@ class GaussianMixture(LikelihoodModel):
         zero = torch.zeros((), dtype=v.dtype, device=v.device)  # the sums start at 0 whatever their shape
         s0, s1, s2 = zero, zero, zero
         for i in range(0, b, CHUNK):
-            vc = v[i:i + CHUNK]  # (b, D)
+            vc = v[i : i + CHUNK]  # (b, D)
             near = ((vc * vc).sum(1, keepdim=True) - 2 * (vc @ seeds.T) + (seeds * seeds).sum(1)).argmin(1)
             r = F.one_hot(near, m).to(v.dtype)  # (b, M)
             s0, s1 = s0 + r.sum(0), s1 + r.T @ vc
@@ -400,7 +443,7 @@ class GaussianMixture(LikelihoodModel):
         stats = tuple(s / len(v) for s in stats)  # per-image averages
         if self.config.em == "online":
             t = int(self.em_steps) + 1
-            g = t ** -self.config.step_power  # 1 at the first step: the running statistics start from this batch
+            g = t**-self.config.step_power  # 1 at the first step: the running statistics start from this batch
             for buf, s in zip((self.s0, self.s1, self.s2), stats):
                 buf.mul_(1 - g).add_(g * s)
             stats = (self.s0, self.s1, self.s2)
@@ -433,8 +476,9 @@ class GaussianMixture(LikelihoodModel):
                 return MixtureConditional(log_w, mean, self._std()[:, hid], hid)
             cov = self._cov()  # (M, D, D)
             if len(vis) == 0:
-                return MixtureConditional(log_w, self.mean.expand(b, -1, -1)[:, :, hid],
-                                          torch.linalg.cholesky(cov[:, hid][:, :, hid]), hid)
+                return MixtureConditional(
+                    log_w, self.mean.expand(b, -1, -1)[:, :, hid], torch.linalg.cholesky(cov[:, hid][:, :, hid]), hid
+                )
             l_vv = torch.linalg.cholesky(cov[:, vis][:, :, vis])  # (M, V, V)
             a = torch.linalg.solve_triangular(l_vv, cov[:, vis][:, :, hid], upper=False)  # (M, V, H)
             diff = (v[:, vis].unsqueeze(1) - self.mean[:, vis]).permute(1, 2, 0)  # (M, V, B)

@@ -27,6 +27,7 @@ Gaussian-prior posterior gives (E_q[log p_j(s_j)] is closed-form for Gaussian an
 Gauss-Hermite for logistic ones), on discrete and continuous data alike. Completion draws from that
 same Gaussian q given the known pixels (exact for Gaussian sources, an approximation otherwise).
 """
+
 from __future__ import annotations
 
 import math
@@ -68,8 +69,14 @@ class ICAConfig:
 
 
 def _full_fit(components: int, steps: int = 1) -> dict:
-    return {"components": components, "batch_size": WHOLE_SPLIT, "steps": steps, "checkpoint_every": steps,
-            "sample_every": steps, "log_every": 1}
+    return {
+        "components": components,
+        "batch_size": WHOLE_SPLIT,
+        "steps": steps,
+        "checkpoint_every": steps,
+        "sample_every": steps,
+        "log_every": 1,
+    }
 
 
 def log_source_density(s: torch.Tensor, kind: torch.Tensor) -> torch.Tensor:
@@ -109,8 +116,10 @@ def fastica(y: torch.Tensor, b: torch.Tensor, iterations: int, tol: float) -> tu
 class ICA(LinearLikelihood, LinearFactorModel):
     """Noisy ICA: PPCA's covariance, FastICA's rotation, a fitted prior per source (no gradients)."""
 
-    paper = ("Hyvarinen 1999, Fast and robust fixed-point algorithms for independent component analysis "
-             "(IEEE Trans. Neural Networks 10:626-634; no arXiv)")
+    paper = (
+        "Hyvarinen 1999, Fast and robust fixed-point algorithms for independent component analysis "
+        "(IEEE Trans. Neural Networks 10:626-634; no arXiv)"
+    )
     Config = ICAConfig
     gaussian_prior = False
 
@@ -158,8 +167,9 @@ class ICA(LinearLikelihood, LinearFactorModel):
         nodes = self._nodes.to(self.device).view(-1, 1, 1)
         pts = mean + nodes * sd  # (n, B, q)
         u = pts / LOGISTIC_SCALE
-        logistic = ((-u - 2 * torch.nn.functional.softplus(-u)) * self._log_weights.to(self.device).exp().view(
-            -1, 1, 1)).sum(0) - math.log(LOGISTIC_SCALE)
+        logistic = (
+            (-u - 2 * torch.nn.functional.softplus(-u)) * self._log_weights.to(self.device).exp().view(-1, 1, 1)
+        ).sum(0) - math.log(LOGISTIC_SCALE)
         kind = self.source_kind
         return torch.where(kind == GAUSSIAN, gauss, torch.where(kind == LOGISTIC, logistic, laplace)).sum(-1)
 
@@ -179,14 +189,18 @@ class ICA(LinearLikelihood, LinearFactorModel):
         b, steps = fastica(y, b, self.config.iterations, self.config.tol)
         src = y @ b.T  # (B, q)
         # order by decreasing excess kurtosis, sign for positive skew (a canonical permutation and sign)
-        kurt = (src ** 4).mean(0) - 3
+        kurt = (src**4).mean(0) - 3
         order = torch.argsort(kurt, descending=True)
-        sign = torch.sign((src ** 3).mean(0))
+        sign = torch.sign((src**3).mean(0))
         sign[sign == 0] = 1
         b = (b * sign.unsqueeze(1))[order]
         src = (src * sign)[:, order]
-        ll = torch.stack([log_source_density(src, torch.full((q,), k, device=self.device)).mean(0)
-                          for k in (GAUSSIAN, LOGISTIC, LAPLACE)])  # (3, q)
+        ll = torch.stack(
+            [
+                log_source_density(src, torch.full((q,), k, device=self.device)).mean(0)
+                for k in (GAUSSIAN, LOGISTIC, LAPLACE)
+            ]
+        )  # (3, q)
         self.source_kind.copy_(ll.argmax(0))
         self.unmixing.copy_(b)
         self.mean.copy_(s.mean)
@@ -195,5 +209,11 @@ class ICA(LinearLikelihood, LinearFactorModel):
         self.initialised.fill_(True)
         nll = -ll.max(0).values.sum()
         counts = torch.bincount(self.source_kind, minlength=3)
-        return ModelOutput(nll, {"source_nll_nats": nll.item(), "fastica_steps": float(steps),
-                                 **{f"{name}_sources": float(c) for name, c in zip(PRIOR_NAMES, counts)}})
+        return ModelOutput(
+            nll,
+            {
+                "source_nll_nats": nll.item(),
+                "fastica_steps": float(steps),
+                **{f"{name}_sources": float(c) for name, c in zip(PRIOR_NAMES, counts)},
+            },
+        )

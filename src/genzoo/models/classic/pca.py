@@ -19,6 +19,7 @@ model, not a likelihood model (``genzoo eval`` reports no likelihood; ``ppca`` i
 Numerically the limit is taken at a fixed tiny noise ``noise`` (sigma^2, squared [0, 1] units), which
 keeps the posterior M = I + W^T W / sigma^2 invertible when fewer pixels than axes are known.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -45,16 +46,24 @@ class PCAConfig:
 
 
 def _full_fit(components: int) -> dict:
-    return {"components": components, "batch_size": WHOLE_SPLIT, "steps": 1, "checkpoint_every": 1,
-            "sample_every": 1, "log_every": 1}
+    return {
+        "components": components,
+        "batch_size": WHOLE_SPLIT,
+        "steps": 1,
+        "checkpoint_every": 1,
+        "sample_every": 1,
+        "log_every": 1,
+    }
 
 
 @register_model("pca")
 class PCA(LinearFactorModel):
     """The principal subspace with a Gaussian on it; no likelihood (a degenerate density)."""
 
-    paper = ("Pearson 1901, On lines and planes of closest fit to systems of points in space "
-             "(Phil. Mag. 2:559-572; no arXiv)")
+    paper = (
+        "Pearson 1901, On lines and planes of closest fit to systems of points in space "
+        "(Phil. Mag. 2:559-572; no arXiv)"
+    )
     Config = PCAConfig
     presets = {
         "tiny": {"components": 2},
@@ -79,5 +88,7 @@ class PCA(LinearFactorModel):
         self.noise.fill_(self.config.noise)
         self.initialised.fill_(True)
         err = torch.tensor(scatter.trace - float(lam.sum()), dtype=torch.float64)  # the discarded variance
-        return ModelOutput(err, {"reconstruction_error": err.item(),
-                                 "explained_variance": float(lam.sum()) / max(scatter.trace, 1e-300)})
+        return ModelOutput(
+            err,
+            {"reconstruction_error": err.item(), "explained_variance": float(lam.sum()) / max(scatter.trace, 1e-300)},
+        )

@@ -16,6 +16,7 @@ The code of an image is its posterior mean E[z | v] = M^-1 W^T (v - mu) / sigma^
 Likelihood: the exact Gaussian density on continuous data; on discrete images a lower bound on the
 probability of the image's bins (the ELBO of :mod:`genzoo.models.classic._linear`).
 """
+
 from __future__ import annotations
 
 import math
@@ -46,16 +47,24 @@ class PPCAConfig:
 
 
 def _full_fit(components: int, **extra) -> dict:
-    return {"components": components, "batch_size": WHOLE_SPLIT, "steps": 1, "checkpoint_every": 1,
-            "sample_every": 1, "log_every": 1, **extra}
+    return {
+        "components": components,
+        "batch_size": WHOLE_SPLIT,
+        "steps": 1,
+        "checkpoint_every": 1,
+        "sample_every": 1,
+        "log_every": 1,
+        **extra,
+    }
 
 
 @register_model("ppca")
 class PPCA(LinearLikelihood, LinearFactorModel):
     """Probabilistic PCA, fitted in closed form (no gradients)."""
 
-    paper = ("Tipping & Bishop 1999, Probabilistic Principal Component Analysis "
-             "(J. R. Stat. Soc. B 61:611-622; no arXiv)")
+    paper = (
+        "Tipping & Bishop 1999, Probabilistic Principal Component Analysis (J. R. Stat. Soc. B 61:611-622; no arXiv)"
+    )
     Config = PPCAConfig
     presets = {
         "tiny": {"components": 2},

@@ -39,6 +39,7 @@ Sampling runs ``gibbs_steps`` Gibbs steps from draws of the visible biases alone
 with the known pixels clamped after every visible update. ``temperature`` T divides the energy:
 T = 0 replaces every draw by its most likely value.
 """
+
 from __future__ import annotations
 
 import math
@@ -64,8 +65,7 @@ class RBMLayer(nn.Module):
     Shared by :class:`RBM` and the layers of a DBN; tensors are flat, v (B, D) and h (B, H).
     """
 
-    def __init__(self, visible: int, hidden: int, kind: str = "bernoulli", sigma: float = 1.0,
-                 init_std: float = 0.01):
+    def __init__(self, visible: int, hidden: int, kind: str = "bernoulli", sigma: float = 1.0, init_std: float = 0.01):
         super().__init__()
         if kind not in ("bernoulli", "gaussian"):
             raise GenzooError(f"visible units must be 'bernoulli' or 'gaussian', got {kind!r}")
@@ -95,7 +95,7 @@ class RBMLayer(nn.Module):
         """The hidden-free part of -F(v): b.v, or -|v - b|^2 / (2 sigma^2); (B,)."""
         b = self.visible_bias if bias is None else bias
         if self.gaussian:
-            return -((v - b) ** 2).sum(1) / (2 * self.sigma ** 2)
+            return -((v - b) ** 2).sum(1) / (2 * self.sigma**2)
         return v @ b
 
     def free_energy(self, v: torch.Tensor) -> torch.Tensor:
@@ -118,15 +118,21 @@ class RBMLayer(nn.Module):
         """log p(v | h) (B,): Bernoulli log-mass, or the Gaussian log-density."""
         a = self.visible_input(h)
         if self.gaussian:
-            return (-((v - a) ** 2) / (2 * self.sigma ** 2) - 0.5 * math.log(2 * math.pi * self.sigma ** 2)).sum(1)
+            return (-((v - a) ** 2) / (2 * self.sigma**2) - 0.5 * math.log(2 * math.pi * self.sigma**2)).sum(1)
         return -F.binary_cross_entropy_with_logits(a, v, reduction="none").sum(1)
 
     def log_q_hidden(self, h: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
         """log p(h | v) (B,) of binary h under the factorial conditional."""
         return -F.binary_cross_entropy_with_logits(self.hidden_input(v), h, reduction="none").sum(1)
 
-    def gibbs(self, v: torch.Tensor, steps: int, generator=None, temperature: float = 1.0,
-              clamp: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
+    def gibbs(
+        self,
+        v: torch.Tensor,
+        steps: int,
+        generator=None,
+        temperature: float = 1.0,
+        clamp: tuple[torch.Tensor, torch.Tensor] | None = None,
+    ) -> torch.Tensor:
         """``steps`` alternations v -> h -> v; ``clamp=(mask (D,), values (B, D))`` resets the masked
         visibles to their values after every visible update."""
         for _ in range(steps):
@@ -151,6 +157,7 @@ class RBMLayer(nn.Module):
         if self.gaussian:
             return b + self.sigma * torch.randn(b.shape, generator=generator, device=b.device, dtype=b.dtype)
         return bernoulli(b, generator)
+
 
 def bernoulli(logits: torch.Tensor, generator=None, temperature: float = 1.0) -> torch.Tensor:
     """Draws of units with p(1) = sigmoid(logits / T); T = 0 gives the most likely value (ties -> 0)."""
@@ -202,8 +209,10 @@ def visible_kind(choice: str, info: ImageInfo) -> str:
     if choice == "auto":
         return "bernoulli" if binary else "gaussian"
     if choice == "bernoulli" and not binary:
-        raise GenzooError(f"visible=bernoulli needs binary images (num_values 2), got num_values "
-                          f"{info.num_values}; use visible=gaussian")
+        raise GenzooError(
+            f"visible=bernoulli needs binary images (num_values 2), got num_values "
+            f"{info.num_values}; use visible=gaussian"
+        )
     return choice
 
 
@@ -218,24 +227,62 @@ class RBM(GenerativeModel, PartitionFunction):
     """A Bernoulli-Bernoulli (or Gaussian-Bernoulli) RBM on the flattened image, CD-k or PCD."""
 
     family = "boltzmann"
-    paper = ("Hinton 2002, Training Products of Experts by Minimizing Contrastive Divergence "
-             "(Neural Computation 14:1771-1800); PCD: Tieleman 2008 (ICML)")
+    paper = (
+        "Hinton 2002, Training Products of Experts by Minimizing Contrastive Divergence "
+        "(Neural Computation 14:1771-1800); PCD: Tieleman 2008 (ICML)"
+    )
     Config = RBMConfig
     test_info = ImageInfo(channels=1, height=4, width=4, num_values=2)
     # sample()/complete(): gibbs_steps (int >= 0; default config.gibbs_steps) Gibbs steps from random visibles
     sample_options: ClassVar[frozenset[str]] = frozenset({"progress", "gibbs_steps"})
     presets = {
-        "tiny": {"hidden": 8, "cd_k": 1, "gibbs_steps": 20, "ais_betas": 200, "ais_chains": 16,
-                 "optimizer": "sgd", "lr": 0.05, "beta1": 0.5},
+        "tiny": {
+            "hidden": 8,
+            "cd_k": 1,
+            "gibbs_steps": 20,
+            "ais_betas": 200,
+            "ais_chains": 16,
+            "optimizer": "sgd",
+            "lr": 0.05,
+            "beta1": 0.5,
+        },
         # Salakhutdinov & Murray 2008's CD-1(500) and CD-25(500) rows: SGD with momentum, weight decay
-        "mnist_cd1": {"hidden": 500, "cd_k": 1, "optimizer": "sgd", "lr": 0.05, "beta1": 0.9,
-                      "weight_decay": 2e-4, "batch_size": 100, "sample_every": 0, "eval_every": -1},
-        "mnist_cd25": {"hidden": 500, "cd_k": 25, "optimizer": "sgd", "lr": 0.05, "beta1": 0.9,
-                       "weight_decay": 2e-4, "batch_size": 100, "sample_every": 0, "eval_every": -1},
+        "mnist_cd1": {
+            "hidden": 500,
+            "cd_k": 1,
+            "optimizer": "sgd",
+            "lr": 0.05,
+            "beta1": 0.9,
+            "weight_decay": 2e-4,
+            "batch_size": 100,
+            "sample_every": 0,
+            "eval_every": -1,
+        },
+        "mnist_cd25": {
+            "hidden": 500,
+            "cd_k": 25,
+            "optimizer": "sgd",
+            "lr": 0.05,
+            "beta1": 0.9,
+            "weight_decay": 2e-4,
+            "batch_size": 100,
+            "sample_every": 0,
+            "eval_every": -1,
+        },
         # PCD-1 with 100 chains (Tieleman 2008); set anneal_updates to the planned number of steps
-        "mnist_pcd": {"hidden": 500, "cd_k": 1, "persistent": True, "chains": 100, "optimizer": "sgd",
-                      "lr": 0.01, "beta1": 0.9, "weight_decay": 2e-4, "batch_size": 100, "sample_every": 0,
-                      "eval_every": -1},
+        "mnist_pcd": {
+            "hidden": 500,
+            "cd_k": 1,
+            "persistent": True,
+            "chains": 100,
+            "optimizer": "sgd",
+            "lr": 0.01,
+            "beta1": 0.9,
+            "weight_decay": 2e-4,
+            "batch_size": 100,
+            "sample_every": 0,
+            "eval_every": -1,
+        },
     }
 
     chains: torch.Tensor  # (chains, D) persistent negatives; (0, D) for CD
@@ -286,8 +333,9 @@ class RBM(GenerativeModel, PartitionFunction):
             self.updates += 1
         loss = cd_surrogate(self.layer, v, negatives, scale)
         f_data = self.layer.free_energy(v).mean().item()
-        return ModelOutput(loss, {"free_energy": f_data, "reconstruction_sq_error": recon_err.item(),
-                                  "update_scale": scale})
+        return ModelOutput(
+            loss, {"free_energy": f_data, "reconstruction_sq_error": recon_err.item(), "update_scale": scale}
+        )
 
     # -- PartitionFunction --------------------------------------------------------------------
     def partition_layer(self) -> RBMLayer:
@@ -313,8 +361,7 @@ class RBM(GenerativeModel, PartitionFunction):
             v = self.layer.gibbs(v, steps, generator, temperature)
             return self.images(v)
 
-    def _complete(self, x, known, *, generator=None, temperature=1.0, condition=None, progress=False,
-                  gibbs_steps=None):
+    def _complete(self, x, known, *, generator=None, temperature=1.0, condition=None, progress=False, gibbs_steps=None):
         steps = check_gibbs_steps(self.config.gibbs_steps if gibbs_steps is None else gibbs_steps)
         x = x.to(self.device)
         keep = torch.as_tensor(known, device=self.device).bool().expand_as(x)  # (B, C, H, W)

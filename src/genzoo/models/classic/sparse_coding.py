@@ -31,6 +31,7 @@ argmin_a 1/2 |L^-1 (v_K - mu_K - (Z^-1 Phi)_K a)|^2 + sum_j |a_j| / b_j, L L^T =
 by FISTA), decoded, plus ``temperature`` times noise e mapped to pixels. The marginal likelihood
 integral over a has no closed form: the model reports none.
 """
+
 from __future__ import annotations
 
 import math
@@ -81,8 +82,15 @@ def lasso_objective(y: torch.Tensor, phi: torch.Tensor, a: torch.Tensor, lam: to
     return 0.5 * (y - a @ phi.T).square().sum(1) + (lam * a.abs()).sum(1)
 
 
-def ista(y: torch.Tensor, phi: torch.Tensor, lam: torch.Tensor | float, iterations: int, *, fast: bool = True,
-         a0: torch.Tensor | None = None) -> torch.Tensor:
+def ista(
+    y: torch.Tensor,
+    phi: torch.Tensor,
+    lam: torch.Tensor | float,
+    iterations: int,
+    *,
+    fast: bool = True,
+    a0: torch.Tensor | None = None,
+) -> torch.Tensor:
     """Codes (B, K) minimising :func:`lasso_objective` by ISTA or FISTA (Beck & Teboulle 2009, sec. 3-4).
 
     Step 1/L with L = |Phi|_2^2, the Lipschitz constant of the smooth part's gradient; ``lam`` is a
@@ -112,8 +120,10 @@ class SparseCoding(LatentModel):
     """Olshausen & Field's sparse coding on whitened patches; ISTA/FISTA inference (no gradients)."""
 
     family = "sparse coding"
-    paper = ("Olshausen & Field 1996, Emergence of simple-cell receptive field properties by learning a sparse "
-             "code for natural images (Nature 381:607-609; no arXiv)")
+    paper = (
+        "Olshausen & Field 1996, Emergence of simple-cell receptive field properties by learning a sparse "
+        "code for natural images (Nature 381:607-609; no arXiv)"
+    )
     Config = SparseCodingConfig
     gradient_free = True
     has_encoder = True
@@ -121,8 +131,17 @@ class SparseCoding(LatentModel):
     presets = {
         "tiny": {"atoms": 6, "iterations": 10},
         # 8x8 grey CIFAR patches (cifar-patches:PATH): 2x overcomplete, batches of 1,000 patches
-        "patches": {"atoms": 128, "lam": 0.4, "iterations": 100, "batch_size": 1000, "steps": 300,
-                    "checkpoint_every": 100, "sample_every": 100, "log_every": 10, "eval_every": -1},
+        "patches": {
+            "atoms": 128,
+            "lam": 0.4,
+            "iterations": 100,
+            "batch_size": 1000,
+            "steps": 300,
+            "checkpoint_every": 100,
+            "sample_every": 100,
+            "log_every": 10,
+            "eval_every": -1,
+        },
     }
 
     # the dictionary (learned by block-coordinate steps, never by gradients) and buffers, made in __init__
@@ -227,7 +246,7 @@ class SparseCoding(LatentModel):
         objective = lasso_objective(y, self.dictionary, a, self.config.lam).mean()
         residual = y - a @ self.dictionary.T
         t = int(self.steps_done) + 1
-        g = t ** -self.config.step_power  # 1 at the first step
+        g = t**-self.config.step_power  # 1 at the first step
         self.code_gram.mul_(1 - g).add_(g * a.T @ a / len(a))
         self.code_cross.mul_(1 - g).add_(g * y.T @ a / len(a))
         self.code_scale.mul_(1 - g).add_(g * a.abs().mean(0).clamp_min(1e-6))
@@ -241,8 +260,10 @@ class SparseCoding(LatentModel):
             phi[:, j] = u / u.norm().clamp_min(1e-12)
         self.steps_done += 1
         nonzero = float((a != 0).to(F64).mean())
-        return ModelOutput(objective, {"lasso": objective.item(), "active_fraction": nonzero,
-                                       "residual_var": float(residual.square().mean())})
+        return ModelOutput(
+            objective,
+            {"lasso": objective.item(), "active_fraction": nonzero, "residual_var": float(residual.square().mean())},
+        )
 
     # -- sampling and completion -----------------------------------------------------------------------
     def _sample(self, n, *, generator=None, temperature=1.0, condition=None, progress=False):

@@ -17,6 +17,7 @@ test accuracy. Logged beside the GAN metrics: ``class_nll_real`` / ``class_nll_f
 Presets: ``cifar`` follows the paper's CIFAR-10 optimiser (Adam, lr 2e-4, beta1 0.5, batches of 100) on
 DCGAN's conv nets; ``fashion`` is CPU-sized (base 32); ``mnist`` fully connected.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -41,19 +42,31 @@ class ACGANConfig(CGANConfig):
             raise ValueError(f"class_weight must be >= 0, got {self.class_weight}")
 
 
-CONV = {"arch": "conv", "latent_dim": 100, "embed_dim": 50, "base_channels": 32, "optim": "adam",
-        "d_lr": 2e-4, "g_lr": 2e-4, "betas": (0.5, 0.999), "batch_size": 100}
+CONV = {
+    "arch": "conv",
+    "latent_dim": 100,
+    "embed_dim": 50,
+    "base_channels": 32,
+    "optim": "adam",
+    "d_lr": 2e-4,
+    "g_lr": 2e-4,
+    "betas": (0.5, 0.999),
+    "batch_size": 100,
+}
 
 
 @register_model("acgan")
 class ACGAN(ConditionalGAN, ClassifiesImages):
     """Conditional G; D outputs real/fake and the class, both players maximising the class likelihood."""
 
-    paper = ("Odena, Olah & Shlens 2017, Conditional Image Synthesis with Auxiliary Classifier GANs, "
-             "arXiv:1610.09585")
+    paper = "Odena, Olah & Shlens 2017, Conditional Image Synthesis with Auxiliary Classifier GANs, arXiv:1610.09585"
     Config = ACGANConfig
-    presets = {"tiny": dict(TINY), "mnist": dict(PAPER_MNIST), "fashion": dict(CONV),
-               "cifar": {**CONV, "base_channels": 64}}
+    presets = {
+        "tiny": dict(TINY),
+        "mnist": dict(PAPER_MNIST),
+        "fashion": dict(CONV),
+        "cifar": {**CONV, "base_channels": 64},
+    }
     test_info = LABELLED_TEST_INFO
     discriminator: AuxiliaryDiscriminator
 
@@ -68,13 +81,19 @@ class ACGAN(ConditionalGAN, ClassifiesImages):
         (out_real, cls_real), (out_fake, cls_fake) = self.discriminator.both(real), self.discriminator.both(fake)
         nll_real, nll_fake = class_nll(cls_real, y), class_nll(cls_fake, c)
         loss = discriminator_loss(cfg.loss, out_real, out_fake) + cfg.class_weight * (nll_real + nll_fake)
-        metrics = {"class_nll_real": nll_real.item(), "class_nll_fake": nll_fake.item(),
-                   "class_accuracy_real": (cls_real.argmax(1) == y).float().mean().item()}
+        metrics = {
+            "class_nll_real": nll_real.item(),
+            "class_nll_fake": nll_fake.item(),
+            "class_accuracy_real": (cls_real.argmax(1) == y).float().mean().item(),
+        }
         return self.with_penalty(loss, self.discriminator, real, fake, metrics), out_real, out_fake, metrics
 
     def generator_terms(self, fake, z, c, real, y, batch):
         out, cls = self.discriminator.both(fake)  # (B,), (B, K)
         nll = class_nll(cls, c)
         loss = generator_loss(self.config.loss, out) + self.config.class_weight * nll
-        return loss, out, {"class_nll_fake": nll.item(),
-                           "class_accuracy_fake": (cls.argmax(1) == c).float().mean().item()}
+        return (
+            loss,
+            out,
+            {"class_nll_fake": nll.item(), "class_accuracy_fake": (cls.argmax(1) == c).float().mean().item()},
+        )

@@ -22,6 +22,7 @@ Presets: ``mnist`` is the paper's permutation-invariant MNIST setting in spirit 
 layers in G, E and D; Adam 2e-4, beta1 0.5, batches of 128); ``fashion`` and ``cifar`` use DCGAN's conv
 trunks (CPU-sized); ``grid`` the 25-Gaussian mixture with the GAN core's 2-D nets and a 2-d code.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -52,14 +53,18 @@ class BiGANConfig(GANConfig):
         self.e_hidden = tuple(int(h) for h in self.e_hidden)
         self.z_hidden = tuple(int(h) for h in self.z_hidden)
         self.joint_hidden = tuple(int(h) for h in self.joint_hidden)
-        if not self.e_hidden or not self.z_hidden or min(self.e_hidden + self.z_hidden + self.joint_hidden,
-                                                         default=1) < 1:
+        if (
+            not self.e_hidden
+            or not self.z_hidden
+            or min(self.e_hidden + self.z_hidden + self.joint_hidden, default=1) < 1
+        ):
             raise ValueError("e_hidden and z_hidden need at least one width; every width must be >= 1")
         if not 0 <= self.d_dropout < 1:
             raise ValueError(f"d_dropout must be in [0, 1), got {self.d_dropout}")
         if self.loss not in ("non_saturating", "minimax") or self.unrolled_steps or self.clip:
-            raise ValueError("bigan/ali play the logistic game: loss=non_saturating or minimax, without "
-                             "unrolling or clipping")
+            raise ValueError(
+                "bigan/ali play the logistic game: loss=non_saturating or minimax, without unrolling or clipping"
+            )
 
 
 @register_model("bigan")
@@ -71,20 +76,66 @@ class BiGAN(GAN):
     has_encoder: ClassVar[bool] = True
     player_modules: ClassVar[dict[str, str]] = {"discriminator": "discriminator", "generator": "generator"}
     presets = {
-        "tiny": {"latent_dim": 4, "g_hidden": (16,), "d_hidden": (16,), "e_hidden": (16,), "z_hidden": (8,),
-                 "joint_hidden": (16,), "batch_size": 8, "lr": 1e-3},
-        "mnist": {"latent_dim": 50, "g_hidden": (1024, 1024), "d_hidden": (1024,), "e_hidden": (1024, 1024),
-                  "z_hidden": (1024,), "joint_hidden": (1024,), "optim": "adam", "d_lr": 2e-4, "g_lr": 2e-4,
-                  "betas": (0.5, 0.999), "batch_size": 128},
-        "fashion": {"arch": "conv", "latent_dim": 64, "base_channels": 32, "z_hidden": (256,),
-                    "joint_hidden": (512,), "optim": "adam", "d_lr": 2e-4, "g_lr": 2e-4, "betas": (0.5, 0.999),
-                    "batch_size": 64},
-        "cifar": {"arch": "conv", "latent_dim": 64, "base_channels": 64, "z_hidden": (512,),
-                  "joint_hidden": (1024,), "optim": "adam", "d_lr": 2e-4, "g_lr": 2e-4, "betas": (0.5, 0.999),
-                  "batch_size": 64},
-        "grid": {"latent_dim": 2, "g_hidden": (128, 128), "d_hidden": (128, 128), "e_hidden": (128, 128),
-                 "z_hidden": (128,), "joint_hidden": (128,), "optim": "adam", "d_lr": 1e-4, "g_lr": 1e-4,
-                 "betas": (0.5, 0.999), "batch_size": 512},
+        "tiny": {
+            "latent_dim": 4,
+            "g_hidden": (16,),
+            "d_hidden": (16,),
+            "e_hidden": (16,),
+            "z_hidden": (8,),
+            "joint_hidden": (16,),
+            "batch_size": 8,
+            "lr": 1e-3,
+        },
+        "mnist": {
+            "latent_dim": 50,
+            "g_hidden": (1024, 1024),
+            "d_hidden": (1024,),
+            "e_hidden": (1024, 1024),
+            "z_hidden": (1024,),
+            "joint_hidden": (1024,),
+            "optim": "adam",
+            "d_lr": 2e-4,
+            "g_lr": 2e-4,
+            "betas": (0.5, 0.999),
+            "batch_size": 128,
+        },
+        "fashion": {
+            "arch": "conv",
+            "latent_dim": 64,
+            "base_channels": 32,
+            "z_hidden": (256,),
+            "joint_hidden": (512,),
+            "optim": "adam",
+            "d_lr": 2e-4,
+            "g_lr": 2e-4,
+            "betas": (0.5, 0.999),
+            "batch_size": 64,
+        },
+        "cifar": {
+            "arch": "conv",
+            "latent_dim": 64,
+            "base_channels": 64,
+            "z_hidden": (512,),
+            "joint_hidden": (1024,),
+            "optim": "adam",
+            "d_lr": 2e-4,
+            "g_lr": 2e-4,
+            "betas": (0.5, 0.999),
+            "batch_size": 64,
+        },
+        "grid": {
+            "latent_dim": 2,
+            "g_hidden": (128, 128),
+            "d_hidden": (128, 128),
+            "e_hidden": (128, 128),
+            "z_hidden": (128,),
+            "joint_hidden": (128,),
+            "optim": "adam",
+            "d_lr": 1e-4,
+            "g_lr": 1e-4,
+            "betas": (0.5, 0.999),
+            "batch_size": 512,
+        },
     }
 
     def __init__(self, config, info):
@@ -107,8 +158,9 @@ class BiGAN(GAN):
 
     def build_discriminator(self) -> nn.Module:
         cfg = self.config
-        return JointDiscriminator(self._trunk(cfg.d_hidden), cfg.latent_dim, cfg.z_hidden, cfg.joint_hidden,
-                                  cfg.d_dropout)
+        return JointDiscriminator(
+            self._trunk(cfg.d_hidden), cfg.latent_dim, cfg.z_hidden, cfg.joint_hidden, cfg.d_dropout
+        )
 
     def player_parameters(self, player):
         if player == "generator":  # G and E play together against D
@@ -152,7 +204,11 @@ class BiGAN(GAN):
         (grad,) = torch.autograd.grad(loss, fake, retain_graph=True)  # (B, C', H, W)
         with torch.no_grad():
             code_error = ((self.encoder_code(fake, sample=False) - z) ** 2).mean().item()
-        metrics = {"d_real": self._shown(out_real), "d_fake": self._shown(out_fake),
-                   "g_grad_norm": (grad.flatten(1).norm(dim=1).mean() * len(fake)).item(),
-                   "sample_spread": sample_spread(fake.detach(), real), "code_error": code_error}
+        metrics = {
+            "d_real": self._shown(out_real),
+            "d_fake": self._shown(out_fake),
+            "g_grad_norm": (grad.flatten(1).norm(dim=1).mean() * len(fake)).item(),
+            "sample_spread": sample_spread(fake.detach(), real),
+            "code_error": code_error,
+        }
         return ModelOutput(loss, metrics)

@@ -25,6 +25,7 @@ Presets: ``mnist`` is the paper's MNIST model in spirit (z of 100, one 1200-unit
 units; LeakyReLU in place of maxout, Adam in place of SGD with momentum); ``fashion`` and ``cifar``
 (CPU-sized) use DCGAN's conv nets with the projection discriminator.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -61,8 +62,10 @@ class CGANConfig(GANConfig):
         if self.d_condition not in ("concat", "projection"):
             raise ValueError(f"d_condition must be concat or projection, got {self.d_condition!r}")
         if self.loss == "ebgan" or self.unrolled_steps:
-            raise ValueError("the conditional GANs take the logistic, hinge and Wasserstein losses without "
-                             "unrolling (loss=ebgan and unrolled_steps are not supported)")
+            raise ValueError(
+                "the conditional GANs take the logistic, hinge and Wasserstein losses without "
+                "unrolling (loss=ebgan and unrolled_steps are not supported)"
+            )
 
 
 class ConditionalGAN(GAN):
@@ -73,9 +76,11 @@ class ConditionalGAN(GAN):
 
     def __init__(self, config, info):
         if self.uses_labels and info.num_classes < 2:
-            raise GenzooError(f"{self.name}: the data has no class labels (num_classes = {info.num_classes}); "
-                              "a conditional GAN needs labelled data (idx with labels files, cifar10, a folder "
-                              "of class subfolders)")
+            raise GenzooError(
+                f"{self.name}: the data has no class labels (num_classes = {info.num_classes}); "
+                "a conditional GAN needs labelled data (idx with labels files, cifar10, a folder "
+                "of class subfolders)"
+            )
         super().__init__(config, info)
 
     @property
@@ -95,8 +100,10 @@ class ConditionalGAN(GAN):
         if y is None:
             raise GenzooError(f"{self.name}: the batch has no class labels 'y'; train it on labelled data")
         if "labelled" in batch and not bool(batch["labelled"].all()):
-            raise GenzooError(f"{self.name}: some training labels are hidden (--labels-per-class); only ssgan "
-                              "trains on partly labelled data")
+            raise GenzooError(
+                f"{self.name}: some training labels are hidden (--labels-per-class); only ssgan "
+                "trains on partly labelled data"
+            )
         return y.to(self.device)
 
     def fake_condition(self, y: torch.Tensor | None, n: int) -> torch.Tensor:
@@ -140,8 +147,9 @@ class ConditionalGAN(GAN):
         return MLPGenerator(cfg.latent_dim + extra, self.shape, cfg.g_hidden, tanh=self.squash)
 
     def build_generator(self) -> nn.Module:
-        return LabelledGenerator(self.inner_generator(self.config.embed_dim), self.info.num_classes,
-                                 self.config.embed_dim)
+        return LabelledGenerator(
+            self.inner_generator(self.config.embed_dim), self.info.num_classes, self.config.embed_dim
+        )
 
     def build_discriminator(self) -> nn.Module:
         cfg, (c, h, w) = self.config, self.shape
@@ -150,8 +158,7 @@ class ConditionalGAN(GAN):
             return ProjectionDiscriminator(self.inner_discriminator(), k)
         if cfg.arch == "conv":
             return ConcatDiscriminator(self.inner_discriminator((c + cfg.embed_dim, h, w)), k, cfg.embed_dim, True)
-        return ConcatDiscriminator(self.inner_discriminator((c * h * w + cfg.embed_dim, 1, 1)), k, cfg.embed_dim,
-                                   False)
+        return ConcatDiscriminator(self.inner_discriminator((c * h * w + cfg.embed_dim, 1, 1)), k, cfg.embed_dim, False)
 
     # -- the game -----------------------------------------------------------------------------------
     def discriminator_terms(self, real, y, fake, z, c, batch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, dict]:
@@ -163,8 +170,9 @@ class ConditionalGAN(GAN):
         loss = self.with_penalty(loss, lambda x: self.discriminator(x, y), real, fake, metrics)
         return loss, out_real, out_fake, metrics
 
-    def with_penalty(self, loss: torch.Tensor, critic, real: torch.Tensor, fake: torch.Tensor,
-                     metrics: dict) -> torch.Tensor:
+    def with_penalty(
+        self, loss: torch.Tensor, critic, real: torch.Tensor, fake: torch.Tensor, metrics: dict
+    ) -> torch.Tensor:
         """``loss`` plus the gradient penalty of ``critic`` (Gulrajani et al. 2017) when the loss asks for one."""
         if not self.gan_loss.penalty:
             return loss
@@ -195,17 +203,39 @@ class ConditionalGAN(GAN):
         fake = self.generate(z, c)  # (B, C', H, W)
         loss, out_fake, extra = self.generator_terms(fake, z, c, real, y, batch)
         (grad,) = torch.autograd.grad(loss, fake, retain_graph=True)  # (B, C', H, W)
-        metrics = {"d_fake": self._shown(out_fake),
-                   "g_grad_norm": (grad.flatten(1).norm(dim=1).mean() * len(fake)).item(),
-                   "sample_spread": sample_spread(fake.detach(), real), **extra}
+        metrics = {
+            "d_fake": self._shown(out_fake),
+            "g_grad_norm": (grad.flatten(1).norm(dim=1).mean() * len(fake)).item(),
+            "sample_spread": sample_spread(fake.detach(), real),
+            **extra,
+        }
         return ModelOutput(loss, metrics)
 
 
 # MNIST-sized nets in the spirit of the paper (Sec. 4.1), and CPU-sized conv presets.
-PAPER_MNIST = {"latent_dim": 100, "embed_dim": 100, "g_hidden": (1200,), "d_hidden": (240,), "optim": "adam",
-               "d_lr": 2e-4, "g_lr": 2e-4, "betas": (0.5, 0.999), "batch_size": 100}
-CONV = {"arch": "conv", "latent_dim": 100, "embed_dim": 50, "base_channels": 32, "d_condition": "projection",
-        "optim": "adam", "d_lr": 2e-4, "g_lr": 2e-4, "betas": (0.5, 0.999), "batch_size": 64}
+PAPER_MNIST = {
+    "latent_dim": 100,
+    "embed_dim": 100,
+    "g_hidden": (1200,),
+    "d_hidden": (240,),
+    "optim": "adam",
+    "d_lr": 2e-4,
+    "g_lr": 2e-4,
+    "betas": (0.5, 0.999),
+    "batch_size": 100,
+}
+CONV = {
+    "arch": "conv",
+    "latent_dim": 100,
+    "embed_dim": 50,
+    "base_channels": 32,
+    "d_condition": "projection",
+    "optim": "adam",
+    "d_lr": 2e-4,
+    "g_lr": 2e-4,
+    "betas": (0.5, 0.999),
+    "batch_size": 64,
+}
 LABELLED_TEST_INFO = ImageInfo(channels=1, height=4, width=4, num_values=5, num_classes=3)
 TINY = {"latent_dim": 4, "embed_dim": 3, "g_hidden": (16,), "d_hidden": (16,), "batch_size": 8, "lr": 1e-3}
 
@@ -216,7 +246,11 @@ class CGAN(ConditionalGAN):
 
     paper = "Mirza & Osindero 2014, Conditional Generative Adversarial Nets, arXiv:1411.1784"
     Config = CGANConfig
-    presets = {"tiny": dict(TINY),
-               "tiny_conv": {**TINY, "arch": "conv", "base_channels": 4, "d_condition": "projection"},
-               "mnist": dict(PAPER_MNIST), "fashion": dict(CONV), "cifar": {**CONV, "base_channels": 64}}
+    presets = {
+        "tiny": dict(TINY),
+        "tiny_conv": {**TINY, "arch": "conv", "base_channels": 4, "d_condition": "projection"},
+        "mnist": dict(PAPER_MNIST),
+        "fashion": dict(CONV),
+        "cifar": {**CONV, "base_channels": 64},
+    }
     test_info = LABELLED_TEST_INFO  # the shared suite builds it for labelled data

@@ -14,6 +14,7 @@ start from a ceil(H / 2^n)-sized map, so 32x32 CIFAR starts at 4x4 (3 levels), 2
 20x20 Pokemon at 5x5 (2 levels each); a size that is not a multiple of 2^n is drawn at the next
 multiple and centre-cropped by G, and zero-padded back by D (see :func:`genzoo.nn.gan_nets.conv_geometry`).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -50,7 +51,9 @@ IMAGE_PRESETS = {
 class DCGAN(GAN):
     """GAN with DCGAN's convolutional generator and discriminator and the paper's optimiser."""
 
-    paper = ("Radford, Metz & Chintala 2015, Unsupervised Representation Learning with Deep Convolutional "
-             "Generative Adversarial Networks, arXiv:1511.06434")
+    paper = (
+        "Radford, Metz & Chintala 2015, Unsupervised Representation Learning with Deep Convolutional "
+        "Generative Adversarial Networks, arXiv:1511.06434"
+    )
     Config = DCGANConfig
     presets = {k: dict(v) for k, v in IMAGE_PRESETS.items()}

@@ -14,6 +14,7 @@ a norm of the reconstruction error; genzoo uses the mean square, so the margin i
 per-sub-pixel squared error of 1, on [-1, 1] pixels, by default). The optimiser is DCGAN's (Adam 2e-4,
 beta1 = 0.5); the 2-D presets use the shared 2-D nets with Adam 1e-4.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -31,8 +32,15 @@ class EBGANConfig(DCGANConfig):
     pt_weight: float = 0.1
 
 
-TOY = {"arch": "mlp", "latent_dim": 256, "g_hidden": (128, 128), "d_hidden": (128, 128), "d_lr": 1e-4,
-       "g_lr": 1e-4, "batch_size": 512}
+TOY = {
+    "arch": "mlp",
+    "latent_dim": 256,
+    "g_hidden": (128, 128),
+    "d_hidden": (128, 128),
+    "d_lr": 1e-4,
+    "g_lr": 1e-4,
+    "batch_size": 512,
+}
 
 
 @register_model("ebgan")

@@ -32,6 +32,7 @@ Metrics, logged per update as ``discriminator/<name>`` and ``generator/<name>``:
   the mean pairwise distance within the fake batch over the same for the real batch (1 when spread
   alike, 0 when every fake is the same point).
 """
+
 from __future__ import annotations
 
 import math
@@ -123,11 +124,15 @@ class GANConfig:
         if self.betas is not None and (len(self.betas) != 2 or not all(0 <= b < 1 for b in self.betas)):
             raise ValueError(f"betas must be two numbers in [0, 1), got {self.betas}")
         if self.loss == "wgan_gp" and self.arch == "conv" and self.d_norm == "batch":
-            raise ValueError("loss=wgan_gp penalises each sample's gradient, which batch norm couples "
-                             "across the batch: set d_norm=layer or none")
+            raise ValueError(
+                "loss=wgan_gp penalises each sample's gradient, which batch norm couples "
+                "across the batch: set d_norm=layer or none"
+            )
         if self.minibatch_features and self.loss in ("wgan_gp", "ebgan"):
-            raise ValueError(f"minibatch_features does not combine with loss={self.loss} "
-                             "(a per-sample penalty / an autoencoder discriminator)")
+            raise ValueError(
+                f"minibatch_features does not combine with loss={self.loss} "
+                "(a per-sample penalty / an autoencoder discriminator)"
+            )
 
     @property
     def norm(self) -> str:
@@ -142,8 +147,10 @@ class GAN(AdversarialModel, LatentModel):
     """The two-player model: a generator, a discriminator and a named loss; fully connected by default."""
 
     family = "gan"
-    paper = ("Goodfellow, Pouget-Abadie, Mirza, Xu, Warde-Farley, Ozair, Courville & Bengio 2014, "
-             "Generative Adversarial Nets, arXiv:1406.2661")
+    paper = (
+        "Goodfellow, Pouget-Abadie, Mirza, Xu, Warde-Farley, Ozair, Courville & Bengio 2014, "
+        "Generative Adversarial Nets, arXiv:1406.2661"
+    )
     Config: ClassVar[type[GANConfig]] = GANConfig
     players = ("discriminator", "generator")
     player_modules: ClassVar[dict[str, str]] = {"discriminator": "discriminator", "generator": "generator"}
@@ -151,13 +158,39 @@ class GAN(AdversarialModel, LatentModel):
         "tiny": {"latent_dim": 4, "g_hidden": (16,), "d_hidden": (16,), "batch_size": 8, "lr": 1e-3},
         # The 2-D mixtures (after Metz et al. 2016, Appendix A): 256-d z, 128-unit layers (two in G,
         # two LeakyReLU ones in D), Adam(1e-4, beta1 = 0.5), batches of 512, one D update per G update.
-        "ring": {"latent_dim": 256, "g_hidden": (128, 128), "d_hidden": (128, 128), "loss": "non_saturating",
-                 "optim": "adam", "d_lr": 1e-4, "g_lr": 1e-4, "betas": (0.5, 0.999), "batch_size": 512},
-        "grid": {"latent_dim": 256, "g_hidden": (128, 128), "d_hidden": (128, 128), "loss": "non_saturating",
-                 "optim": "adam", "d_lr": 1e-4, "g_lr": 1e-4, "betas": (0.5, 0.999), "batch_size": 512},
+        "ring": {
+            "latent_dim": 256,
+            "g_hidden": (128, 128),
+            "d_hidden": (128, 128),
+            "loss": "non_saturating",
+            "optim": "adam",
+            "d_lr": 1e-4,
+            "g_lr": 1e-4,
+            "betas": (0.5, 0.999),
+            "batch_size": 512,
+        },
+        "grid": {
+            "latent_dim": 256,
+            "g_hidden": (128, 128),
+            "d_hidden": (128, 128),
+            "loss": "non_saturating",
+            "optim": "adam",
+            "d_lr": 1e-4,
+            "g_lr": 1e-4,
+            "betas": (0.5, 0.999),
+            "batch_size": 512,
+        },
         # Fully connected nets on 28x28 images, in the spirit of the paper's MNIST model.
-        "mnist": {"latent_dim": 100, "g_hidden": (256, 512), "d_hidden": (512, 256), "optim": "adam",
-                  "d_lr": 2e-4, "g_lr": 2e-4, "betas": (0.5, 0.999), "batch_size": 64},
+        "mnist": {
+            "latent_dim": 100,
+            "g_hidden": (256, 512),
+            "d_hidden": (512, 256),
+            "optim": "adam",
+            "d_lr": 2e-4,
+            "g_lr": 2e-4,
+            "betas": (0.5, 0.999),
+            "batch_size": 64,
+        },
     }
 
     def __init__(self, config: GANConfig, info):
@@ -310,9 +343,11 @@ class GAN(AdversarialModel, LatentModel):
         params = self.unrolled_discriminator(real, fake) if self.config.unrolled_steps else None
         loss, out_fake = self.generator_objective(fake, params)
         (grad,) = torch.autograd.grad(loss, fake, retain_graph=True)  # (B, C', H, W)
-        metrics = {"d_fake": self._shown(out_fake),
-                   "g_grad_norm": (grad.flatten(1).norm(dim=1).mean() * len(fake)).item(),
-                   "sample_spread": sample_spread(fake.detach(), real)}
+        metrics = {
+            "d_fake": self._shown(out_fake),
+            "g_grad_norm": (grad.flatten(1).norm(dim=1).mean() * len(fake)).item(),
+            "sample_spread": sample_spread(fake.detach(), real),
+        }
         return ModelOutput(loss, metrics)
 
     def _shown(self, out: torch.Tensor) -> float:
@@ -330,15 +365,24 @@ class GAN(AdversarialModel, LatentModel):
         out = []
         d_fake = record.get("discriminator/d_fake", record.get("generator/d_fake"))
         grad = record.get("generator/g_grad_norm")
-        if (self.gan_loss.output == "logit" and d_fake is not None and grad is not None
-                and d_fake < D_WINS_PROB and grad < TINY_GRAD):
-            out.append(f"discriminator wins outright: D(G(z)) < {D_WINS_PROB} and the generator's gradient norm "
-                       f"< {TINY_GRAD}; try loss=non_saturating, fewer d_steps or a lower d_lr")
+        if (
+            self.gan_loss.output == "logit"
+            and d_fake is not None
+            and grad is not None
+            and d_fake < D_WINS_PROB
+            and grad < TINY_GRAD
+        ):
+            out.append(
+                f"discriminator wins outright: D(G(z)) < {D_WINS_PROB} and the generator's gradient norm "
+                f"< {TINY_GRAD}; try loss=non_saturating, fewer d_steps or a lower d_lr"
+            )
         spread = record.get("generator/sample_spread")
         if spread is not None and spread < COLLAPSE_SPREAD:
-            out.append(f"samples collapse (or have not spread out yet): the fakes are spread less than "
-                       f"{COLLAPSE_SPREAD} times as much as the real batch (generator/sample_spread); "
-                       "try minibatch_features, unrolled_steps or another loss")
+            out.append(
+                f"samples collapse (or have not spread out yet): the fakes are spread less than "
+                f"{COLLAPSE_SPREAD} times as much as the real batch (generator/sample_spread); "
+                "try minibatch_features, unrolled_steps or another loss"
+            )
         return out
 
 

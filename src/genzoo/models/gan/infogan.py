@@ -26,6 +26,7 @@ Presets: ``mnist`` is the paper's MNIST setting (62 noise variables + 2 continuo
 categories; D lr 2e-4, G lr 1e-3, Adam beta1 0.5, batches of 64) on DCGAN's conv nets (the paper's
 additional 1024-unit layers left out); ``fashion`` the same; ``tiny`` for tests.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -62,21 +63,44 @@ class InfoGANConfig(GANConfig):
             raise ValueError("infogan takes the logistic, hinge and Wasserstein losses without unrolling")
 
 
-PAPER = {"arch": "conv", "latent_dim": 64, "continuous_codes": 2, "categories": 10, "base_channels": 64,
-         "optim": "adam", "d_lr": 2e-4, "g_lr": 1e-3, "betas": (0.5, 0.999), "batch_size": 64}
+PAPER = {
+    "arch": "conv",
+    "latent_dim": 64,
+    "continuous_codes": 2,
+    "categories": 10,
+    "base_channels": 64,
+    "optim": "adam",
+    "d_lr": 2e-4,
+    "g_lr": 1e-3,
+    "betas": (0.5, 0.999),
+    "batch_size": 64,
+}
 
 
 @register_model("infogan")
 class InfoGAN(ConditionalGAN):
     """A GAN whose codes (one categorical, some continuous) are kept recoverable by a Q head on D."""
 
-    paper = ("Chen, Duan, Houthooft, Schulman, Sutskever & Abbeel 2016, InfoGAN: Interpretable Representation "
-             "Learning by Information Maximizing Generative Adversarial Nets, arXiv:1606.03657")
+    paper = (
+        "Chen, Duan, Houthooft, Schulman, Sutskever & Abbeel 2016, InfoGAN: Interpretable Representation "
+        "Learning by Information Maximizing Generative Adversarial Nets, arXiv:1606.03657"
+    )
     Config = InfoGANConfig
     uses_labels: ClassVar[bool] = False
-    presets = {"tiny": {"latent_dim": 4, "continuous_codes": 1, "categories": 3, "g_hidden": (16,),
-                        "d_hidden": (16,), "q_hidden": 8, "batch_size": 8, "lr": 1e-3},
-               "mnist": dict(PAPER), "fashion": dict(PAPER)}
+    presets = {
+        "tiny": {
+            "latent_dim": 4,
+            "continuous_codes": 1,
+            "categories": 3,
+            "g_hidden": (16,),
+            "d_hidden": (16,),
+            "q_hidden": 8,
+            "batch_size": 8,
+            "lr": 1e-3,
+        },
+        "mnist": dict(PAPER),
+        "fashion": dict(PAPER),
+    }
     discriminator: AuxiliaryDiscriminator
 
     @property
@@ -88,8 +112,9 @@ class InfoGAN(ConditionalGAN):
             k = self.config.categories
             bad = condition[(condition < 0) | (condition >= k)]
             if len(bad):
-                raise GenzooError(f"condition {int(bad[0])} out of range: {self.name}'s categorical code takes "
-                                  f"0-{k - 1}")
+                raise GenzooError(
+                    f"condition {int(bad[0])} out of range: {self.name}'s categorical code takes 0-{k - 1}"
+                )
 
     # -- codes ----------------------------------------------------------------------------------------
     def prior(self, n, generator=None):
@@ -107,16 +132,17 @@ class InfoGAN(ConditionalGAN):
 
     def build_discriminator(self) -> AuxiliaryDiscriminator:
         cfg = self.config
-        return AuxiliaryDiscriminator(self.inner_discriminator(), cfg.categories + cfg.continuous_codes,
-                                      cfg.q_hidden)
+        return AuxiliaryDiscriminator(self.inner_discriminator(), cfg.categories + cfg.continuous_codes, cfg.q_hidden)
 
     # -- the bound ------------------------------------------------------------------------------------
     def information(self, q: torch.Tensor, z: torch.Tensor, c: torch.Tensor) -> tuple[torch.Tensor, dict]:
         """L_I without the constant H(c_continuous): Q's outputs (B, K + L) for codes z, c -> (bound, metrics)."""
         k, l_ = self.config.categories, self.config.continuous_codes
         bound = categorical_mi_bound(q[:, :k], c)
-        metrics = {"mi_bound_categorical": bound.item(),
-                   "code_accuracy": (q[:, :k].argmax(1) == c).float().mean().item()}
+        metrics = {
+            "mi_bound_categorical": bound.item(),
+            "code_accuracy": (q[:, :k].argmax(1) == c).float().mean().item(),
+        }
         if l_:
             bound = bound + gaussian_code_log_likelihood(q[:, k:], z[:, :l_])
             metrics["q_continuous_mse"] = F.mse_loss(q[:, k:], z[:, :l_]).item()

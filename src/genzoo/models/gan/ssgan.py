@@ -29,6 +29,7 @@ Presets: ``mnist`` is the paper's MNIST model without its weight normalisation a
 (D: 1000-500-250-250-250 units; G: 500-500; z of 100; Adam lr 3e-3, beta1 0.5, batches of 100);
 ``fashion`` is CPU-sized (D 500-250-250); ``tiny`` for tests.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -57,32 +58,48 @@ class SSGANConfig(GANConfig):
         if self.gan_weight < 0:
             raise ValueError(f"gan_weight must be >= 0, got {self.gan_weight}")
         if self.loss != "non_saturating" or self.unrolled_steps or self.minibatch_features or self.clip:
-            raise ValueError("ssgan's discriminator loss is the free-logit logistic loss: loss=non_saturating, "
-                             "without unrolling, minibatch features or clipping")
+            raise ValueError(
+                "ssgan's discriminator loss is the free-logit logistic loss: loss=non_saturating, "
+                "without unrolling, minibatch features or clipping"
+            )
 
 
-PAPER_MNIST = {"latent_dim": 100, "g_hidden": (500, 500), "d_hidden": (1000, 500, 250, 250, 250), "optim": "adam",
-               "d_lr": 3e-3, "g_lr": 3e-3, "betas": (0.5, 0.999), "batch_size": 100}
+PAPER_MNIST = {
+    "latent_dim": 100,
+    "g_hidden": (500, 500),
+    "d_hidden": (1000, 500, 250, 250, 250),
+    "optim": "adam",
+    "d_lr": 3e-3,
+    "g_lr": 3e-3,
+    "betas": (0.5, 0.999),
+    "batch_size": 100,
+}
 
 
 @register_model("ssgan")
 class SSGAN(GAN, ClassifiesImages):
     """A K-class discriminator (real = the free logit) and a feature-matching generator."""
 
-    paper = ("Salimans, Goodfellow, Zaremba, Cheung, Radford & Chen 2016, Improved Techniques for Training GANs, "
-             "arXiv:1606.03498")
+    paper = (
+        "Salimans, Goodfellow, Zaremba, Cheung, Radford & Chen 2016, Improved Techniques for Training GANs, "
+        "arXiv:1606.03498"
+    )
     Config = SSGANConfig
     takes_partial_labels: ClassVar[bool] = True
-    presets = {"tiny": {"latent_dim": 4, "g_hidden": (16,), "d_hidden": (16,), "batch_size": 8, "lr": 1e-3},
-               "mnist": dict(PAPER_MNIST),
-               "fashion": {**PAPER_MNIST, "d_hidden": (500, 250, 250), "d_lr": 1e-3, "g_lr": 1e-3}}
+    presets = {
+        "tiny": {"latent_dim": 4, "g_hidden": (16,), "d_hidden": (16,), "batch_size": 8, "lr": 1e-3},
+        "mnist": dict(PAPER_MNIST),
+        "fashion": {**PAPER_MNIST, "d_hidden": (500, 250, 250), "d_lr": 1e-3, "g_lr": 1e-3},
+    }
     test_info = LABELLED_TEST_INFO
     discriminator: ClassLogitDiscriminator
 
     def __init__(self, config, info):
         if info.num_classes < 2:
-            raise GenzooError(f"ssgan: the data has no class labels (num_classes = {info.num_classes}); its "
-                              "discriminator is a classifier: train it on labelled data, e.g. with --labels-per-class")
+            raise GenzooError(
+                f"ssgan: the data has no class labels (num_classes = {info.num_classes}); its "
+                "discriminator is a classifier: train it on labelled data, e.g. with --labels-per-class"
+            )
         super().__init__(config, info)
 
     def build_discriminator(self) -> ClassLogitDiscriminator:
@@ -103,8 +120,9 @@ class SSGAN(GAN, ClassifiesImages):
             return batch["x_labelled"], batch["y_labelled"].to(self.device)
         if "y" in batch and "labelled" not in batch:
             return batch["x"], batch["y"].to(self.device)
-        raise GenzooError("ssgan: the batch has no labelled images; train it on labelled data (all labels, or "
-                          "--labels-per-class N)")
+        raise GenzooError(
+            "ssgan: the batch has no labelled images; train it on labelled data (all labels, or --labels-per-class N)"
+        )
 
     def player_loss(self, player, batch):
         real = self.real_input(batch["x"])  # (B, C', H, W)
@@ -118,10 +136,13 @@ class SSGAN(GAN, ClassifiesImages):
             l_lab = disc.logits_and_features(self.real_input(x_lab))[0]  # (B_l, K)
             _, sup, unsup = ssgan_discriminator_loss(l_real, l_fake, l_lab, y_lab)
             loss = sup + self.config.gan_weight * unsup
-            metrics = {"d_real": self._shown(torch.logsumexp(l_real, 1)),
-                       "d_fake": self._shown(torch.logsumexp(l_fake, 1)),
-                       "supervised": sup.item(), "unsupervised": unsup.item(),
-                       "labelled_accuracy": (l_lab.argmax(1) == y_lab).float().mean().item()}
+            metrics = {
+                "d_real": self._shown(torch.logsumexp(l_real, 1)),
+                "d_fake": self._shown(torch.logsumexp(l_fake, 1)),
+                "supervised": sup.item(),
+                "unsupervised": unsup.item(),
+                "labelled_accuracy": (l_lab.argmax(1) == y_lab).float().mean().item(),
+            }
             return ModelOutput(loss, metrics)
         if player != "generator":
             raise GenzooError(f"{self.name} has players discriminator and generator, not {player!r}")
@@ -134,7 +155,9 @@ class SSGAN(GAN, ClassifiesImages):
         else:
             loss = generator_loss("non_saturating", torch.logsumexp(l_fake, 1))
         (grad,) = torch.autograd.grad(loss, fake, retain_graph=True)  # (B, C', H, W)
-        metrics = {"d_fake": self._shown(torch.logsumexp(l_fake, 1)),
-                   "g_grad_norm": (grad.flatten(1).norm(dim=1).mean() * len(fake)).item(),
-                   "sample_spread": sample_spread(fake.detach(), real)}
+        metrics = {
+            "d_fake": self._shown(torch.logsumexp(l_fake, 1)),
+            "g_grad_norm": (grad.flatten(1).norm(dim=1).mean() * len(fake)).item(),
+            "sample_spread": sample_spread(fake.detach(), real),
+        }
         return ModelOutput(loss, metrics)

@@ -19,6 +19,7 @@ real and fake batches. ``unrolled_steps`` is an option of every GAN in genzoo; t
 with the paper's 2-D setting (Appendix A): z of 256 dimensions, 128-unit ReLU layers (two in G; genzoo's
 D has two LeakyReLU layers of 128), Adam with lr 1e-4 and beta1 = 0.5, batches of 512.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -42,8 +43,7 @@ TOY = {"optim": "adam", "d_lr": 1e-4, "g_lr": 1e-4, "betas": (0.5, 0.999), "batc
 class UnrolledGAN(GAN):
     """GAN whose generator loss looks ahead through ``unrolled_steps`` differentiable D updates."""
 
-    paper = ("Metz, Poole, Pfau & Sohl-Dickstein 2016, Unrolled Generative Adversarial Networks, "
-             "arXiv:1611.02163")
+    paper = "Metz, Poole, Pfau & Sohl-Dickstein 2016, Unrolled Generative Adversarial Networks, arXiv:1611.02163"
     Config = UnrolledGANConfig
     presets = {
         "tiny": {"latent_dim": 4, "g_hidden": (16,), "d_hidden": (16,), "unrolled_steps": 2, "batch_size": 8},

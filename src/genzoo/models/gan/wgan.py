@@ -18,6 +18,7 @@ layers of 128, z of 256 dimensions, batches of 512; Metz et al. 2016), not the W
 (three ReLU layers of 512, z of 2), which cost some 20x more per step on a CPU; from their toy script
 they keep lambda = 0.1 and Adam(1e-4, beta1 = 0.5, beta2 = 0.9) for ``wgan_gp``.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -52,9 +53,12 @@ class WGAN(GAN):
 
     paper = "Arjovsky, Chintala & Bottou 2017, Wasserstein GAN, arXiv:1701.07875"
     Config = WGANConfig
-    presets = {**{k: dict(v) for k, v in IMAGE_PRESETS.items()},
-               "tiny": {**IMAGE_PRESETS["tiny"], "d_steps": 2},
-               "ring": dict(TOY_NETS), "grid": dict(TOY_NETS)}
+    presets = {
+        **{k: dict(v) for k, v in IMAGE_PRESETS.items()},
+        "tiny": {**IMAGE_PRESETS["tiny"], "d_steps": 2},
+        "ring": dict(TOY_NETS),
+        "grid": dict(TOY_NETS),
+    }
 
 
 @dataclass
@@ -73,9 +77,13 @@ class WGANGPConfig(DCGANConfig):
 class WGANGP(GAN):
     """DCGAN nets (layer norm in the critic), Wasserstein loss plus the per-sample gradient penalty."""
 
-    paper = ("Gulrajani, Ahmed, Arjovsky, Dumoulin & Courville 2017, Improved Training of Wasserstein GANs, "
-             "arXiv:1704.00028")
+    paper = (
+        "Gulrajani, Ahmed, Arjovsky, Dumoulin & Courville 2017, Improved Training of Wasserstein GANs, arXiv:1704.00028"
+    )
     Config = WGANGPConfig
-    presets = {**{k: dict(v) for k, v in IMAGE_PRESETS.items()},
-               "tiny": {**IMAGE_PRESETS["tiny"], "d_steps": 2},
-               "ring": dict(TOY_GP), "grid": dict(TOY_GP)}
+    presets = {
+        **{k: dict(v) for k, v in IMAGE_PRESETS.items()},
+        "tiny": {**IMAGE_PRESETS["tiny"], "d_steps": 2},
+        "ring": dict(TOY_GP),
+        "grid": dict(TOY_GP),
+    }

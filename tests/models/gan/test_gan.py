@@ -6,8 +6,8 @@ import math
 
 import pytest
 import torch
-from conftest import random_dataset, tiny_model
 
+from conftest import random_dataset, tiny_model
 from genzoo.data import ImageDataset, ImageInfo, every_tenth_split
 from genzoo.errors import GenzooError
 from genzoo.losses.gan import discriminator_loss, generator_loss, gradient_penalty, pulling_away
