@@ -104,7 +104,8 @@ def speed_table(results: list[dict]) -> str:
 
 
 def main() -> None:
-    pokemon = load("pokemon_*.json")
+    # the likelihood tables hold what benchmarks/likelihood.py writes (other scripts share the file prefixes)
+    pokemon = [r for r in load("pokemon_*.json") if "test" in r]
     if pokemon:
         base = pokemon[0].get("baselines_test_bits_per_dim", {})
         print("### Pokémon (80 test sprites, 167 colours)\n")
@@ -112,7 +113,7 @@ def main() -> None:
         if base:
             print(f"\nReference points on the same split: uniform over 167 colours {base['uniform_167']:.3f} bits/dim; "
                   f"independent per-position colour frequencies {base['independent_pixels']:.3f} bits/dim.\n")
-    mnist = load("binarized_mnist_*.json")
+    mnist = [r for r in load("binarized_mnist_*.json") if "test" in r]
     if mnist:
         print("### Binarized MNIST (10,000 test images)\n")
         print(likelihood_table(mnist, True))
