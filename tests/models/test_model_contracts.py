@@ -138,3 +138,18 @@ def test_sample_and_complete_refuse_what_the_model_does_not_take(name):
     with pytest.raises(GenzooError, match="images must have shape"):
         model.complete(x[:, :, :1], known)
     assert {"progress"} <= model.sample_options
+
+
+def test_a_declared_capability_must_be_implemented():
+    """Capabilities are abstract: declaring one without its methods fails when the class is built, not in eval."""
+    from genzoo.models.base import ImportanceWeighted, Reconstructing
+
+    class Incomplete(Reconstructing):
+        pass
+
+    with pytest.raises(TypeError, match="reconstruction_error"):
+        Incomplete()
+    for name, cls in available_models().items():
+        for capability in (ImportanceWeighted, Reconstructing):
+            if issubclass(cls, capability):
+                assert not getattr(cls, "__abstractmethods__", frozenset()), name

@@ -20,6 +20,7 @@ single loop for every family.
 
 from __future__ import annotations
 
+import abc
 import math
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -222,32 +223,35 @@ class GenerativeModel(TrainableModel):
         raise NotImplementedError(f"{type(self).__name__} must define _complete()")
 
 
-class ImportanceWeighted:
+class ImportanceWeighted(abc.ABC):
     """A capability: ``log_weights(x, k)`` gives log p(x, z_i) - log q(z_i | x) for k draws z_i ~ q(z | x),
     (B, k), so ``genzoo eval`` reports the IWAE bound and an importance-sampled NLL (VAEs)."""
 
+    @abc.abstractmethod
     def log_weights(self, x: torch.Tensor, k: int, generator: torch.Generator | None = None) -> torch.Tensor:
-        raise NotImplementedError
+        """(B, k) log importance weights."""
 
 
-class Reconstructing:
+class Reconstructing(abc.ABC):
     """A capability: ``reconstruction_error(x)`` per image (B,), mean squared error in [0, 1] units
     (autoencoders), reported by ``genzoo eval``."""
 
+    @abc.abstractmethod
     def reconstruction_error(self, x: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError
+        """(B,) mean squared error in [0, 1] units."""
 
 
-class ClassifiesImages:
+class ClassifiesImages(abc.ABC):
     """A capability: ``class_logits(x)`` gives class logits (B, K) for discrete images (B, C, H, W), so
     ``genzoo eval`` reports the model's own test accuracy (ACGAN's and the semi-supervised GAN's
     discriminators)."""
 
+    @abc.abstractmethod
     def class_logits(self, x: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError
+        """(B, K) class logits."""
 
 
-class PartitionFunction:
+class PartitionFunction(abc.ABC):
     """A capability: a likelihood that needs the partition function Z of an RBM (RBMs, DBNs), estimated
     by annealed importance sampling (:mod:`genzoo.metrics.ais`) and reported by ``genzoo eval``.
 
@@ -262,16 +266,19 @@ class PartitionFunction:
     def likelihood_kind(self) -> str:
         return "estimate"
 
+    @abc.abstractmethod
     def partition_layer(self):
-        raise NotImplementedError
+        """The RBM whose log Z is needed."""
 
+    @abc.abstractmethod
     def partition_visible(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-        raise NotImplementedError
+        """(B, D) visible units of that RBM."""
 
+    @abc.abstractmethod
     def log_prob_given_log_z(
         self, x: torch.Tensor, log_z: float, generator: torch.Generator | None = None
     ) -> torch.Tensor:
-        raise NotImplementedError
+        """(B,) log p(x) given log Z."""
 
 
 class LikelihoodModel(GenerativeModel):
