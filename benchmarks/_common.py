@@ -27,7 +27,16 @@ def hardware() -> dict:
           "platform": platform.platform(), "python": platform.python_version(), "torch": torch.__version__}
     if torch.cuda.is_available():
         hw["gpu"] = torch.cuda.get_device_name(0)
+    # the machine is shared: the 1/5/15-minute load averages when the result is written say how busy it was
+    hw["load_average"] = [round(x, 2) for x in os.getloadavg()]
     return hw
+
+
+def cpu_seconds() -> float:
+    """CPU time of this process and its finished children: a budget that other jobs on the machine do not shrink."""
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
 
 
 def peak_rss_mb() -> float:
