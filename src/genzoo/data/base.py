@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from genzoo.data.tokens import Vocabulary
 from genzoo.errors import GenzooError
 
 # Limits on what a data file may ask for, checked before anything is allocated.
@@ -45,6 +46,12 @@ class ImageInfo:
     ``palette`` (``num_values`` RGB triples) is set when values are colour indices.
     ``num_values == 0`` marks continuous data (float values, e.g. the 2-D toy mixtures of
     :mod:`genzoo.data.toy`, stored as (N, 2, 1, 1)); only continuous-output models take it.
+    ``vocab`` lists the word tokens of the images' captions by id (``captions`` data,
+    :mod:`genzoo.data.captions`): a text-conditioned model's embedding table is this tall.
+    ``tokens`` (``char`` or ``word``, the tokeniser of :mod:`genzoo.data.tokens`) marks token
+    sequences (``text:``, ``tang:``, ``ptb:`` data): each example is a (1, 1, max_len) "image"
+    whose values are ids into ``vocab`` (``num_values == len(vocab)``, the four special tokens
+    first), ``<eos>`` ends a sentence and ``<pad>`` fills the rest; empty for images.
     """
 
     channels: int
@@ -54,6 +61,20 @@ class ImageInfo:
     palette: tuple[tuple[int, int, int], ...] | None = None
     num_classes: int = 0
     class_names: tuple[str, ...] = ()
+    vocab: tuple[str, ...] = ()
+    tokens: str = ""
+
+    @property
+    def is_text(self) -> bool:
+        """Token sequences (values are ids into ``vocab``), not images."""
+        return bool(self.tokens)
+
+    @property
+    def vocabulary(self) -> Vocabulary:
+        """The :class:`~genzoo.data.tokens.Vocabulary` of token data (encode/decode text)."""
+        if not self.tokens:
+            raise GenzooError("these data are images, not token sequences: they have no vocabulary")
+        return Vocabulary(self.vocab, self.tokens)
 
     @property
     def dims(self) -> int:
@@ -72,6 +93,7 @@ class ImageInfo:
         d = dataclasses.asdict(self)
         d["palette"] = [list(c) for c in self.palette] if self.palette is not None else None
         d["class_names"] = list(self.class_names)
+        d["vocab"] = list(self.vocab)
         return d
 
     @classmethod
@@ -95,6 +117,10 @@ class ImageInfo:
         if not isinstance(names_, (list, tuple)):
             raise GenzooError(f"{source}: image info class_names must be a list, got {names_!r:.60}")
         d["class_names"] = tuple(names_)
+        vocab = d.get("vocab", ())
+        if not isinstance(vocab, (list, tuple)):
+            raise GenzooError(f"{source}: image info vocab must be a list of tokens, got {vocab!r:.60}")
+        d["vocab"] = tuple(vocab)
         info = cls(**d)
         info.check(source)
         return info
@@ -125,6 +151,18 @@ class ImageInfo:
             )
         if not all(isinstance(n, str) for n in self.class_names):
             raise GenzooError(f"{source}: image info class_names must be strings")
+        if not all(isinstance(t, str) and t for t in self.vocab) or len(set(self.vocab)) != len(self.vocab):
+            raise GenzooError(f"{source}: image info vocab must be distinct non-empty strings")
+        if self.tokens:  # token sequences: one row of ids into a valid vocabulary
+            if (self.channels, self.height) != (1, 1) or self.num_values != len(self.vocab):
+                raise GenzooError(
+                    f"{source}: token data must have shape (1, 1, max_len) and num_values = len(vocab) "
+                    f"({len(self.vocab)}), got {self.shape} with {self.num_values}"
+                )
+            try:
+                Vocabulary(self.vocab, self.tokens)
+            except GenzooError as e:
+                raise GenzooError(f"{source}: image info tokens/vocab: {e}") from None
 
     def to_rgb(self, x: torch.Tensor | np.ndarray) -> np.ndarray:
         """Discrete images ``(N, C, H, W)`` -> ``uint8`` RGB ``(N, H, W, 3)`` for display."""
