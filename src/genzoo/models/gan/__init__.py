@@ -1,5 +1,18 @@
 """Generative adversarial networks: one GAN core, each paper a config and its presets."""
 
-from genzoo.models.gan import acgan, ali, bigan, cgan, dcgan, ebgan, gan, infogan, ssgan, unrolled_gan, wgan
+from genzoo.models.gan import acgan, ali, bigan, cgan, dcgan, ebgan, gan, infogan, lapgan, ssgan, unrolled_gan, wgan
 
-__all__ = ["gan", "dcgan", "wgan", "ebgan", "unrolled_gan", "cgan", "acgan", "infogan", "ssgan", "bigan", "ali"]
+__all__ = [
+    "gan",
+    "dcgan",
+    "wgan",
+    "ebgan",
+    "unrolled_gan",
+    "cgan",
+    "acgan",
+    "infogan",
+    "ssgan",
+    "bigan",
+    "ali",
+    "lapgan",
+]
