@@ -5,7 +5,7 @@
 with :func:`register_dataset` (:mod:`genzoo.data.kinds`), and ``genzoo datasets`` lists them.
 """
 
-from genzoo.data import cifar, folder, mnist, olivetti, patches, pokemon, toy
+from genzoo.data import cifar, folder, mnist, olivetti, patches, pokemon, text, toy
 from genzoo.data.base import ImageDataset, ImageInfo, every_tenth_split
 from genzoo.data.kinds import DatasetKind, dataset_kinds, load_dataset, register_dataset
 
@@ -23,5 +23,6 @@ __all__ = [
     "patches",
     "pokemon",
     "register_dataset",
+    "text",
     "toy",
 ]

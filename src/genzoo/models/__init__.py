@@ -4,7 +4,7 @@ Importing this package imports every family, and each model module registers its
 (:mod:`genzoo.models.registry`), so ``available_models()`` is complete once ``genzoo.models`` is imported.
 """
 
-from genzoo.models import autoencoders, autoregressive, classic, classifier, gan
+from genzoo.models import autoencoders, autoregressive, classic, classifier, gan, text
 from genzoo.models.registry import available_models, build_model, get_model_class, register_model
 
 __all__ = [
@@ -17,4 +17,5 @@ __all__ = [
     "gan",
     "get_model_class",
     "register_model",
+    "text",
 ]
