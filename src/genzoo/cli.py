@@ -48,6 +48,8 @@ from genzoo.sampling.masks import MASKS, make_mask
 from genzoo.training.callbacks import Callback
 from genzoo.training.checkpoint import load_checkpoint
 from genzoo.training.config import TrainConfig
+from genzoo.training.distributed import check_world_size, make_trainer, setup, shutdown
+from genzoo.training.precision import PRECISIONS
 from genzoo.training.run import (
     CHECKPOINT,
     EVAL_JSON,
@@ -57,10 +59,9 @@ from genzoo.training.run import (
     load_run,
     make_config,
     reload_data,
-    resolve_device,
     run_description,
 )
-from genzoo.training.trainer import Trainer, TrainingInterrupted
+from genzoo.training.trainer import TrainingInterrupted
 from genzoo.viz import (
     completion_figure,
     grid,
@@ -429,6 +430,11 @@ def parse_sets(pairs: Sequence[str]) -> dict[str, str]:
         "drawn with --seed, and hide the rest",
         lo=1,
     ),
+    precision=Opt(
+        "arithmetic of the training losses: fp32, or autocast to bf16 or fp16 (with loss scaling); "
+        "evaluation stays fp32; default: the preset's, else fp32",
+        choices=lambda: PRECISIONS,
+    ),
 )
 def cmd_train(
     model: str,
@@ -445,15 +451,21 @@ def cmd_train(
     colors: int | None = None,
     quiet: bool = False,
     labels_per_class: int | None = None,
+    precision: str | None = None,
 ) -> dict:
-    """Train MODEL on DATA into the run folder OUT (or continue it with --resume)."""
+    """Train MODEL on DATA into the run folder OUT (or continue it with --resume).
+
+    Under ``torchrun`` each process trains its share of every batch (genzoo.training.distributed)."""
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise GenzooError(f"--out {out}: is a file; name a folder for the run")
     model = model.replace("-", "_") if model.replace("-", "_") in available_models() else model
     preset = None if preset is None else preset.replace("-", "_")
-    dev = resolve_device(device)
+    world, dev = setup(device)  # one process, or this process's place in torchrun's group
+    quiet = quiet or not world.is_main
     overrides = parse_sets(list(sets or []))
+    if precision is not None:
+        overrides["precision"] = precision
     for flag, key, given in (("--steps", "steps", steps), ("--epochs", "epochs", epochs)):
         if given is not None and ({"steps", "epochs"} & set(overrides)):
             raise GenzooError(f"{flag} and --set {key}/--set steps|epochs both set the budget; give one of them")
@@ -471,6 +483,7 @@ def cmd_train(
         unknown = set(overrides) - {"steps", "epochs"}
         if preset or unknown or labels_per_class is not None:
             raise GenzooError("--resume continues with the run's saved settings; only --steps/--epochs may change")
+        check_world_size(state, world, str(out / CHECKPOINT))
         cfg = make_config(TrainConfig, state["train_config"], overrides, what="key")
         net = build_from_state(state, str(out / CHECKPOINT))
         dataset = reload_data(state["data"])
@@ -499,23 +512,30 @@ def cmd_train(
     callbacks: list[Callback] = (
         [HeldOutLikelihood("test", max_images=HELD_OUT_IMAGES)] if HeldOutLikelihood.applies(net) else []
     )
-    trainer = Trainer(net, dataset, cfg, out, model_name=model, seed=seed, device=dev, quiet=quiet, callbacks=callbacks)
+    trainer = make_trainer(
+        net, dataset, cfg, out, world=world, model_name=model, seed=seed, device=dev, quiet=quiet, callbacks=callbacks
+    )
     if resume:
         trainer.restore(state)
         if not quiet:
             print(f"resuming {out} at step {trainer.step} of {trainer.total_steps()}", file=sys.stderr)
     else:
-        out.mkdir(parents=True, exist_ok=True)
-        write_json(out / RUN_JSON, run_description(model, net, cfg, dataset, seed))
+        if world.is_main:
+            out.mkdir(parents=True, exist_ok=True)
+            description = run_description(model, net, cfg, dataset, seed)
+            write_json(out / RUN_JSON, {**description, **world.describe(), "precision": cfg.precision})
         if not quiet:
             n_params = sum(p.numel() for p in net.parameters())
             print(
                 f"training {model} ({n_params:,} parameters) on {data}: {dataset.size('train')} train images "
                 f"{dataset.info.shape}, {dataset.info.num_values} values; {trainer.total_steps()} steps "
-                f"on {dev}",
+                f"on {dev}" + (f" x {world.size} processes ({world.backend})" if world.size > 1 else ""),
                 file=sys.stderr,
             )
-    last = trainer.fit()
+    try:
+        last = trainer.fit()
+    finally:
+        shutdown()
     if not quiet:
         shown = {
             k: round(v, 4)

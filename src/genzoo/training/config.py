@@ -35,6 +35,8 @@ class TrainConfig:
     eval_every: int = field(default=0, metadata={"min": -1})  # 0 = with every checkpoint; -1 = never
     n_samples: int = field(default=64, metadata={"min": 1, "max": MAX_GRID_SAMPLES})
     temperature: float = field(default=1.0, metadata={"min": 0.0})  # of the periodic sample grids; 0 = argmax
+    # the training losses' arithmetic (genzoo.training.precision); evaluation stays float32
+    precision: Literal["fp32", "bf16", "fp16"] = "fp32"
 
     def __post_init__(self):
         check_fields(self)  # types, finiteness and the bounds above, for a config built in code too

@@ -51,6 +51,7 @@ from genzoo.models.weights import weights_version
 from genzoo.training.callbacks import Callback, default_callbacks
 from genzoo.training.checkpoint import load_checkpoint, save_checkpoint
 from genzoo.training.config import TrainConfig
+from genzoo.training.precision import Engine
 from genzoo.training.run import CHECKPOINT, METRICS, RUN_JSON, data_description, load_weights
 
 DEFAULT_STEPS = 2000
@@ -133,6 +134,8 @@ class Trainer:
             if model.gradient_free
             else {p: make_optimizer(self.params[p], cfg, model.optimizer_overrides(p)) for p in self.players}
         )
+        # each player's loss, backward pass and step: autocast at cfg.precision (genzoo.training.precision)
+        self.engine = Engine(self.model, self.players, device, cfg.precision)
         self.step = 0  # finished rounds
         self.batches = 0  # batches drawn
         self._stop_requested = False
@@ -175,6 +178,7 @@ class Trainer:
             "weights_version": weights_version(self.model),
             "optim": {p: o.state_dict() for p, o in self.optims.items()},
             "rng": rng,
+            **self.engine.state_dict(),
         }
 
     def save(self) -> None:
@@ -269,6 +273,7 @@ class Trainer:
                     f"{source}: the optimiser state of {p!r} does not fit this model "
                     f"({str(e).splitlines()[0] if str(e) else type(e).__name__})"
                 ) from None
+        self.engine.load_state_dict(state, str(source))
         self.step, self.batches = int(state["step"]), int(state["batches"])
         torch.set_rng_state(state["rng"]["torch"])
         if "cuda" in state["rng"] and torch.cuda.is_available():
@@ -359,7 +364,7 @@ class Trainer:
                 self.batches += 1
                 if self.model.gradient_free:  # closed-form fitting (EM): no optimiser, no gradients
                     with torch.no_grad():
-                        out = self.model.update(batch)
+                        out = self.engine.update(batch)
                     if not torch.isfinite(out.loss):
                         raise _NonFinite(f"loss became {out.loss.item()} at step {self.step + 1}")
                     bad = self._nonfinite_state()  # an EM step can divide by zero; cheap beside the step
@@ -370,22 +375,24 @@ class Trainer:
                     continue
                 opt = self.optims[player]
                 opt.zero_grad(set_to_none=True)
-                out = self.model.player_loss(player, batch)
+                out = self.engine.player_loss(player, batch)
                 loss = out.loss
-                if not torch.isfinite(loss):
+                if not self.engine.finite(loss):
                     raise _NonFinite(
                         f"{'the ' + player + ' ' if multi else ''}loss became {loss.item()} at step {self.step + 1}"
                     )
-                loss.backward()
+                self.engine.backward(player, loss)
+                self.engine.unscale(player, opt)
                 if self.cfg.grad_clip > 0:
                     norm = torch.nn.utils.clip_grad_norm_(self.params[player], self.cfg.grad_clip)
                 else:
                     norm = torch.nn.utils.get_total_norm([p.grad for p in self.params[player] if p.grad is not None])
-                if not math.isfinite(gn := float(norm)):  # a step along it would make the weights non-finite
+                # a step along a non-finite gradient would make the weights non-finite (an fp16 overflow: skipped)
+                if not math.isfinite(gn := float(norm)) and not self.engine.skips_overflow(player):
                     raise _NonFinite(
                         f"{'the ' + player + ' ' if multi else ''}gradient norm became {gn} at step {self.step + 1}"
                     )
-                opt.step()
+                self.engine.step(player, opt)
                 self.model.after_update(player)
                 prefix = f"{player}/" if multi else ""
                 metrics[prefix + "loss"] = loss.item()
@@ -409,6 +416,9 @@ class Trainer:
                 else ("interrupt", "Ctrl-C again to abort")
             )
             tqdm.write(f"\n{what}: saving a checkpoint after this step ({again})", file=sys.stderr)
+
+    def _out_of_time(self, elapsed: float) -> bool:
+        return 0 < self.cfg.time_budget_s <= elapsed
 
     def fit(self) -> dict:
         total = self.total_steps()
@@ -448,7 +458,7 @@ class Trainer:
                     **metrics,
                     "pixels_per_s": px_s,
                 }
-                out_of_time = 0 < self.cfg.time_budget_s <= now - t0
+                out_of_time = self._out_of_time(now - t0)
                 self.is_final_step = self.step == total or out_of_time
                 self.is_checkpoint_step = (
                     self.step % self.cfg.checkpoint_every == 0 or self.is_final_step or self._stop_requested

@@ -49,6 +49,11 @@ huge ``batch_size``; the trainer's batch stream clips it to the split size). ``e
 keeps running statistics S <- (1 - g_t) S + g_t S_hat(batch), g_t = t^(-step_power), t = 1, 2, ...
 (Cappe & Moulines), so mini-batches of a large set suffice; it is not monotone.
 
+Several processes (``sums_over_ranks``; :mod:`genzoo.training.distributed`): each process takes its
+share of the batch and the statistics S0, S1, S2, the log-likelihood and the image count are summed
+over the processes before the M-step, so every process makes the single process's step; the first
+update seeds from the images of every process.
+
 Initialisation (at the first ``update``, from that batch, with torch's global RNG so training is
 reproducible): M seed images, by k-means++ (Arthur & Vassilvitskii 2007) or at random; every
 image of the batch goes to its nearest seed and the M-step of these hard assignments gives the
@@ -69,6 +74,7 @@ from typing import Literal
 
 import numpy as np
 import torch
+import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
 
@@ -125,6 +131,7 @@ class GaussianMixture(LikelihoodModel):
     )
     Config = GMMConfig
     gradient_free = True
+    sums_over_ranks = True  # under torch.distributed, update() sums its statistics over the processes
     likelihood = "exact"  # the class default (levels, diag); each instance sets its own
 
     # parameters (fitted by EM, never by gradients) and buffers, made in __init__
@@ -438,9 +445,11 @@ class GaussianMixture(LikelihoodModel):
         x = batch["x"].to(self.device)
         v = self._unit(x)  # (B, D)
         if not bool(self.initialised):
-            self._seed(v)
+            self._seed(_rows_of_every_rank(v))
         lls, stats = self._e_step(x, v)
-        stats = tuple(s / len(v) for s in stats)  # per-image averages
+        count = torch.tensor(float(len(v)), dtype=torch.float64, device=v.device)
+        *sums, total, count = _sum_over_ranks(*stats, lls.sum(), count)
+        stats = tuple(s / count for s in sums)  # per-image averages
         if self.config.em == "online":
             t = int(self.em_steps) + 1
             g = t**-self.config.step_power  # 1 at the first step: the running statistics start from this batch
@@ -449,7 +458,7 @@ class GaussianMixture(LikelihoodModel):
             stats = (self.s0, self.s1, self.s2)
         self._m_step(*stats)
         self.em_steps += 1
-        nll = -lls.mean()
+        nll = -total / count
         if self.palette:
             return ModelOutput(nll, {"density_nll_nats": nll.item()})
         bpd = nll.item() / (self.info.dims * math.log(2))
@@ -552,6 +561,38 @@ def full_log_normal(v: torch.Tensor, mean: torch.Tensor, scale_tril: torch.Tenso
     z = torch.linalg.solve_triangular(scale_tril, diff, upper=False)  # (M, D, B)
     log_det = 2 * scale_tril.diagonal(dim1=1, dim2=2).log().sum(1)  # (M,)
     return -0.5 * (z.square().sum(1).T + log_det + v.shape[1] * LOG_2PI)
+
+
+def _grouped() -> bool:
+    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+
+
+def _sum_over_ranks(*tensors: torch.Tensor) -> list[torch.Tensor]:
+    """Each tensor summed over the processes of the torch.distributed group (as it is in one process)."""
+    if not _grouped():
+        return list(tensors)
+    out = []
+    for t in tensors:
+        buf = t.clone() if dist.get_backend() == "nccl" else t.cpu().clone()
+        dist.all_reduce(buf)
+        out.append(buf.to(t.device))
+    return out
+
+
+def _rows_of_every_rank(v: torch.Tensor) -> torch.Tensor:
+    """The rows (B_r, D) of every process, in rank order (as they are in one process)."""
+    if not _grouped():
+        return v
+    comm = v.device if dist.get_backend() == "nccl" else torch.device("cpu")
+    n = torch.tensor([len(v)], device=comm)
+    sizes = [torch.zeros_like(n) for _ in range(dist.get_world_size())]
+    dist.all_gather(sizes, n)
+    most = int(max(int(s) for s in sizes))
+    padded = torch.zeros(most, v.shape[1], dtype=v.dtype, device=comm)
+    padded[: len(v)] = v.to(comm)
+    rows = [torch.empty_like(padded) for _ in sizes]
+    dist.all_gather(rows, padded)
+    return torch.cat([r[: int(s)] for r, s in zip(rows, sizes)]).to(v.device)
 
 
 def soft_counts(idx: torch.Tensor, r: torch.Tensor, rows: int) -> torch.Tensor:
