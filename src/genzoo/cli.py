@@ -45,6 +45,7 @@ from genzoo.models.base import (
 from genzoo.models.registry import available_models, build_model_checked, get_model_class, resolve_configs
 from genzoo.sampling.latent import interpolate, traversal_codes
 from genzoo.sampling.masks import MASKS, make_mask
+from genzoo.serve import serve
 from genzoo.training.callbacks import Callback
 from genzoo.training.checkpoint import load_checkpoint
 from genzoo.training.config import TrainConfig
@@ -749,6 +750,20 @@ def cmd_compare(runs: list[Path], out: Path, device: str = "cpu") -> None:
     _check_out_file(out, ".html")
     path = build_report(runs, out, device=device)
     print(f"wrote a comparison of {len(runs)} run{'s' if len(runs) != 1 else ''} to {path}", file=sys.stderr)
+
+
+@command(
+    "serve",
+    "a local web playground: sample, complete, steer latent codes, compare the runs",
+    runs=Opt("run folders to serve (requests name them by index or name, not path)", positional=True, metavar="RUN"),
+    host=Opt("address to listen on; any non-local address prints a warning (the page has no authentication)"),
+    port=Opt("TCP port (0: any free port)", lo=0, hi=65535),
+    device=_DEVICE,
+)
+def cmd_serve(runs: list[Path], host: str = "127.0.0.1", port: int = 8000, device: str = "auto") -> None:
+    """Serve one page over the runs: sample (seed, temperature, class), complete a painted-out region,
+    move a latent model's code dimensions and interpolate, and read the metric table of genzoo compare."""
+    serve(runs, host, port, device=device)
 
 
 @command(

@@ -5,6 +5,8 @@ cumulative probability first exceeds u (inverse-CDF sampling). The draw depends 
 generator and the probabilities, so the cached path (``model.step``) and the naive path
 (a full teacher-forced forward per sub-pixel) give the same samples for the same seed.
 Known sub-pixels (completion) are copied from ``known_values`` and draw nothing.
+``progress`` is ``True`` for a progress bar on stderr, or a callable ``(done, total)`` told the sub-pixels
+drawn so far before each one and at the end (the web playground's progress, :mod:`genzoo.serve`).
 
 Precision: the two paths compute the same logits in different orders, so in float32 they differ
 by ~1e-6 and, over tens of thousands of draws, a u that falls between the two CDF values flips a
@@ -16,6 +18,7 @@ the samples are identical; ``precision=None`` samples in the model's own dtype (
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -54,7 +57,7 @@ def sample_raster(
     temperature: float = 1.0,
     condition: torch.Tensor | tuple[torch.Tensor, ...] | None = None,
     naive: bool = False,
-    progress: bool = False,
+    progress: bool | Callable[[int, int], None] = False,
     precision: torch.dtype | None = torch.float64,
 ) -> torch.Tensor:
     """Draw ``n`` images (n, C, H, W) in raster order, or complete ``known_values`` where ``known`` is False."""
@@ -75,7 +78,10 @@ def sample_raster(
     condition = _to_device(condition, device)
     cache = None if naive else model.init_cache(n, condition)
     total = info.dims
-    for t in tqdm(range(total), desc="sampling", disable=not progress, leave=False):
+    report = progress if callable(progress) else None
+    for t in tqdm(range(total), desc="sampling", disable=progress is not True, leave=False):
+        if report is not None:
+            report(t, total)
         c, h, w = position(t, info)
         hidden = None if known is None else ~known[:, c, h, w]  # (n,)
         if hidden is not None and not hidden.any():
@@ -92,5 +98,7 @@ def sample_raster(
         if hidden is not None:
             value = torch.where(hidden, value, canvas[:, c, h, w])
         canvas[:, c, h, w] = value
+    if report is not None:
+        report(total, total)
     model.train(was_training)
     return canvas
