@@ -6,10 +6,13 @@ trained for a few steps: quality does not matter here."""
 
 from __future__ import annotations
 
+import base64
 import http.client
 import inspect
 import io
 import json
+import os
+import shutil
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
@@ -17,12 +20,20 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import run_cli
+from conftest import chromium_or_skip, run_cli
 from genzoo.cli import build_parser, main
 from genzoo.serve import make_server
 from genzoo.serve.fields import RequestError
 from genzoo.serve.jobs import Jobs
 from genzoo.serve.playground import MAX_UPLOAD_BYTES, load_served_runs
+
+try:  # Selenium (the test extra) drives the browser tests; without it they skip, and fail under CI=true
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.support.ui import Select, WebDriverWait
+except ImportError:
+    webdriver = None
 
 
 def _train(out, model, data, *extra):
@@ -86,8 +97,6 @@ def finish(server, started, timeout=60):
 
 def png(uri: str) -> np.ndarray:
     assert uri.startswith("data:image/png;base64,")
-    import base64
-
     return np.asarray(Image.open(io.BytesIO(base64.b64decode(uri.split(",", 1)[1]))).convert("RGB"))
 
 
@@ -361,3 +370,106 @@ def test_20_concurrent_requests_all_succeed(server):
         results = list(pool.map(one, range(20)))
     assert all(results)
     assert healthy(server)
+
+
+# -- a real browser (Debian's chromium + chromium-driver, driven by Selenium) ----------------------
+def _chromedriver_or_skip() -> str:
+    """Debian's chromedriver (package chromium-driver), never one downloaded at run time; skipped when
+    missing, required under CI=true (``.ci/run`` installs it), like :func:`conftest.chromium_or_skip`."""
+    debian = "/usr/bin/chromedriver"
+    path = shutil.which("chromedriver") or (debian if os.path.isfile(debian) else None)
+    if path is None or webdriver is None:
+        message = "the browser tests need Debian's chromium-driver and Selenium: `apt-get install chromium-driver`"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    return path
+
+
+@pytest.fixture(scope="module")
+def browser(server, tmp_path_factory):
+    exe = chromium_or_skip()
+    driver_path = _chromedriver_or_skip()
+    options = webdriver.ChromeOptions()
+    options.binary_location = exe
+    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                "--window-size=1200,2200", f"--user-data-dir={tmp_path_factory.mktemp('profile')}"):
+        options.add_argument(arg)
+    driver = webdriver.Chrome(service=Service(executable_path=driver_path), options=options)
+    driver.set_script_timeout(60)
+    driver.get(server.url)
+    _wait(driver, lambda d: d.execute_script("return document.body.dataset.ready") == "1")
+    yield driver
+    driver.quit()
+
+
+def _wait(driver, condition, timeout=60):
+    return WebDriverWait(driver, timeout, poll_frequency=0.05).until(condition)
+
+
+def _decoded(driver, element_id):
+    """The image's src once the browser has decoded it (naturalWidth > 0)."""
+    return driver.execute_script(
+        "const i = document.getElementById(arguments[0]); return i.complete && i.naturalWidth > 0 ? i.src : null;",
+        element_id,
+    )
+
+
+def _set(driver, element_id, value):
+    driver.execute_script("document.getElementById(arguments[0]).value = arguments[1];", element_id, str(value))
+
+
+def _select_run(driver, index):
+    Select(driver.find_element("id", "run")).select_by_value(str(index))
+
+
+def test_browser_clicking_sample_shows_a_grid(browser):
+    _select_run(browser, 0)
+    _wait(browser, lambda d: d.find_element("id", "sample-panel").is_displayed())
+    _set(browser, "sample-n", 4)
+    browser.find_element("id", "sample-button").click()
+    src = _wait(browser, lambda d: _decoded(d, "sample-image"))
+    assert src.startswith("data:image/png;base64,")
+    status = browser.find_element("id", "sample-status").text
+    assert status.startswith("done in"), status
+    assert browser.find_element("id", "sample-progress").get_attribute("value") == "1"
+    assert not browser.find_element("id", "error").is_displayed()
+
+
+def test_browser_shows_the_servers_one_line_error(browser):
+    _set(browser, "sample-temperature", -1)
+    browser.find_element("id", "sample-button").click()
+    error = _wait(browser, lambda d: d.find_element("id", "error").is_displayed() and d.find_element("id", "error"))
+    assert error.text == "temperature -1: must be a finite number 0-10"
+    _set(browser, "sample-temperature", 1)
+
+
+def test_browser_painting_a_mask_gives_completions(browser):
+    _select_run(browser, 0)
+    canvas = _wait(browser, lambda d: d.find_element("id", "mask-canvas"))
+    _wait(browser, lambda d: d.find_element("id", "mask-canvas").get_attribute("data-hidden") == "0")
+    w, h = canvas.size["width"], canvas.size["height"]
+    actions = ActionChains(browser)  # a stroke across the lower part of the sprite
+    actions.move_to_element_with_offset(canvas, -w // 2 + 10, h // 4).click_and_hold()
+    for x in range(-w // 2 + 10, w // 2 - 10, 12):
+        actions.move_to_element_with_offset(canvas, x, h // 4)
+    actions.release().perform()
+    hidden = int(canvas.get_attribute("data-hidden"))
+    assert 0 < hidden < 400
+    _set(browser, "complete-samples", 2)
+    browser.find_element("id", "complete-button").click()
+    src = _wait(browser, lambda d: _decoded(d, "complete-image"))
+    assert src.startswith("data:image/png;base64,") and not browser.find_element("id", "error").is_displayed()
+
+
+def test_browser_moving_a_slider_changes_the_decoded_image(browser):
+    _select_run(browser, 1)
+    _wait(browser, lambda d: d.find_element("id", "latent-panel").is_displayed())
+    before = _wait(browser, lambda d: _decoded(d, "latent-image"))
+    slider = browser.find_elements("css selector", ".z-slider")[0]
+    assert len(browser.find_elements("css selector", ".z-slider")) == 2  # the tiny VAE's code
+    ActionChains(browser).click_and_hold(slider).move_by_offset(slider.size["width"] // 2 - 2, 0).release().perform()
+    assert float(slider.get_attribute("value")) > 2.5
+    after = _wait(browser, lambda d: (s := _decoded(d, "latent-image")) and s != before and s)
+    assert after != before
+    assert "decoded in" in browser.find_element("id", "latent-status").text
