@@ -6,6 +6,9 @@ the parent compares what the ranks saved with a single process doing the same wo
 
 from __future__ import annotations
 
+import importlib.util
+import json
+import math
 import multiprocessing as mp
 import os
 import signal
@@ -298,3 +301,48 @@ def test_fp16_keeps_one_loss_scale_per_player_in_the_checkpoint(tmp_path):
     )
     fresh.restore(state)
     assert fresh.engine.scalers["generator"].get_scale() == t.engine.scalers["generator"].get_scale()
+
+
+def _device_check():
+    path = Path(__file__).resolve().parents[2] / "benchmarks" / "device_check.py"
+    spec = importlib.util.spec_from_file_location("device_check", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="a CUDA device is present")
+def test_device_check_stops_at_once_with_one_line_without_cuda(capsys):
+    assert _device_check().main(["--out", "unused.json"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "no CUDA device" in err and "\n" not in err
+    assert not Path("unused.json").exists()
+
+
+def test_device_check_smoke_on_cpu_trains_samples_and_evaluates(tmp_path):
+    out = tmp_path / "check.json"
+    assert (
+        _device_check().main(
+            [
+                "--device",
+                "cpu",
+                "--smoke",
+                "--models",
+                "pixelcnn,dcgan",
+                "--mnist-models",
+                "pixelcnn,vae",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
+    result = json.loads(out.read_text())
+    assert all(r["ok"] and r["sample_shape"][0] == 4 for r in result["models"].values())
+    assert math.isfinite(result["models"]["pixelcnn"]["test_nll_nats"])
+    assert set(result["mnist"]["runs"]) == {"pixelcnn", "vae"}
+    assert all(math.isfinite(r["test"]["nll_nats"]) for r in result["mnist"]["runs"].values())
+    assert "test_importance" in result["mnist"]["runs"]["vae"]
+    pair = result["precision"]
+    assert pair["fp32"]["test_nll_nats"] != pair["bf16"]["test_nll_nats"]  # two runs, two precisions
+    assert abs(pair["bf16_minus_fp32_nll_nats"]) < 1.0  # after 2 steps the two barely differ
