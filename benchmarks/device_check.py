@@ -35,6 +35,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import cpu_seconds, hardware, peak_rss_mb, write_result  # noqa: E402
 from genzoo.data import ImageDataset, ImageInfo, every_tenth_split, load_dataset  # noqa: E402
+from genzoo.data.captions import CaptionedDataset  # noqa: E402
+from genzoo.data.paired import TranslationDataset  # noqa: E402
 from genzoo.errors import GenzooError  # noqa: E402
 from genzoo.io import write_json  # noqa: E402
 from genzoo.metrics.importance import importance_nll  # noqa: E402
@@ -53,14 +55,30 @@ PUBLISHED = {
     "vae": {"nll_nats": 86.76, "source": "Burda, Grosse & Salakhutdinov 2015, arXiv:1509.00519, Table 1 (VAE, k=5000)"},
 }
 TINY_INFO = ImageInfo(channels=1, height=4, width=4, num_values=5)  # the shape the shared model tests use
+TRANSLATING = ("pix2pix", "cyclegan")  # trained on (input, target) pairs
 SMOKE_MNIST = ImageInfo(channels=1, height=8, width=8, num_values=2)
 
 
-def random_data(info: ImageInfo, n: int = 40, seed: int = 0) -> ImageDataset:
+def random_data(info: ImageInfo, n: int = 40, seed: int = 0, paired: bool = False) -> ImageDataset:
+    """Random images of ``info`` (as the shared model tests make them): with labels when it has classes,
+    random captions when it has a caption vocabulary, a random target image each when ``paired``."""
     g = torch.Generator().manual_seed(seed)
     x = torch.randint(0, info.num_values, (n, *info.shape), generator=g).to(torch.uint8)
     labels = torch.arange(n) % info.num_classes if info.num_classes else None
-    return ImageDataset(spec="random", x=x, info=info, splits=every_tenth_split(n), labels=labels)
+    splits = every_tenth_split(n)
+    if info.vocab and not info.tokens:  # captioned images (text2image): two captions of 1-4 words each
+        caps = torch.randint(4, len(info.vocab), (2 * n, 4), generator=g)
+        caps[torch.arange(4) >= torch.randint(1, 5, (2 * n, 1), generator=g)] = 0  # <pad> after the last word
+        owner = torch.arange(n).repeat_interleave(2)
+        return CaptionedDataset(
+            spec="random", x=x, info=info, splits=splits, labels=labels, captions=caps, caption_image=owner
+        )
+    if paired:  # translation models: a random target image beside each input
+        target = torch.randint(0, info.num_values, x.shape, generator=g).to(torch.uint8)
+        return TranslationDataset(
+            spec="random", x=x, info=info, splits=splits, labels=labels, target=target, target_splits=dict(splits)
+        )
+    return ImageDataset(spec="random", x=x, info=info, splits=splits, labels=labels)
 
 
 def one_line(e: BaseException) -> str:
@@ -92,7 +110,7 @@ def check_model(name: str, device: torch.device, steps: int, tmp: Path) -> dict:
     """A few steps at the tiny preset, a few samples, the test NLL when the model has one."""
     cls = available_models()[name]
     info = getattr(cls, "test_info", None) or TINY_INFO
-    data = random_data(info)
+    data = random_data(info, paired=name in TRANSLATING)
     t0 = time.perf_counter()
     try:
         keys = {"steps": str(steps), "sample_every": "0", "eval_every": "-1", "checkpoint_every": str(steps)}
@@ -102,7 +120,8 @@ def check_model(name: str, device: torch.device, steps: int, tmp: Path) -> dict:
         if model.can_sample:
             model.eval()
             with torch.no_grad():
-                x = model.sample(4, generator=torch.Generator(device=device).manual_seed(0))
+                extra = {"inputs": data.images("test")[:4].to(device)} if name in TRANSLATING else {}
+                x = model.sample(4, generator=torch.Generator(device=device).manual_seed(0), **extra)
             out["sample_shape"] = list(x.shape)
         if isinstance(model, LikelihoodModel) and model.likelihood != "none":
             out["test_nll_nats"] = dataset_nll(model, data, "test")["nll_nats"]

@@ -29,7 +29,21 @@ def random_dataset(info: ImageInfo, n: int = 40, seed: int = 0) -> ImageDataset:
     g = torch.Generator().manual_seed(seed)
     x = torch.randint(0, info.num_values, (n, *info.shape), generator=g, dtype=torch.long).to(torch.uint8)
     labels = torch.arange(n) % info.num_classes if info.num_classes else None  # labelled data for conditional models
+    if info.vocab and not getattr(info, "tokens", ""):  # captioned images (text2image): random captions too
+        return random_captions(x, info, labels, g)
     return ImageDataset(spec="random", x=x, info=info, splits=every_tenth_split(n), labels=labels)
+
+
+def random_captions(x, info: ImageInfo, labels, g: torch.Generator, per_image: int = 2):
+    """Images ``x`` with ``per_image`` random captions each (1-4 words of ``info.vocab``, padded with <pad>)."""
+    from genzoo.data.captions import CaptionedDataset
+
+    n, words = len(x), len(info.vocab) - 4
+    caps = torch.randint(4, 4 + words, (n * per_image, 4), generator=g)
+    caps[torch.arange(4) >= torch.randint(1, 5, (n * per_image, 1), generator=g)] = 0  # <pad> after the last word
+    owner = torch.arange(n).repeat_interleave(per_image)
+    return CaptionedDataset(spec="random", x=x, info=info, splits=every_tenth_split(n), labels=labels,
+                            captions=caps, caption_image=owner)
 
 
 @pytest.fixture(scope="session")

@@ -42,6 +42,7 @@ from genzoo.models.base import (
     LikelihoodModel,
     PartitionFunction,
 )
+from genzoo.models.gan.text2image import TextConditioned
 from genzoo.models.registry import available_models, build_model_checked, get_model_class, resolve_configs
 from genzoo.sampling.latent import interpolate, traversal_codes
 from genzoo.sampling.masks import MASKS, make_mask
@@ -342,6 +343,24 @@ def _condition(
     return m if not model.conditional else (labels, m)
 
 
+def _text_condition(
+    model: GenerativeModel, n: int, texts: list[str], label: int | None, condition_map: Path | None
+) -> torch.Tensor:
+    """``--text``: captions -> token ids (n, L), the captions in turn; unknown words noted on stderr."""
+    if not isinstance(model, TextConditioned):
+        raise GenzooError(f"--text: model {model.name!r} is not conditioned on text (text2image is)")
+    if label is not None or condition_map is not None:
+        raise GenzooError("--text and --condition/--condition-map both set the condition; give one of them")
+    for t in texts:
+        if not t.strip():
+            raise GenzooError("--text: empty caption; give a caption such as 'a dark coat'")
+    tokens, unknown = model.text_condition(texts)
+    if unknown:
+        words = ", ".join(repr(w) for w in unknown)
+        print(f"genzoo: note: not in the run's vocabulary, read as <unk>: {words}", file=sys.stderr)
+    return tokens[torch.arange(n) % len(tokens)]
+
+
 def _generator(model: torch.nn.Module, seed: int) -> torch.Generator:
     return torch.Generator(device=next(model.parameters()).device).manual_seed(seed)
 
@@ -562,6 +581,12 @@ def cmd_train(
         "spatially conditioned models (gated_pixelcnn with spatial_channels): a .npy map of "
         "shape (S, H/scale, W/scale), shared by every sample, or (N, S, H/scale, W/scale)"
     ),
+    text=Opt(
+        "text-conditioned models (text2image): a caption; repeat for several, the samples take them in "
+        "turn; words outside the run's vocabulary are read as <unk> (with a note)",
+        metavar="CAPTION",
+        repeat=True,
+    ),
     naive=Opt("autoregressive: recompute every step (the slow reference path; the same samples)"),
     ncols=Opt("tiles per row of the grid (default: a square grid)", lo=1),
     precision=Opt(
@@ -579,6 +604,7 @@ def cmd_sample(
     temperature: float = 1.0,
     condition: int | None = None,
     condition_map: Path | None = None,
+    text: list[str] | None = None,
     naive: bool = False,
     ncols: int | None = None,
     precision: str = "float64",
@@ -593,7 +619,10 @@ def cmd_sample(
             f"-n {n}: {n:,} samples of {r.info.dims} values exceed the limit of "
             f"{MAX_SAMPLE_VALUES:,} values per request"
         )
-    cond = _condition(model, n, condition, condition_map)
+    if text is None:
+        cond = _condition(model, n, condition, condition_map)
+    else:
+        cond = _text_condition(model, n, text, condition, condition_map)
     options: dict[str, Any] = {"progress": True}
     if naive:
         options["naive"] = True

@@ -1,6 +1,20 @@
 """Generative adversarial networks: one GAN core, each paper a config and its presets."""
 
-from genzoo.models.gan import acgan, ali, bigan, cgan, dcgan, ebgan, gan, infogan, lapgan, ssgan, unrolled_gan, wgan
+from genzoo.models.gan import (
+    acgan,
+    ali,
+    bigan,
+    cgan,
+    dcgan,
+    ebgan,
+    gan,
+    infogan,
+    lapgan,
+    ssgan,
+    text2image,
+    unrolled_gan,
+    wgan,
+)
 
 __all__ = [
     "gan",
@@ -15,4 +29,5 @@ __all__ = [
     "bigan",
     "ali",
     "lapgan",
+    "text2image",
 ]
