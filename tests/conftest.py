@@ -25,12 +25,19 @@ def tiny_model(name: str, info: ImageInfo | None = None, seed: int = 0):
     return cls(make_config(cls.Config, preset), info or tiny_info(cls))
 
 
-def random_dataset(info: ImageInfo, n: int = 40, seed: int = 0) -> ImageDataset:
+def random_dataset(info: ImageInfo, n: int = 40, seed: int = 0, paired: bool = False) -> ImageDataset:
     g = torch.Generator().manual_seed(seed)
     x = torch.randint(0, info.num_values, (n, *info.shape), generator=g, dtype=torch.long).to(torch.uint8)
     labels = torch.arange(n) % info.num_classes if info.num_classes else None  # labelled data for conditional models
     if info.vocab and not getattr(info, "tokens", ""):  # captioned images (text2image): random captions too
         return random_captions(x, info, labels, g)
+    if paired:  # translation models (pix2pix, CycleGAN): a random target image beside each input
+        from genzoo.data.paired import TranslationDataset
+
+        target = torch.randint(0, info.num_values, x.shape, generator=g, dtype=torch.long).to(torch.uint8)
+        splits = every_tenth_split(n)
+        return TranslationDataset(spec="random", x=x, info=info, splits=splits, labels=labels, target=target,
+                                  target_splits=dict(splits))
     return ImageDataset(spec="random", x=x, info=info, splits=every_tenth_split(n), labels=labels)
 
 

@@ -15,6 +15,19 @@ from genzoo.training.trainer import Trainer
 # Every generative model; trainable networks outside that tree (the classifier, registered so
 # `genzoo train classifier` works and used as a feature extractor) have their own tests.
 MODELS = sorted(n for n, cls in available_models().items() if issubclass(cls, GenerativeModel))
+# Translation models (pix2pix, CycleGAN) have no prior over inputs: sample(n, inputs=x) translates x, and
+# they train on pairs. The suite gives them paired data and draws the inputs of a sample from its seed.
+TRANSLATING = sorted(n for n in MODELS if "inputs" in available_models()[n].sample_options)
+
+
+def data_for(model):
+    return random_dataset(model.info, paired=model.name in TRANSLATING)
+
+
+def inputs_for(model, n: int, seed: int) -> dict:
+    if model.name not in TRANSLATING:
+        return {}
+    return {"inputs": random_dataset(model.info, n=n, seed=seed).x.long()}
 
 
 def test_registry_lists_models_with_tiny_presets_and_papers():
@@ -29,7 +42,7 @@ def test_registry_lists_models_with_tiny_presets_and_papers():
 @pytest.mark.parametrize("name", MODELS)
 def test_training_step_changes_weights_and_eval_does_not(name, tmp_path):
     model = tiny_model(name)
-    data = random_dataset(model.info)
+    data = data_for(model)
     before = copy.deepcopy(model.state_dict())
     if isinstance(model, LikelihoodModel):
         model.eval()
@@ -45,7 +58,7 @@ def test_training_step_changes_weights_and_eval_does_not(name, tmp_path):
 @pytest.mark.parametrize("name", MODELS)
 def test_save_load_gives_identical_outputs(name, tmp_path):
     model = tiny_model(name)
-    data = random_dataset(model.info)
+    data = data_for(model)
     cfg = TrainConfig(steps=2, batch_size=4, sample_every=0, eval_every=-1)
     Trainer(model, data, cfg, tmp_path, model_name=name, quiet=True).fit()
     loaded = load_run(tmp_path).model
@@ -54,23 +67,24 @@ def test_save_load_gives_identical_outputs(name, tmp_path):
     if isinstance(model, LikelihoodModel):
         assert torch.equal(model.log_prob(x), loaded.log_prob(x))
     g1, g2 = torch.Generator().manual_seed(5), torch.Generator().manual_seed(5)
-    assert torch.equal(model.sample(3, generator=g1), loaded.sample(3, generator=g2))
+    inputs = inputs_for(model, 3, 5)
+    assert torch.equal(model.sample(3, generator=g1, **inputs), loaded.sample(3, generator=g2, **inputs))
     assert dataclasses.asdict(model.config) == dataclasses.asdict(loaded.config)
 
 
 @pytest.mark.parametrize("name", MODELS)
 def test_same_seed_same_samples_and_values_in_range(name):
     model = tiny_model(name)
-    a = model.sample(6, generator=torch.Generator().manual_seed(3))
-    b = model.sample(6, generator=torch.Generator().manual_seed(3))
-    c = model.sample(6, generator=torch.Generator().manual_seed(4))
+    a = model.sample(6, generator=torch.Generator().manual_seed(3), **inputs_for(model, 6, 3))
+    b = model.sample(6, generator=torch.Generator().manual_seed(3), **inputs_for(model, 6, 3))
+    c = model.sample(6, generator=torch.Generator().manual_seed(4), **inputs_for(model, 6, 4))
     assert torch.equal(a, b)
     assert not torch.equal(a, c)
     assert a.shape == (6, *model.info.shape) and a.dtype == torch.long
     assert a.min() >= 0 and a.max() < model.info.num_values
 
 
-@pytest.mark.parametrize("name", MODELS)
+@pytest.mark.parametrize("name", [m for m in MODELS if m not in TRANSLATING])
 def test_completion_keeps_the_shown_pixels(name):
     from genzoo.sampling.masks import make_mask
 
@@ -153,3 +167,19 @@ def test_a_declared_capability_must_be_implemented():
         for capability in (ImportanceWeighted, Reconstructing):
             if issubclass(cls, capability):
                 assert not getattr(cls, "__abstractmethods__", frozenset()), name
+
+
+@pytest.mark.parametrize("name", TRANSLATING)
+def test_translation_models_refuse_sampling_without_inputs_and_completion(name):
+    from genzoo.errors import GenzooError
+    from genzoo.models.base import Translates
+
+    model = tiny_model(name)
+    assert isinstance(model, Translates)
+    x = random_dataset(model.info).images("test")[:2]
+    with pytest.raises(GenzooError, match="pass inputs"):
+        model.sample(2)
+    with pytest.raises(GenzooError, match="does not complete"):
+        model.complete(x, torch.ones(model.info.shape, dtype=torch.bool))
+    assert torch.equal(model.sample(2, inputs=x, generator=torch.Generator().manual_seed(0)),
+                       model.translate(x, generator=torch.Generator().manual_seed(0)))

@@ -5,7 +5,7 @@
 with :func:`register_dataset` (:mod:`genzoo.data.kinds`), and ``genzoo datasets`` lists them.
 """
 
-from genzoo.data import captions, cifar, folder, mnist, olivetti, patches, pokemon, text, toy
+from genzoo.data import captions, cifar, faces, folder, mnist, olivetti, paired, patches, pokemon, text, toy
 from genzoo.data.base import ImageDataset, ImageInfo, every_tenth_split
 from genzoo.data.kinds import DatasetKind, dataset_kinds, load_dataset, register_dataset
 
@@ -17,10 +17,12 @@ __all__ = [
     "cifar",
     "dataset_kinds",
     "every_tenth_split",
+    "faces",
     "folder",
     "load_dataset",
     "mnist",
     "olivetti",
+    "paired",
     "patches",
     "pokemon",
     "register_dataset",

@@ -16,6 +16,9 @@ real images x, g on generated images G(z).
   (:func:`gradient_penalty`).
 * ``hinge`` (Lim & Ye 2017, arXiv:1705.02894): D minimises E relu(1 - r) + E relu(1 + g);
   G minimises -E g.
+* ``least_squares`` (Mao et al. 2017, arXiv:1611.04076, eq. 2 with a = 0, b = c = 1, written as CycleGAN
+  writes it, Zhu et al. 2017 Sec. 4, i.e. without the 1/2): D minimises E (r - 1)^2 + E g^2; G minimises
+  E (g - 1)^2. D's outputs are raw scores.
 * ``ebgan`` (Zhao et al. 2016, arXiv:1609.03126, eq. 1-2): the discriminator is an autoencoder whose
   energy E(x) is its reconstruction error; D minimises E(x) + relu(m - E(G(z))) (margin m), G minimises
   E(G(z)), optionally plus the pulling-away term (:func:`pulling_away`, the paper's "repelling
@@ -34,7 +37,7 @@ from typing import Literal, NamedTuple
 import torch
 import torch.nn.functional as F
 
-LossName = Literal["minimax", "non_saturating", "wasserstein", "wgan_gp", "hinge", "ebgan"]
+LossName = Literal["minimax", "non_saturating", "wasserstein", "wgan_gp", "hinge", "ebgan", "least_squares"]
 
 
 # -- discriminator losses: (outputs on real (B,), outputs on fake (B,)) -> scalar --------------------
@@ -50,6 +53,11 @@ def d_wasserstein(real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
 
 def d_hinge(real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
     return F.relu(1 - real).mean() + F.relu(1 + fake).mean()
+
+
+def d_least_squares(real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
+    """E (D(x) - 1)^2 + E D(G(z))^2 from raw scores (LSGAN)."""
+    return ((real - 1) ** 2).mean() + (fake**2).mean()
 
 
 def d_energy(real: torch.Tensor, fake: torch.Tensor, margin: float) -> torch.Tensor:
@@ -73,6 +81,11 @@ def g_critic(fake: torch.Tensor) -> torch.Tensor:
     return -fake.mean()
 
 
+def g_least_squares(fake: torch.Tensor) -> torch.Tensor:
+    """E (D(G(z)) - 1)^2 from raw scores (LSGAN)."""
+    return ((fake - 1) ** 2).mean()
+
+
 def g_energy(fake: torch.Tensor) -> torch.Tensor:
     """E E(G(z)) (EBGAN eq. 2, without the pulling-away term)."""
     return fake.mean()
@@ -83,12 +96,13 @@ class GANLoss:
     """One named loss: the two players' functions and what the discriminator outputs.
 
     ``output``: ``"logit"`` (D(x) = sigmoid(output)), ``"critic"`` (an unbounded score) or
-    ``"energy"`` (an autoencoder's reconstruction error, low for real data).
+    ``"energy"`` (an autoencoder's reconstruction error, low for real data) or ``"score"`` (a raw
+    least-squares score, 1 for real and 0 for fake).
     """
 
     discriminator: Callable[..., torch.Tensor]
     generator: Callable[[torch.Tensor], torch.Tensor]
-    output: Literal["logit", "critic", "energy"]
+    output: Literal["logit", "critic", "energy", "score"]
     penalty: bool = False  # add the WGAN-GP gradient penalty to the critic's loss
 
 
@@ -99,6 +113,7 @@ LOSSES: dict[str, GANLoss] = {
     "wgan_gp": GANLoss(d_wasserstein, g_critic, "critic", penalty=True),
     "hinge": GANLoss(d_hinge, g_critic, "logit"),
     "ebgan": GANLoss(d_energy, g_energy, "energy"),
+    "least_squares": GANLoss(d_least_squares, g_least_squares, "score"),
 }
 
 

@@ -86,6 +86,11 @@ class TrainableModel(nn.Module):
         """Optimiser settings of ``player`` that differ from the trainer's (e.g. a GAN's two learning rates)."""
         return {}
 
+    def lr_scale(self, step: int, total: int) -> float:
+        """Factor on every player's learning rate for round ``step`` (0-based) of ``total`` (e.g. CycleGAN's
+        linear decay); 1.0 keeps the optimisers' own rates."""
+        return 1.0
+
     def loss(self, batch: dict[str, torch.Tensor]) -> ModelOutput:
         raise NotImplementedError(f"{type(self).__name__} must define loss() or player_loss()")
 
@@ -279,6 +284,19 @@ class PartitionFunction(abc.ABC):
         self, x: torch.Tensor, log_z: float, generator: torch.Generator | None = None
     ) -> torch.Tensor:
         """(B,) log p(x) given log Z."""
+
+
+class Translates(abc.ABC):
+    """A capability: ``translate(x)`` maps images of the input domain (N, C, H, W) to images of the output
+    domain of the same shape (pix2pix, CycleGAN; face aging under a target ``condition``), so
+    ``genzoo translate`` shows input | output | target. ``sample(n, inputs=x)`` is the same translation
+    through the shared sampling entry point."""
+
+    @abc.abstractmethod
+    def translate(
+        self, x: torch.Tensor, *, generator: torch.Generator | None = None, condition: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """(N, C, H, W) discrete images -> (N, C, H, W) discrete images of the output domain."""
 
 
 class LikelihoodModel(GenerativeModel):

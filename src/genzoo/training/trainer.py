@@ -400,6 +400,15 @@ class Trainer:
                 metrics.update({prefix + k: float(v) for k, v in out.metrics.items()})
         return metrics
 
+    def _scale_lr(self, total: int) -> None:
+        """Every optimiser's rate times the model's ``lr_scale`` for this round (e.g. CycleGAN's linear decay)."""
+        scale = self.model.lr_scale(self.step, total)
+        for opt in self.optims.values():
+            for group in opt.param_groups:
+                if scale != 1.0 or "base_lr" in group:  # models without a schedule keep their optimiser state as is
+                    group.setdefault("base_lr", group["lr"])
+                    group["lr"] = group["base_lr"] * scale
+
     def log(self, record: dict) -> None:
         with open(self.run_dir / METRICS, "a") as f:
             f.write(json.dumps(finite_json(record), allow_nan=False) + "\n")  # NaN -> null: JSON for every tool
@@ -444,6 +453,7 @@ class Trainer:
             while self.step < total:
                 self.model.train()
                 r0 = time.perf_counter()
+                self._scale_lr(total)
                 metrics = self._round()
                 now = time.perf_counter()
                 self._proven()  # every loss of the round was finite, the first from the saved weights

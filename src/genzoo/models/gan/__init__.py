@@ -2,14 +2,17 @@
 
 from genzoo.models.gan import (
     acgan,
+    age_cgan,
     ali,
     bigan,
     cgan,
+    cyclegan,
     dcgan,
     ebgan,
     gan,
     infogan,
     lapgan,
+    pix2pix,
     ssgan,
     text2image,
     unrolled_gan,
@@ -30,4 +33,7 @@ __all__ = [
     "ali",
     "lapgan",
     "text2image",
+    "pix2pix",
+    "cyclegan",
+    "age_cgan",
 ]
