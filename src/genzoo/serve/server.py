@@ -80,6 +80,7 @@ def is_local(host: str) -> bool:
 class PlaygroundServer(ThreadingHTTPServer):
     daemon_threads = True  # a stuck client never keeps the process alive
     block_on_close = False
+    request_queue_size = 128  # the listen backlog (socketserver's 5 resets a burst of 20 new connections)
 
     def __init__(self, address: tuple[str, int], playground: Playground, *, verbose: bool = False):
         self.playground = playground
