@@ -20,9 +20,11 @@ The rules (:class:`DistributedTrainer`):
 * **Players.** Each player has its own DDP module (over its own parameters only) and its own
   optimiser; one DDP forward computes the player's whole loss (for a discriminator: the real and
   the fake batch), so no module runs twice before its backward pass. Buffers are not broadcast
-  at each forward (``broadcast_buffers=False``): batch-norm running statistics are kept per
-  process and set to rank 0's at every checkpoint, so a resumed run continues exactly; on CUDA
-  batch norm becomes SyncBatchNorm (statistics of the global batch).
+  at each forward (``broadcast_buffers=False``): after every round each rank takes rank 0's
+  buffers (batch-norm running statistics, an RBM's persistent chains), so a resumed run
+  continues exactly; on CUDA batch norm becomes SyncBatchNorm (statistics of the global batch).
+  After the first round each rank also takes rank 0's weights: a model that initialises itself
+  from its first batch (the RBM's biases) does so from rank 0's share.
 * **Closed-form models.** A model with ``sums_over_ranks`` (the Gaussian mixture) takes its shard
   and all-reduces its sufficient statistics inside ``update``; other gradient-free models get the
   whole global batch on every rank and make the single process's update (same result, no speed-up).
@@ -311,9 +313,13 @@ class DistributedTrainer(Trainer):
 
     # -- agreement after each round ---------------------------------------------------------
     def _round(self) -> dict[str, float]:
+        first = self.step == 0
         metrics = super()._round()
         if self.world.size == 1:
             return metrics
+        # rank 0's buffers (batch-norm statistics, persistent chains) to every rank after each round; after
+        # the first round its weights too (a model may initialise itself from its first batch: its shard)
+        self._broadcast([*self.model.buffers(), *(self.model.parameters() if first else ())])
         keys = sorted(metrics)
         values = [metrics[k] for k in keys] + [1.0 if self._stop_requested else 0.0]
         t = torch.tensor(values, dtype=torch.float64, device=self.comm)
@@ -339,15 +345,18 @@ class DistributedTrainer(Trainer):
         return bool(flag.item() > 0)
 
     # -- checkpoint -----------------------------------------------------------------------------
-    def _sync_for_checkpoint(self) -> None:
-        """Rank 0's buffers to every rank; every rank's random state to rank 0 (collectives)."""
-        if self.world.size == 1:
-            return
-        for b in self.model.buffers():
+    def _broadcast(self, tensors) -> None:
+        """Rank 0's values of ``tensors`` on every rank."""
+        for b in tensors:
             tmp = b.data.to(self.comm, torch.uint8 if b.dtype == torch.bool else b.dtype)  # a copy, or b itself
             dist.broadcast(tmp, src=0)
             if tmp.data_ptr() != b.data.data_ptr():
                 b.data.copy_(tmp)
+
+    def _sync_for_checkpoint(self) -> None:
+        """Every rank's random state to rank 0 (a collective)."""
+        if self.world.size == 1:
+            return
         own = torch.get_rng_state().to(self.comm)
         gathered = [torch.empty_like(own) for _ in range(self.world.size)]
         dist.all_gather(gathered, own)
