@@ -28,13 +28,17 @@ import torch
 from genzoo._version import __version__
 from genzoo.data import dataset_kinds, load_dataset
 from genzoo.data.base import MAX_IMAGE_SIDE, MIN_SIZE
+from genzoo.data.text import FORMS as POEM_FORMS
+from genzoo.data.text import MAX_LEN as TEXT_MAX_LEN
+from genzoo.data.text import TEXT_KINDS, rows_to_text, text_to_row
+from genzoo.data.tokens import PAD_ID, TOKENIZERS
 from genzoo.errors import GenzooError, choices_error
 from genzoo.evaluation.callbacks import HeldOutLikelihood
 from genzoo.evaluation.probe import linear_probe
 from genzoo.evaluation.report import build_report
 from genzoo.evaluation.sections import SECTIONS, evaluate
 from genzoo.features import available_extractors
-from genzoo.io import write_json
+from genzoo.io import atomic_write_text, write_json
 from genzoo.models.base import (
     MAX_SAMPLE_VALUES,
     GenerativeModel,
@@ -361,6 +365,33 @@ def _text_condition(
     return tokens[torch.arange(n) % len(tokens)]
 
 
+def _out_suffix(out: Path) -> str:
+    """.txt for text output (text runs), else .png; which one fits the run is checked once it is loaded."""
+    return ".txt" if Path(out).suffix.lower() == ".txt" else ".png"
+
+
+def _check_text_out(out: Path, info, flag: str = "-o") -> None:
+    if info.is_text and Path(out).suffix.lower() != ".txt":
+        raise GenzooError(f"{flag} {out}: this run writes text (token data); name a .txt file")
+    if not info.is_text and Path(out).suffix.lower() == ".txt":
+        raise GenzooError(f"{flag} {out}: this run draws images; name a .png file")
+
+
+def _write_text(out: Path, lines: list[str]) -> None:
+    """Text results: one a line into ``out`` (atomically) and on stdout."""
+    atomic_write_text(Path(out), "".join(line + "\n" for line in lines))
+    for line in lines:
+        print(line)
+
+
+def _text_row(info, text: str, *, sentence: bool, what: str) -> torch.Tensor:
+    row, unknown = text_to_row(info, text, sentence=sentence, what=what)
+    if unknown:
+        words = ", ".join(repr(w) for w in unknown)
+        print(f"genzoo: note: not in the run's vocabulary, read as <unk>: {words}", file=sys.stderr)
+    return row
+
+
 def _generator(model: torch.nn.Module, seed: int) -> torch.Generator:
     return torch.Generator(device=next(model.parameters()).device).manual_seed(seed)
 
@@ -444,6 +475,10 @@ def parse_sets(pairs: Sequence[str]) -> dict[str, str]:
     resume=Opt("continue the run in --out from its checkpoint"),
     size=Opt("folder/CIFAR data: resize images to SIZE x SIZE (default 32)", lo=MIN_SIZE, hi=MAX_IMAGE_SIDE),
     colors=Opt("folder data: quantise to this many colours (default 64)", lo=2),
+    tokens=Opt("token data (text:, tang:, ptb:): split text into characters or words", choices=lambda: TOKENIZERS),
+    vocab=Opt("token data: at most N vocabulary entries, from the train split; rarer tokens become <unk>", lo=5),
+    max_len=Opt("token data: tokens per example including <eos> (longer ones are cut)", lo=2, hi=TEXT_MAX_LEN),
+    form=Opt("tang data: keep one form of poem", choices=lambda: POEM_FORMS),
     quiet=Opt("no progress bar or messages"),
     labels_per_class=Opt(
         "semi-supervised models (ssgan): keep the labels of N training images per class, "
@@ -469,6 +504,10 @@ def cmd_train(
     resume: bool = False,
     size: int | None = None,
     colors: int | None = None,
+    tokens: str | None = None,
+    vocab: int | None = None,
+    max_len: int | None = None,
+    form: str | None = None,
     quiet: bool = False,
     labels_per_class: int | None = None,
     precision: str | None = None,
@@ -518,12 +557,18 @@ def cmd_train(
                 "semi-supervised models: "
                 + ", ".join(n for n, c in available_models().items() if c.takes_partial_labels)
             )
+        text_options = {"tokens": tokens, "vocab": vocab, "max_len": max_len, "form": form}
+        text_options = {k: v for k, v in text_options.items() if v is not None}
+        if text_options and data.partition(":")[0] not in TEXT_KINDS:
+            flag = "--" + next(iter(text_options)).replace("_", "-")
+            raise GenzooError(f"{flag}: applies to token data ({', '.join(TEXT_KINDS)}), not {data!r}")
         dataset = load_dataset(
             data,
             size=size,
             colors=colors,
             labels_per_class=labels_per_class,
             label_seed=seed if labels_per_class is not None else None,
+            **text_options,
         )
         model_cfg, cfg = resolve_configs(cls, TrainConfig, preset, overrides)
         torch.manual_seed(seed)  # initial weights belong to the seeded run
@@ -610,10 +655,11 @@ def cmd_sample(
     precision: str = "float64",
     device: str = "auto",
 ) -> None:
-    """A grid of N new images (a scatter plot for 2-D data)."""
-    _check_out_file(out, ".png")
+    """A grid of N new images (a scatter plot for 2-D data); N lines of text for text runs (-o X.txt)."""
+    _check_out_file(out, _out_suffix(out))
     _check_grid(n, f"-n {n}")
     r, model = _generative_run(run, device, "sample")
+    _check_text_out(out, r.info)
     if n * r.info.dims > MAX_SAMPLE_VALUES:
         raise GenzooError(
             f"-n {n}: {n:,} samples of {r.info.dims} values exceed the limit of "
@@ -629,7 +675,9 @@ def cmd_sample(
     if precision != "float64":
         options["precision"] = None  # the model's own dtype
     x = model.sample(n, generator=_generator(model, seed), temperature=temperature, condition=cond, **options)
-    if r.info.continuous:  # 2-D points: a scatter plot over the mixture's centres
+    if r.info.is_text:  # token rows: one sentence a line
+        _write_text(out, rows_to_text(r.info, x))
+    elif r.info.continuous:  # 2-D points: a scatter plot over the mixture's centres
         save_png(sample_picture(x, r.data()), out)
     else:
         save_png(grid(r.info.to_rgb(x), ncols=ncols), out)
@@ -641,9 +689,10 @@ def cmd_sample(
     "show the model part of unseen images and let it draw the rest",
     run=_RUN,
     out=_PNG,
-    mask=Opt("the part hidden", choices=_masks),
+    mask=Opt("the part hidden (image runs)", choices=_masks),
     images=Opt("which images, e.g. test:0-7 or test:3,9"),
-    samples=Opt("completions per image", lo=1),
+    samples=Opt("completions per image (per prefix for text runs)", lo=1),
+    prefix=Opt("text runs: the beginning every completion continues, e.g. 床前明月光 (-o X.txt)"),
     condition_map=Opt("spatially conditioned models: a .npy map (S, H/scale, W/scale) or one per completion"),
     seed=_SEED,
     temperature=Opt("softmax temperature (0 = the most likely value)", lo=0),
@@ -652,17 +701,37 @@ def cmd_sample(
 def cmd_complete(
     run: Path,
     out: Path,
-    mask: str,
+    mask: str | None = None,
     images: str = "test:0-7",
     samples: int = 4,
+    prefix: str | None = None,
     condition_map: Path | None = None,
     seed: int = 0,
     temperature: float = 1.0,
     device: str = "auto",
 ) -> None:
-    """Rows of original | shown | completions (hidden pixels magenta in the middle column)."""
-    _check_out_file(out, ".png")
+    """Rows of original | shown | completions (hidden pixels magenta in the middle column); for text
+    runs, --samples continuations of --prefix, one a line."""
+    _check_out_file(out, _out_suffix(out))
     r, model = _generative_run(run, device, "complete images")
+    _check_text_out(out, r.info)
+    if r.info.is_text or prefix is not None:
+        if not r.info.is_text:
+            raise GenzooError("--prefix: this run draws images; hide a part of them with --mask")
+        if prefix is None or mask is not None:
+            raise GenzooError("text runs continue a --prefix (e.g. --prefix 床前明月光); --mask is for images")
+        row = _text_row(r.info, prefix, sentence=False, what="--prefix")  # (1, 1, 1, L)
+        shown = int((row != PAD_ID).sum())
+        known = torch.zeros(r.info.shape, dtype=torch.bool)
+        known[..., :shown] = True
+        filled = model.complete(
+            row.repeat(samples, 1, 1, 1), known, generator=_generator(model, seed), temperature=temperature
+        )
+        _write_text(out, rows_to_text(r.info, filled))
+        print(f"wrote {samples} completions of {prefix!r} to {out}", file=sys.stderr)
+        return
+    if mask is None:
+        raise GenzooError(f"--mask: name the part hidden ({', '.join(_masks())})")
     known = make_mask(mask, r.info)  # (C, H, W)
     data = r.data()
     split, positions = parse_image_selection(images, data)
@@ -743,7 +812,9 @@ def cmd_eval(
     headline = [
         m
         for m in result["metrics"]
-        if m["metric"] in ("nll", "negative_elbo") and m["protocol"].get("estimator") in ("exact", "ELBO (bound)")
+        if m["metric"] in ("nll", "negative_elbo")
+        and m["protocol"].get("estimator") in ("exact", "ELBO (bound)")
+        and m["unit"] in ("nats/image", "bits/dim")  # token data reports per sentence and per token instead
     ]
     if headline:  # the likelihood in the flat form earlier versions wrote
         result.update(
@@ -872,7 +943,11 @@ def cmd_traverse(
     "decode codes along a path between two images or prior draws",
     run=_RUN,
     out=_PNG,
-    between=Opt("two endpoints: images (test:4 test:9) or prior draws (seed:1 seed:2)", metavar="END"),
+    between=Opt(
+        "two endpoints: images (test:4 test:9) or prior draws (seed:1 seed:2); for text runs also "
+        "sentences ('the market fell' 'he said') (-o X.txt: the decoded sentences, one a line)",
+        metavar="END",
+    ),
     steps=Opt(f"images along the path (at most {MAX_PATH_STEPS})", lo=2, hi=MAX_PATH_STEPS),
     kind=Opt("straight line or spherical path", choices=lambda: ("linear", "slerp")),
     seed=_SEED,
@@ -881,11 +956,13 @@ def cmd_traverse(
 def cmd_interpolate(
     run: Path, out: Path, between: list[str], steps: int = 10, kind: str = "linear", seed: int = 0, device: str = "auto"
 ) -> None:
-    """Decode codes along the path between two images (their codes) or two prior draws (``seed:N``)."""
-    _check_out_file(out, ".png")
+    """Decode codes along the path between two images (their codes) or two prior draws (``seed:N``);
+    for text runs, between two sentences too (Bowman et al.'s homotopies)."""
+    _check_out_file(out, _out_suffix(out))
     if len(between) != 2:
         raise GenzooError(f"--between takes two endpoints (e.g. test:4 test:9 or seed:1 seed:2), got {len(between)}")
     r, model = _latent_run(run, device, "interpolate in")
+    _check_text_out(out, r.info)
     ends = []
     for spec in between:
         if spec.startswith("seed:"):
@@ -897,12 +974,19 @@ def cmd_interpolate(
                 raise GenzooError(f"--between {spec!r}: the seed must be in 0..2^63-1")
             ends.append(model.prior(1, _generator(model, end_seed))[0])
         else:
-            x = _select_one(spec, r.data(), "--between").to(model.device)
+            split, _, index = spec.partition(":")
+            if r.info.is_text and not (split in ("train", "valid", "test") and index.isdigit()):  # a sentence
+                x = _text_row(r.info, spec, sentence=True, what="--between").to(model.device)
+            else:
+                x = _select_one(spec, r.data(), "--between").to(model.device)
             ends.append(model.encode(x, generator=_generator(model, seed))[0])
     z = interpolate(ends[0], ends[1], steps, kind)
     with torch.no_grad():
         x = model.decode(z)
-    save_png(labelled_grid(r.info.to_rgb(x), ncols=steps, caption=f"{between[0]} -> {between[1]} ({kind})"), out)
+    if r.info.is_text:
+        _write_text(out, rows_to_text(r.info, x))
+    else:
+        save_png(labelled_grid(r.info.to_rgb(x), ncols=steps, caption=f"{between[0]} -> {between[1]} ({kind})"), out)
     print(f"wrote {steps} images from {between[0]} to {between[1]} to {out}", file=sys.stderr)
 
 

@@ -150,7 +150,7 @@ def test_sample_and_complete_refuse_what_the_model_does_not_take(name):
     with pytest.raises(GenzooError, match="exceed the limit"):
         model.sample(2**40)  # refused before anything is allocated
     with pytest.raises(GenzooError, match="images must have shape"):
-        model.complete(x[:, :, :1], known)
+        model.complete(torch.cat([x, x], dim=-1), known)  # twice as wide: wrong for every shape
     assert {"progress"} <= model.sample_options
 
 

@@ -69,6 +69,7 @@ from genzoo.errors import GenzooError, choices_error
 DEFAULT_MAX_LEN = 256  # tokens per example when --max-len is not given and an example is longer
 MAX_LEN = 4096  # the largest --max-len
 SPLIT_NAMES = ("train", "valid", "test")
+TEXT_KINDS = ("text", "tang", "ptb")  # the data kinds of token sequences
 FORMS = ("all", "quatrain5", "quatrain7", "regulated5", "regulated7")
 # (verse lines, characters per line including its two punctuation marks) of each form
 _FORM_SHAPES = {"quatrain5": (2, 12), "quatrain7": (2, 16), "regulated5": (4, 12), "regulated7": (4, 16)}
@@ -309,3 +310,27 @@ def _tang_poems(root: Path) -> list[list[str]]:
             if "".join(lines).strip():
                 poems.append(lines)
     return poems
+
+
+# -- text in and out of token rows (the CLI's --prefix, --between and text samples) ------------------
+def rows_to_text(info: ImageInfo, rows: torch.Tensor) -> list[str]:
+    """Token rows (N, 1, 1, L) -> one string each: up to ``<eos>``, ``<pad>`` dropped."""
+    vocab = info.vocabulary
+    return [vocab.decode(r.flatten().tolist()) for r in rows]
+
+
+def text_to_row(info: ImageInfo, text: str, *, sentence: bool, what: str = "text") -> tuple[torch.Tensor, list[str]]:
+    """``text`` as a token row (1, 1, 1, L) long: a whole ``sentence`` (with ``<eos>``) or a prefix
+    (no ``<eos>``: the tokens to continue). Returns the row and the tokens read as ``<unk>``."""
+    vocab = info.vocabulary
+    tokens = tokenize(text, info.tokens)
+    if not tokens:
+        raise GenzooError(f"{what} {text!r}: holds no token")
+    ids = vocab.encode(tokens, eos=sentence)
+    room = info.width - (0 if sentence else 1)  # a prefix leaves at least one token to draw
+    if len(ids) > room:
+        raise GenzooError(f"{what} {text[:40]!r}: {len(ids)} tokens; the run's rows hold {room}")
+    row = torch.full((1, *info.shape), PAD_ID, dtype=torch.long)
+    row[0, 0, 0, : len(ids)] = torch.tensor(ids)
+    unknown = [t for t, i in zip(tokens, ids) if i == UNK_ID and t != UNK]
+    return row, unknown

@@ -278,7 +278,8 @@ def register_section(
 
 
 def _images(data: ImageDataset) -> bool:
-    return not data.info.continuous
+    """Discrete images: not 2-D points, not token sequences (the ``text`` section measures those)."""
+    return not data.info.continuous and not data.info.is_text
 
 
 def _has_likelihood(model: TrainableModel, data: ImageDataset) -> bool:

@@ -11,8 +11,12 @@ from __future__ import annotations
 
 import torch
 
-from genzoo.data.tokens import EOS_ID, PAD_ID
+from genzoo.data.base import ImageInfo
+from genzoo.data.tokens import EOS_ID, PAD_ID, SPECIALS
 from genzoo.errors import GenzooError
+
+# Six-token rows over four words: the data shape the shared contract suite builds text models for.
+TINY_TEXT = ImageInfo(channels=1, height=1, width=6, num_values=8, vocab=(*SPECIALS, "a", "b", "c", "d"), tokens="char")
 
 
 def as_sequence(x: torch.Tensor) -> torch.Tensor:

@@ -25,15 +25,17 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Literal
+from typing import ClassVar, Literal
 
 import torch
 from torch import nn
 
+from genzoo.data.base import ImageInfo
 from genzoo.data.tokens import EOS_ID
 from genzoo.models.base import AutoregressiveModel, ModelOutput
 from genzoo.models.registry import register_model
 from genzoo.models.text._sequence import (
+    TINY_TEXT,
     as_sequence,
     ended_before,
     force_pad,
@@ -69,10 +71,11 @@ class CharRNN(AutoregressiveModel):
     family = "text"
     paper = "Graves 2013, Generating Sequences With Recurrent Neural Networks, arXiv:1308.0850"
     Config = CharRNNConfig
+    test_info: ClassVar[ImageInfo] = TINY_TEXT  # the shared contract suite builds it for token data
     presets = {
         "tiny": {"embed": 8, "hidden": 16, "batch_size": 8, "lr": 1e-2},
         # Tang quatrains by character (a ~3.7k-character vocabulary): sized for a CPU.
-        "poetry": {"embed": 128, "hidden": 384, "layers": 2, "dropout": 0.2, "batch_size": 64, "lr": 2e-3},
+        "poetry": {"embed": 128, "hidden": 256, "dropout": 0.3, "batch_size": 64, "lr": 2e-3},
         # Words (PTB, 10k vocabulary): a CPU-sized one-layer LSTM (Bowman et al.'s LM baseline is 191 units).
         "words": {"embed": 256, "hidden": 256, "dropout": 0.3, "batch_size": 64, "lr": 2e-3},
         # Graves 2013's text-prediction network width on one layer; too slow for a shared CPU.
