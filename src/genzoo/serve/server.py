@@ -95,8 +95,8 @@ class PlaygroundServer(ThreadingHTTPServer):
 
     @property
     def url(self) -> str:
-        host, port = self.server_address[:2]
-        return f"http://{'[' + host + ']' if ':' in str(host) else host}:{port}/"
+        host, port = str(self.server_address[0]), self.server_address[1]
+        return f"http://{'[' + host + ']' if ':' in host else host}:{port}/"
 
     def server_close(self) -> None:
         super().server_close()
@@ -342,14 +342,16 @@ def make_server(
 ) -> PlaygroundServer:
     """A server over ``runs`` (run folders, loaded here, or runs already loaded), bound and ready for
     ``serve_forever()``. A non-local ``host`` prints a warning on stderr."""
-    served = runs if runs and isinstance(runs[0], ServedRun) else load_served_runs([Path(p) for p in runs], device)
+    served = [r for r in runs if isinstance(r, ServedRun)]
+    if len(served) != len(runs) or not runs:
+        served = load_served_runs([Path(p) for p in runs if not isinstance(p, ServedRun)], device)
     if not is_local(host):
         print(
             f"genzoo: warning: --host {host} is not a local address: anyone who can reach this machine on port "
             f"{port} can use the playground (it has no authentication)",
             file=sys.stderr,
         )
-    playground = Playground(served, Jobs(workers=workers), device=device)  # type: ignore[arg-type]
+    playground = Playground(served, Jobs(workers=workers), device=device)
     try:
         return PlaygroundServer((host, port), playground, verbose=verbose)
     except OSError as e:
