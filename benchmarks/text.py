@@ -1,0 +1,300 @@
+"""Text benchmarks: Tang poems by character (char_rnn vs smoothed n-grams; form of generated quatrains)
+and Penn Treebank by word (sentence_vae vs the word-level char_rnn, beside Bowman et al. 2016).
+
+    nice -n 10 python benchmarks/text.py tang --cpu-seconds 900
+    nice -n 10 python benchmarks/text.py ptb_vae --cpu-seconds 900
+    nice -n 10 python benchmarks/text.py ptb_lm --cpu-seconds 900
+
+Each task trains one model through genzoo's Trainer into benchmarks/results/runs/<task>, stopping at
+the first step after the process has used ``--cpu-seconds`` of CPU time (``_common.cpu_seconds``;
+one torch thread), then measures on the test split and writes benchmarks/results/text_<task>.json:
+
+* tang: test bits per character (every character and the end of each poem counted) of char_rnn and
+  of interpolated Kneser-Ney n-grams of order 1-5 fitted on the same training split; the share of
+  200 sampled poems (temperature 1) with the five-character quatrain form (24 characters, a
+  punctuation mark ending each half line, none elsewhere); 20 sampled poems and 10 completions of
+  a first verse (床前明月光 and the first verses of nine test poems).
+* ptb_vae / ptb_lm: test NLL per sentence (the ELBO for the VAE, exact for the LM), the
+  importance-sampled NLL of the VAE (``--k`` draws on the first ``--is-sentences`` test sentences),
+  perplexity exp(NLL / tokens) (words plus one end of sentence each, as in Mikolov's setup), the
+  KL term and active units; greedy samples from the prior and homotopies between test sentences.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import math
+import sys
+import time
+from collections import Counter, defaultdict
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import RESULTS, cpu_seconds, peak_rss_mb, write_result  # noqa: E402
+from genzoo.data import load_dataset  # noqa: E402
+from genzoo.data.text import poem_form_ok  # noqa: E402
+from genzoo.data.tokens import BOS_ID, UNK_ID  # noqa: E402
+from genzoo.io import write_json  # noqa: E402
+from genzoo.metrics.importance import importance_nll  # noqa: E402
+from genzoo.models.registry import get_model_class, resolve_configs  # noqa: E402
+from genzoo.models.text._sequence import as_sequence, sentence_mask  # noqa: E402
+from genzoo.sampling.latent import interpolate  # noqa: E402
+from genzoo.training.callbacks import OnStep  # noqa: E402
+from genzoo.training.config import TrainConfig  # noqa: E402
+from genzoo.training.run import RUN_JSON, run_description  # noqa: E402
+from genzoo.training.trainer import Trainer, TrainingInterrupted  # noqa: E402
+
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+if not SHARED.is_dir():
+    SHARED = Path("/work/shared/data")
+TANG = f"tang:{SHARED / 'tang_poetry' / 'tang_poetry.tar.gz'}"
+PTB = f"ptb:{SHARED / 'ptb' / 'ptb.zip'}"
+BOWMAN = {
+    "source": "Bowman et al. 2016, arXiv:1511.06349, Table 2 (PTB language modelling, test set)",
+    "LSTM LM": {"nll": 100, "perplexity": 116},
+    "VAE": {"nll": 101, "kl": 2, "perplexity": 119},
+}
+
+
+# -- n-gram baseline --------------------------------------------------------------------------------
+def sentences(data, split):
+    """Each example's ids up to and including <eos> (or all max_len ids)."""
+    x = as_sequence(data.images(split))
+    mask = sentence_mask(x)
+    return [row[m].tolist() for row, m in zip(x, mask)]
+
+
+class KneserNey:
+    """Interpolated Kneser-Ney (Chen & Goodman 1998, one discount D per order) over a fixed vocabulary,
+    contexts padded with <bos>; the order-0 base is uniform over the V tokens, so every p sums to 1."""
+
+    def __init__(self, train, order, vocab_size, discount=0.75):
+        self.n, self.v, self.d = order, vocab_size, discount
+        self.counts = [defaultdict(Counter) for _ in range(order)]  # counts[k][context of length k][w]
+        for s in train:
+            seq = [BOS_ID] * (order - 1) + s
+            for i in range(order - 1, len(seq)):
+                w = seq[i]
+                self.counts[order - 1][tuple(seq[i - order + 1 : i])][w] += 1
+        # lower orders use continuation counts: the number of distinct left contexts of (context, w)
+        for k in range(order - 1, 0, -1):
+            for ctx, ws in self.counts[k].items():
+                for w in ws:
+                    self.counts[k - 1][ctx[1:]][w] += 1
+        self.totals = [{c: sum(ws.values()) for c, ws in level.items()} for level in self.counts]
+
+    def prob(self, ctx, w):
+        p = 1.0 / self.v
+        for k in range(self.n):
+            c = tuple(ctx[len(ctx) - k :]) if k else ()
+            ws = self.counts[k].get(c)
+            if not ws:
+                continue
+            total = self.totals[k][c]
+            p = max(ws.get(w, 0) - self.d, 0) / total + self.d * len(ws) / total * p
+        return p
+
+    def bits(self, test):
+        nll, tokens = 0.0, 0
+        for s in test:
+            seq = [BOS_ID] * (self.n - 1) + s
+            for i in range(self.n - 1, len(seq)):
+                nll -= math.log2(self.prob(seq[i - self.n + 1 : i] if self.n > 1 else [], seq[i]))
+                tokens += 1
+        return nll / tokens
+
+
+# -- training under a CPU budget --------------------------------------------------------------------
+def train(task, model_name, preset, data, budget, seed=0):
+    cls = get_model_class(model_name)
+    model_cfg, train_cfg = resolve_configs(cls, TrainConfig, preset, {"steps": "1000000", "sample_every": "0",
+                                                                      "eval_every": "-1", "checkpoint_every": "500",
+                                                                      "log_every": "50"})
+    torch.manual_seed(seed)
+    model = cls(model_cfg, data.info)
+    run_dir = RESULTS / "runs" / task
+    if run_dir.exists():
+        raise SystemExit(f"{run_dir} exists; remove it to rerun")
+    trainer = Trainer(model, data, train_cfg, run_dir, model_name=model_name, seed=seed, quiet=True)
+    write_json(run_dir / RUN_JSON, run_description(model_name, model, train_cfg, data, seed))
+    c0, w0 = cpu_seconds(), time.time()
+    curve = []
+
+    def watch(t):
+        if t.step % 50 == 0:
+            rec = {"step": t.step, "cpu_s": round(cpu_seconds() - c0, 1), "wall_s": round(time.time() - w0, 1)}
+            print(rec, flush=True)
+            curve.append(rec)
+        if cpu_seconds() - c0 >= budget:
+            t._stop_requested = True  # the trainer saves a checkpoint after this step and stops
+
+    trainer.callbacks.append(OnStep(watch))
+    with contextlib.suppress(TrainingInterrupted):
+        trainer.fit()
+    model.eval()
+    return model, {
+        "model": model_name,
+        "preset": preset,
+        "config": {k: v for k, v in vars(model_cfg).items()},
+        "batch_size": train_cfg.batch_size,
+        "lr": train_cfg.lr,
+        "parameters": sum(p.numel() for p in model.parameters()),
+        "steps": trainer.step,
+        "epochs": round(trainer.step * train_cfg.batch_size / data.size("train"), 2),
+        "cpu_seconds_budget": budget,
+        "cpu_seconds": round(cpu_seconds() - c0, 1),
+        "wall_seconds": round(time.time() - w0, 1),
+        "torch_threads": torch.get_num_threads(),
+        "curve": curve,
+        "run_dir": str(run_dir.relative_to(RESULTS.parent.parent)),
+    }
+
+
+@torch.no_grad()
+def exact_nll(model, data, split, limit=None, batch=256):
+    """Sum of -log p (nats) over the split's first ``limit`` examples and the number of scored tokens."""
+    n, total, tokens = data.size(split) if limit is None else min(limit, data.size(split)), 0.0, 0
+    for s in range(0, n, batch):
+        x = data.images(split, torch.arange(s, min(n, s + batch)))
+        total -= model.log_prob(x).double().sum().item()
+        tokens += int(sentence_mask(as_sequence(x)).sum())
+    return total, tokens, n
+
+
+def decode(data, rows):
+    vocab = data.info.vocabulary
+    return [vocab.decode(r.flatten().tolist()) for r in rows]
+
+
+# -- tasks -----------------------------------------------------------------------------------------
+def task_tang(args):
+    data = load_dataset(TANG, form="quatrain5")
+    train_s, test_s = sentences(data, "train"), sentences(data, "test")
+    ngram = {}
+    for order in range(1, 6):
+        t = time.time()
+        ngram[order] = round(KneserNey(train_s, order, data.info.num_values).bits(test_s), 4)
+        print("ngram", order, ngram[order], round(time.time() - t, 1), flush=True)
+    model, training = train("tang", "char_rnn", args.preset or "poetry", data, args.cpu_seconds)
+    nll, tokens, n = exact_nll(model, data, "test")
+    bits = nll / tokens / math.log(2)
+    best = min(ngram.values())
+    g = torch.Generator().manual_seed(0)
+    samples = decode(data, model.sample(200, generator=g))
+    form_ok = sum(poem_form_ok(s, "quatrain5") for s in samples) / len(samples)
+    # completions of a first verse: the lecture's 床前明月光 and nine test poems' first verses
+    vocab = data.info.vocabulary
+    test_rows = data.images("test")
+    firsts = [test_rows[i].flatten()[:5].tolist() for i in range(0, len(test_rows), 10)]
+    prefixes = ["床前明月光"] + [vocab.decode(ids) for ids in firsts if UNK_ID not in ids][:9]
+    completions = []
+    gen = torch.Generator().manual_seed(1)
+    for p in prefixes:
+        x = torch.zeros(1, *data.info.shape, dtype=torch.long)
+        ids = vocab.encode(p)
+        x[0, 0, 0, : len(ids)] = torch.tensor(ids)
+        known = torch.zeros(data.info.shape, dtype=torch.bool)
+        known[0, 0, : len(ids)] = True
+        completions.append(decode(data, model.complete(x, known, generator=gen))[0])
+    write_result("text_tang", {
+        "data": {"spec": "tang:.../tang_poetry.tar.gz", "form": "quatrain5", "train": data.size("train"),
+                 "test": data.size("test"), "vocabulary": data.info.num_values, "test_tokens": tokens,
+                 "split": "every tenth poem (file order) is test", "vocabulary_from": "train split"},
+        "training": training,
+        "test_bits_per_char": round(bits, 4),
+        "ngram_kneser_ney_bits_per_char": ngram,
+        "best_ngram_bits_per_char": best,
+        "reduction_vs_best_ngram": round(1 - bits / best, 4),
+        "target_reduction": 0.15,
+        "form": {"samples": len(samples), "temperature": 1.0, "seed": 0, "quatrain5_share": form_ok,
+                 "target": 0.9, "rule": "24 characters; a punctuation mark at characters 6, 12, 18, 24 and none "
+                 "elsewhere"},
+        "sampled_poems": samples[:20],
+        "completions": [{"prefix": p, "poem": c} for p, c in zip(prefixes, completions)],
+        "peak_rss_mb": round(peak_rss_mb(), 1),
+    })
+
+
+def task_ptb(args, model_name, preset):
+    data = load_dataset(PTB)
+    task = "ptb_vae" if model_name == "sentence_vae" else "ptb_lm"
+    model, training = train(task, model_name, preset, data, args.cpu_seconds)
+    t = time.time()
+    nll, tokens, n = exact_nll(model, data, "test")
+    out = {
+        "data": {"spec": "ptb:.../ptb.zip", "train": data.size("train"), "valid": data.size("valid"),
+                 "test": n, "vocabulary": data.info.num_values, "test_tokens": tokens,
+                 "tokens_counted": "words plus one <eos> per sentence"},
+        "training": training,
+        "paper": BOWMAN,
+        "test": {"estimator": "ELBO (bound)" if model_name == "sentence_vae" else "exact",
+                 "nll_nats_per_sentence": round(nll / n, 3),
+                 "perplexity": round(math.exp(nll / tokens), 2), "seconds": round(time.time() - t, 1)},
+    }
+    vocab = data.info.vocabulary
+    if model_name == "sentence_vae":
+        with torch.no_grad():
+            mus, kls = [], 0.0
+            x_all = data.images("test")
+            for s in range(0, n, 256):
+                mu, sigma = model.posterior(x_all[s : s + 256])
+                mus.append(mu)
+                kls += (0.5 * (mu * mu + sigma * sigma - 1 - 2 * torch.log(sigma)).sum(-1)).sum().item()
+            mu = torch.cat(mus)
+            au = int((mu.var(0) > 0.01).sum())
+        out["test"].update(kl_nats_per_sentence=round(kls / n, 3), active_units=au, latent_dim=model.latent_dim)
+        t = time.time()
+        m = min(args.is_sentences, n)
+        res = importance_nll(model, data, "test", k=args.k, k_iwae=args.k, max_images=m)
+        sub_tokens = int(sentence_mask(as_sequence(data.images("test", torch.arange(m)))).sum())
+        sub_elbo, _, _ = exact_nll(model, data, "test", limit=m)
+        out["importance"] = {"k": args.k, "sentences": m, "tokens": sub_tokens,
+                             "nll_nats_per_sentence": round(res["is_nats"], 3),
+                             "perplexity": round(math.exp(res["is_nats"] * m / sub_tokens), 2),
+                             "elbo_nats_per_sentence_same_sentences": round(sub_elbo / m, 3),
+                             "elbo_perplexity_same_sentences": round(math.exp(sub_elbo / sub_tokens), 2),
+                             "seconds": round(time.time() - t, 1)}
+        g = torch.Generator().manual_seed(0)
+        z = model.prior(10, g)
+        out["prior_samples_greedy"] = decode(data, model.decode(z))
+        out["prior_samples_t1"] = decode(data, model.sample(10, generator=torch.Generator().manual_seed(0)))
+        homs = []
+        x_test = data.images("test")
+        lengths = sentence_mask(as_sequence(x_test)).sum(1)
+        picks = [i for i in range(n) if 6 <= int(lengths[i]) <= 13][:6]
+        for a, b in zip(picks[0::2], picks[1::2]):
+            with torch.no_grad():
+                za, zb = model.encode(x_test[a : a + 1])[0], model.encode(x_test[b : b + 1])[0]
+                path = model.decode(interpolate(za, zb, 7))
+            homs.append({"from": decode(data, x_test[a : a + 1])[0], "to": decode(data, x_test[b : b + 1])[0],
+                         "path": decode(data, path)})
+        out["homotopies"] = homs
+    else:
+        out["samples_t1"] = decode(data, model.sample(10, generator=torch.Generator().manual_seed(0)))
+    out["peak_rss_mb"] = round(peak_rss_mb(), 1)
+    del vocab
+    write_result(f"text_{task}", out)
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("task", choices=("tang", "ptb_vae", "ptb_lm"))
+    p.add_argument("--cpu-seconds", type=float, default=900.0)
+    p.add_argument("--preset", default=None)
+    p.add_argument("--k", type=int, default=100, help="importance samples per sentence (VAE)")
+    p.add_argument("--is-sentences", type=int, default=500, help="test sentences in the importance-sampled NLL")
+    args = p.parse_args()
+    torch.set_num_threads(1)
+    if args.task == "tang":
+        task_tang(args)
+    elif args.task == "ptb_vae":
+        task_ptb(args, "sentence_vae", args.preset or "cpu")
+    else:
+        task_ptb(args, "char_rnn", args.preset or "words")
+
+
+if __name__ == "__main__":
+    main()
