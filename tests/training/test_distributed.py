@@ -29,7 +29,7 @@ from genzoo.training.callbacks import OnStep
 from genzoo.training.checkpoint import load_checkpoint
 from genzoo.training.config import TrainConfig
 from genzoo.training.distributed import DistributedTrainer, ShardedStream, World
-from genzoo.training.trainer import BatchStream, Trainer
+from genzoo.training.trainer import BatchStream, Trainer, TrainingInterrupted
 
 WORLD = 2
 TIMEOUT_S = 30  # seconds a rank waits in a collective
@@ -98,10 +98,32 @@ def _scenarios(world: World, tmp: Path) -> dict:
     out["vae_resumed"] = _train("vae", tmp / "vae_b", world, 4, resume_from_steps=2, checkpoint_every=2)[0]
     # EM: the mixture sums its statistics over the ranks
     out["gmm"] = _train("gmm", tmp / f"gmm{r}", world, 2, batch_size=16)[0]
+    out["stopped"] = _stopped(world, tmp)
     torch.save(out, tmp / f"rank{r}.pt")
     # last: rank 1 dies in the middle of a run
     out["killed"] = _killed(world, tmp)
     return out
+
+
+def _stopped(world: World, tmp: Path) -> dict:
+    """SIGTERM reaches rank 1 alone during step 2: every rank stops after step 3 with a checkpoint."""
+
+    def signal_rank_1(trainer):
+        if world.rank == 1 and trainer.step == 2:
+            trainer._request_stop(signal.SIGTERM, None)
+
+    stopper = OnStep(signal_rank_1)
+    stopper.every_rank = True
+    torch.manual_seed(0)
+    t = DistributedTrainer(
+        tiny_model("pixelcnn"), _data("pixelcnn"), _cfg(steps=50), tmp / "stopped",
+        world=world, model_name="pixelcnn", seed=0, quiet=True, callbacks=[stopper],
+    )  # fmt: skip
+    try:
+        t.fit()
+    except TrainingInterrupted as e:
+        return {"exit_code": e.exit_code, "step": t.step}
+    return {"exit_code": 0, "step": t.step}
 
 
 def _killed(world: World, tmp: Path) -> dict:
@@ -251,6 +273,12 @@ def test_a_batch_that_does_not_divide_among_the_ranks_is_a_one_line_error():
 def test_a_changed_world_size_is_a_one_line_error():
     with pytest.raises(GenzooError, match="written by a run of 2 process"):
         distributed.check_world_size({"world_size": 2}, World(), "run/checkpoint.pt")
+
+
+def test_a_signal_on_one_rank_stops_every_rank_after_the_same_step(ranks):
+    (r0, r1), tmp = ranks
+    assert r0["stopped"] == r1["stopped"] == {"exit_code": 143, "step": 3}
+    assert load_checkpoint(tmp / "stopped" / "checkpoint.pt")["step"] == 3
 
 
 def test_a_killed_rank_stops_the_others_with_one_line_within_the_timeout(ranks):

@@ -45,6 +45,7 @@ from __future__ import annotations
 
 import datetime
 import os
+import signal
 import sys
 import warnings
 from dataclasses import dataclass
@@ -310,6 +311,7 @@ class DistributedTrainer(Trainer):
             self.quiet = True
             self.callbacks = [cb for cb in self.callbacks if _is_every_rank(cb)]
         self._rank_rng: torch.Tensor | None = None
+        self._local_stop = False  # a signal reached this process (the stop itself waits for agreement)
 
     # -- agreement after each round ---------------------------------------------------------
     def _round(self) -> dict[str, float]:
@@ -321,13 +323,28 @@ class DistributedTrainer(Trainer):
         # the first round its weights too (a model may initialise itself from its first batch: its shard)
         self._broadcast([*self.model.buffers(), *(self.model.parameters() if first else ())])
         keys = sorted(metrics)
-        values = [metrics[k] for k in keys] + [1.0 if self._stop_requested else 0.0]
-        t = torch.tensor(values, dtype=torch.float64, device=self.comm)
+        t = torch.tensor([metrics[k] for k in keys], dtype=torch.float64, device=self.comm)
         dist.all_reduce(t)  # same keys on every rank: the same code ran on the same kind of batch
-        t = (t / self.world.size).cpu()
-        if float(t[-1]) > 0:
-            self._stop_requested = True  # a signal on any rank stops every rank after this round
-        return {k: float(v) for k, v in zip(keys, t[:-1])}
+        stop = torch.tensor(
+            [int(self._local_stop), int(self._stop_signal) if self._local_stop else 0], device=self.comm
+        )
+        dist.all_reduce(stop, op=dist.ReduceOp.MAX)
+        if int(stop[0]):  # a signal on any rank stops every rank after this same round
+            self._stop_requested, self._stop_signal = True, signal.Signals(int(stop[1]))
+        return {k: float(v) for k, v in zip(keys, (t / self.world.size).cpu())}
+
+    def _request_stop(self, signum, frame):
+        """A signal is acted on only once every rank knows of it (after the round, see ``_round``)."""
+        if self.world.size == 1:
+            return super()._request_stop(signum, frame)
+        if self._local_stop:  # a second signal: stop now
+            raise KeyboardInterrupt
+        self._local_stop = True
+        agreed, self._stop_requested = self._stop_requested, False
+        try:
+            super()._request_stop(signum, frame)  # the message; which signal it was
+        finally:
+            self._stop_requested = agreed
 
     def _out_of_time(self, elapsed: float) -> bool:
         if self.world.size == 1:
