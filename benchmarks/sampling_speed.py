@@ -11,9 +11,10 @@ that both paths give identical samples. Medians over --repeats runs; naive runs 
 The naive path costs the same full forward pass for every sub-pixel, so it may be timed on the
 first rows only (``--naive-rows``: a completion whose other rows are given) and scaled to the whole
 image; the JSON says per row how naive was measured, and "identical" then compares those rows.
-Targets (issue 3): cached >= 20x faster than naive, and cached <= 10x the forward pass. The sampler
-runs in float64 by default (see genzoo.sampling.autoregressive), so the floor is the float64 forward
-pass; the float32 forward pass is recorded too.
+Targets (issue 12): cached sampling in the model's float32 (genzoo's default) >= 100x faster than
+naive and <= 3x one teacher-forced float32 forward pass. ``--precision float64`` times the exact
+path (cached == naive sample for sample) against the float64 forward pass instead. One torch thread
+by default: the machine is shared, and both the floor and the sampler run under the same load.
 """
 from __future__ import annotations
 
@@ -56,10 +57,11 @@ def main() -> None:
     p.add_argument("--naive-rows", type=lambda v: dict((k, int(r)) for k, r in (p.split("=") for p in v.split(","))),
                    default={"28x28x2": 4}, help="SHAPE=R,...: time naive on the first R rows only and scale "
                    "(default 28x28x2=4; shapes not named are timed in full)")
-    p.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch's default)")
+    p.add_argument("--threads", type=int, default=1, help="torch threads (0 = torch's default)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--precision", choices=["float64", "float32"], default="float64",
-                   help="the sampler's precision (float64 is genzoo's default: cached == naive exactly)")
+    p.add_argument("--precision", choices=["float64", "float32"], default="float32",
+                   help="the sampler's precision (float32, the model's, is genzoo's default; float64: cached == "
+                        "naive exactly)")
     p.add_argument("--name", default="sampling_speed")
     args = p.parse_args()
     if args.threads:
@@ -105,19 +107,21 @@ def main() -> None:
                    "forward_float32_s": forward32_s, "cached_s": cached_s, "naive_s": naive_s,
                    "naive_measured": "full" if not rows_drawn else f"first {rows_drawn} rows, scaled by H/rows",
                    "naive_over_cached": naive_s / cached_s, "cached_over_forward": cached_s / forward_s,
+                   "cached_over_forward_float32": cached_s / forward32_s,
                    "identical_samples": identical}
             rows.append(row)
             print(f"{name:<20} {shape:<10} forward {forward_s * 1e3:8.1f} ms  cached {cached_s:7.2f} s  "
                   f"naive {naive_s:8.2f} s  naive/cached {row['naive_over_cached']:6.1f}x  "
-                  f"cached/forward {row['cached_over_forward']:6.1f}x  identical={row['identical_samples']}",
+                  f"cached/forward {row['cached_over_forward']:6.1f}x (float32 floor {row['cached_over_forward_float32']:5.1f}x)  "
+                  f"identical={row['identical_samples']}",
                   flush=True)
             write_result(args.name, {"command": " ".join(["python"] + sys.argv), "seed": args.seed,
                                      "budget": {"repeats": args.repeats, "naive_repeats": args.naive_repeats},
-                                     "targets": {"naive_over_cached_min": 20, "cached_over_forward_max": 10},
+                                     "targets": {"naive_over_cached_min": 100, "cached_over_forward_max": 3},
                                      "complete": False, "rows": rows})
     write_result(args.name, {"command": " ".join(["python"] + sys.argv), "seed": args.seed,
                              "budget": {"repeats": args.repeats, "naive_repeats": args.naive_repeats},
-                             "targets": {"naive_over_cached_min": 20, "cached_over_forward_max": 10},
+                             "targets": {"naive_over_cached_min": 100, "cached_over_forward_max": 3},
                              "complete": True, "rows": rows})
 
 

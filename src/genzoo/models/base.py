@@ -368,7 +368,7 @@ class AutoregressiveModel(LikelihoodModel):
         condition=None,
         naive=False,
         progress=False,
-        precision=torch.float64,
+        precision=None,
     ):
         return sample_raster(
             self,
@@ -391,7 +391,7 @@ class AutoregressiveModel(LikelihoodModel):
         condition=None,
         naive=False,
         progress=False,
-        precision=torch.float64,
+        precision=None,
     ):
         return sample_raster(
             self,

@@ -220,6 +220,25 @@ def output_logits_step(
     return out.pixel(buffer, group)  # (n, K)
 
 
+def _as_slice(index: torch.Tensor) -> slice | torch.Tensor:
+    """``index`` (n,) as the equal slice when it is a contiguous run, else unchanged."""
+    if len(index) and bool((index == torch.arange(int(index[0]), int(index[0]) + len(index))).all()):
+        return slice(int(index[0]), int(index[0]) + len(index))
+    return index
+
+
+def first_half(index: slice | torch.Tensor) -> slice | torch.Tensor:
+    """The first half of a group's outputs of a two-block conv (the f half of a gated unit)."""
+    if isinstance(index, slice):
+        return slice(index.start, index.start + (index.stop - index.start) // 2)
+    return index[: len(index) // 2]
+
+
+def window_buffer(n: int, channels: int, height: int, width: int, **kwargs) -> torch.Tensor:
+    """A zero input buffer (n, channels, height, width) for :meth:`IncrementalConv.at`, channels-last in memory."""
+    return torch.zeros(n, height, width, channels, **kwargs).permute(0, 3, 1, 2)  # (n, I, H, W) view
+
+
 class IncrementalConv:
     """A frozen copy of a :class:`CausalConv2d` for cached sampling (take a new one after training).
 
@@ -233,8 +252,11 @@ class IncrementalConv:
         self.bias = None if conv.bias is None else conv.bias.detach()
         self.kh, self.kw = w.shape[2], w.shape[3]
         groups = conv.out_groups
-        self.index = [torch.nonzero(groups == g).flatten() for g in range(conv.num_groups)]
-        flat = w.reshape(w.shape[0], -1)  # (O, I*kh*kw)
+        # a group's outputs as a slice where they are contiguous (every conv but the blocked gates): basic
+        # indexing costs a fraction of an index tensor's gather/scatter, and each step makes dozens
+        self.index = [_as_slice(torch.nonzero(groups == g).flatten()) for g in range(conv.num_groups)]
+        # windows are read channels-last, (B, kh, kw, I): contiguous runs of kw*I from a window_buffer
+        flat = w.permute(0, 2, 3, 1).reshape(w.shape[0], -1)  # (O, kh*kw*I)
         self._flat = flat
         self._flat_g = [flat[idx] for idx in self.index]
         self._bias_g = [None if self.bias is None else self.bias[idx] for idx in self.index]
@@ -245,7 +267,11 @@ class IncrementalConv:
         return self._flat_g[group], self._bias_g[group]
 
     def at(self, x: torch.Tensor, row: int, col: int, group: int | None = None) -> torch.Tensor:
-        """Output at (row, col) from input buffer ``x`` (B, I, H, W) -> (B, O_group)."""
+        """Output at (row, col) from input buffer ``x`` (B, I, H, W) -> (B, O_group).
+
+        Any layout is right; a :func:`window_buffer` (channels-last memory) makes the window a few
+        contiguous runs instead of a gather of single numbers.
+        """
         b, _, _, w = x.shape
         r0, c0, c1 = row - self.kh + 1, col - self.kw // 2, col + self.kw // 2 + 1
         win = x[:, :, max(r0, 0) : row + 1, max(c0, 0) : min(c1, w)]  # (B, I, <=kh, <=kw)
@@ -253,7 +279,7 @@ class IncrementalConv:
         if any(pads):
             win = F.pad(win, pads)  # (B, I, kh, kw)
         weight, bias = self._params(group)
-        return F.linear(win.reshape(b, -1), weight, bias)  # (B, O_group)
+        return F.linear(win.permute(0, 2, 3, 1).reshape(b, -1), weight, bias)  # (B, O_group)
 
     def row(self, x: torch.Tensor, row: int) -> torch.Tensor:
         """Whole output row ``row`` from input buffer ``x`` (B, I, H, W) -> (B, O, W)."""

@@ -56,16 +56,35 @@ def test_rgb_probabilities_sum_to_one(name):
 def test_cached_sampling_equals_naive_for_the_same_seed(name):
     info = ImageInfo(channels=1, height=5, width=5, num_values=6)
     model = tiny_model(name, info)
-    cached = model.sample(8, generator=torch.Generator().manual_seed(11))
-    naive = model.sample(8, generator=torch.Generator().manual_seed(11), naive=True)
+    cached = model.sample(8, generator=torch.Generator().manual_seed(11), precision=torch.float64)
+    naive = model.sample(8, generator=torch.Generator().manual_seed(11), precision=torch.float64, naive=True)
     assert torch.equal(cached, naive)
-    x = model.sample(4, generator=torch.Generator().manual_seed(1))
+    x = model.sample(4, generator=torch.Generator().manual_seed(1), precision=torch.float64)
     known = torch.zeros(1, 5, 5, dtype=torch.bool)
     known[:, :2] = True
     known[:, 3, 1] = True  # a known pixel after hidden ones (right-half style) is copied, not drawn
-    a = model.complete(x, known, generator=torch.Generator().manual_seed(2))
-    b = model.complete(x, known, generator=torch.Generator().manual_seed(2), naive=True)
+    a = model.complete(x, known, generator=torch.Generator().manual_seed(2), precision=torch.float64)
+    b = model.complete(x, known, generator=torch.Generator().manual_seed(2), precision=torch.float64, naive=True)
     assert torch.equal(a, b)
+
+
+@pytest.mark.parametrize("name", AR_MODELS)
+def test_float32_cached_sampling_agrees_with_float32_naive_and_is_the_default(name):
+    """The default path samples in the model's float32, and on a small case the cached and naive float32
+    paths draw the same images (they differ only by float32 rounding of the same logits)."""
+    info = ImageInfo(channels=1, height=4, width=4, num_values=5)
+    model = tiny_model(name, info).eval()
+    assert model.dtype == torch.float32
+    default = model.sample(8, generator=torch.Generator().manual_seed(3))
+    f32 = model.sample(8, generator=torch.Generator().manual_seed(3), precision=torch.float32)
+    naive = model.sample(8, generator=torch.Generator().manual_seed(3), naive=True)
+    assert torch.equal(default, f32)
+    assert torch.equal(f32, naive)
+    known = torch.zeros(1, 4, 4, dtype=torch.bool)
+    known[:, :2] = True
+    a = model.complete(f32, known, generator=torch.Generator().manual_seed(4))
+    b = model.complete(f32, known, generator=torch.Generator().manual_seed(4), naive=True)
+    assert torch.equal(a, b) and torch.equal(a[:, known], f32[:, known])
 
 
 def test_temperature_zero_is_argmax_and_low_temperature_concentrates():

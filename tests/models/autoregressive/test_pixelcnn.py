@@ -194,8 +194,9 @@ def test_class_conditional_cached_step_equals_forward_and_samples_equal_naive(in
     y = torch.tensor([2, 0, 1])
     assert_step_equals_logits(model, info, condition=y)
     g1, g2 = torch.Generator().manual_seed(5), torch.Generator().manual_seed(5)
-    assert torch.equal(model.sample(3, generator=g1, condition=y), model.sample(3, generator=g2, condition=y,
-                                                                                naive=True))
+    f64 = torch.float64
+    assert torch.equal(model.sample(3, generator=g1, precision=f64, condition=y),
+                       model.sample(3, generator=g2, precision=f64, condition=y, naive=True))
 
 
 def spatial_model(info, **kw):
@@ -234,14 +235,15 @@ def test_spatial_condition_is_sampleable_through_the_api_cached_equals_naive(inf
     g = torch.Generator().manual_seed(4)
     m1 = torch.randn(n, 2, info.height // 2, info.width // 2, generator=g)  # float32, as a caller gives it
     m2 = torch.randn(n, 2, info.height // 2, info.width // 2, generator=g)
-    a = model.sample(n, generator=torch.Generator().manual_seed(9), condition=m1)
-    b = model.sample(n, generator=torch.Generator().manual_seed(9), condition=m1, naive=True)
-    c = model.sample(n, generator=torch.Generator().manual_seed(9), condition=m2)
+    a = model.sample(n, generator=torch.Generator().manual_seed(9), precision=torch.float64, condition=m1)
+    b = model.sample(n, generator=torch.Generator().manual_seed(9), precision=torch.float64, condition=m1, naive=True)
+    c = model.sample(n, generator=torch.Generator().manual_seed(9), precision=torch.float64, condition=m2)
     assert torch.equal(a, b) and not torch.equal(a, c)
     known = torch.zeros(info.shape, dtype=torch.bool)
     known[:, : info.height // 2] = True
-    d = model.complete(a, known, generator=torch.Generator().manual_seed(3), condition=m2)
-    e = model.complete(a, known, generator=torch.Generator().manual_seed(3), condition=m2, naive=True)
+    f64 = torch.float64
+    d = model.complete(a, known, generator=torch.Generator().manual_seed(3), precision=f64, condition=m2)
+    e = model.complete(a, known, generator=torch.Generator().manual_seed(3), precision=f64, condition=m2, naive=True)
     assert torch.equal(d, e) and torch.equal(d[:, known], a[:, known])
 
 
@@ -249,8 +251,8 @@ def test_spatial_and_class_condition_together_sample_as_a_pair():
     info = ImageInfo(channels=1, height=4, width=4, num_values=3, num_classes=2)
     model = spatial_model(info, conditional=True)
     pair = (torch.tensor([1, 0, 1]), torch.randn(3, 2, 2, 2, generator=torch.Generator().manual_seed(0)))
-    a = model.sample(3, generator=torch.Generator().manual_seed(5), condition=pair)
-    b = model.sample(3, generator=torch.Generator().manual_seed(5), condition=pair, naive=True)
+    a = model.sample(3, generator=torch.Generator().manual_seed(5), precision=torch.float64, condition=pair)
+    b = model.sample(3, generator=torch.Generator().manual_seed(5), precision=torch.float64, condition=pair, naive=True)
     assert torch.equal(a, b)
     with pytest.raises(GenzooError, match="2 class labels for 3 spatial maps"):
         model.sample(3, condition=(torch.tensor([1, 0]), pair[1]))

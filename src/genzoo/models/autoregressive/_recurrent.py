@@ -44,7 +44,14 @@ from torch import nn
 from genzoo.data.base import position
 from genzoo.models.base import AutoregressiveModel
 from genzoo.models.weights import VersionedWeights, Weights
-from genzoo.nn.masked import ChannelEmbedding, IncrementalConv, MaskedConv2d, output_logits, output_logits_step
+from genzoo.nn.masked import (
+    ChannelEmbedding,
+    IncrementalConv,
+    MaskedConv2d,
+    output_logits,
+    output_logits_step,
+    window_buffer,
+)
 
 RECURRENT_PRESETS = {
     # Sec. 5.5 trains a 7-layer, h = 16 Diagonal BiLSTM on binarized MNIST with RMSProp and
@@ -123,7 +130,7 @@ class RecurrentPixelNet(nn.Module):
         like = self.embed.weight
         return {
             "layers": [layer.init_state(n, height, width, like) for layer in self.layer_list],
-            "pixels": like.new_zeros(n, self.embed.out_channels, height, width),
+            "pixels": window_buffer(n, self.embed.out_channels, height, width, device=like.device, dtype=like.dtype),
             "head": like.new_zeros(n, self.head_hidden.out_channels),  # the hidden output layer at (h, w)
             "convs": [IncrementalConv(conv) for conv in (self.first, self.head_hidden, self.head_out)],
         }

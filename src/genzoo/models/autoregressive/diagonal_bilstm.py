@@ -86,8 +86,13 @@ class DiagonalLSTM(nn.Module):
     ) -> torch.Tensor:
         """Gates (n, 4h) at one position from its input (n, F) and the two neighbouring states (n, h);
         ``input_to_state`` is the cached form of this direction's input-to-state convolution."""
+        return self.state_gates(input_to_state.pixel(x), h_up, h_side)
+
+    def state_gates(self, gates_in: torch.Tensor, h_up: torch.Tensor, h_side: torch.Tensor) -> torch.Tensor:
+        """``gates_in`` (n, 4h) plus K^ss applied to the state above and the state to the side (n, h) each."""
         k = self.state_to_state.weight  # (4h, h, 2)
-        return input_to_state.pixel(x) + F.linear(h_up, k[..., 0]) + F.linear(h_side, k[..., 1])  # (n, 4h)
+        both = torch.cat([h_up, h_side], dim=1)  # (n, 2h): one product for both taps
+        return torch.addmm(gates_in, both, torch.cat([k[..., 0], k[..., 1]], dim=1).T)  # (n, 4h)
 
 
 class DiagonalBiLSTMLayer(nn.Module):
@@ -148,9 +153,10 @@ class DiagonalBiLSTMLayer(nn.Module):
             row = torch.cat([row, self._pixels(pixels)[:, :, r]], dim=1)  # (n, 2h + C*E, W)
         zero = state["hb"].new_zeros(state["hb"].shape[:2])  # (n, h)
         h_side, c_side = zero, zero
+        gates_in = state["convs"]["backward"].pixel(row.transpose(1, 2))  # (n, W, 4h): the whole row at once
         for w in reversed(range(width)):
             h_up = state["hb"][:, :, r - 1, w] if r > 0 else zero
-            gates = lstm.gates_at(state["convs"]["backward"], row[..., w], h_up, h_side)  # (n, 4h)
+            gates = lstm.state_gates(gates_in[:, w], h_up, h_side)  # (n, 4h)
             if bias is not None:
                 gates = gates + bias[:, 4 * self.hidden :, r, w]
             h_side, c_side = lstm_cell(gates, c_side)

@@ -49,8 +49,10 @@ from genzoo.nn.masked import (
     ChannelEmbedding,
     IncrementalConv,
     MaskedConv2d,
+    first_half,
     output_logits,
     output_logits_step,
+    window_buffer,
 )
 
 Condition = torch.Tensor | tuple[torch.Tensor, torch.Tensor] | None
@@ -318,11 +320,11 @@ class GatedPixelCNN(AutoregressiveModel):
         c, h, w = self.info.shape
         kw = {"device": self.device, "dtype": self.dtype}
         p, two_p = self.config.hidden, 2 * self.config.hidden
-        x = torch.zeros(n, self.embed.out_channels, h, w, **kw)  # the embedded image so far
+        x = window_buffer(n, self.embed.out_channels, h, w, **kw)  # the embedded image so far
         cache = {
             "x": x,
-            "v": [x] + [torch.zeros(n, p, h, w, **kw) for _ in self.layers[1:]],  # vertical inputs
-            "h": [None] + [torch.zeros(n, p, 1, w, **kw) for _ in self.layers[1:]],  # horizontal inputs, row r
+            "v": [x] + [window_buffer(n, p, h, w, **kw) for _ in self.layers[1:]],  # vertical inputs
+            "h": [None] + [window_buffer(n, p, 1, w, **kw) for _ in self.layers[1:]],  # horizontal inputs, row r
             "link": [torch.zeros(n, two_p, w, **kw) for _ in self.layers],  # vertical -> horizontal, row r
             "g": [torch.zeros(n, p, **kw) for _ in self.layers],  # gated horizontal features at (r, c)
             "skip": torch.zeros(n, self.config.skip, **kw),  # sum of skips at (r, c)
@@ -370,7 +372,7 @@ class GatedPixelCNN(AutoregressiveModel):
             h_term = h_term[:, :, min(col, h_term.shape[2] - 1)]  # (n, 2p_g)
             pre = horizontal.at(h_in, 0, col, g) + cache["link"][i][:, idx2, col] + h_term  # (n, 2p_g)
             gated = cache["g"][i]
-            p_idx = idx2[: len(idx2) // 2]  # the f half's channels: group g's channels of p
+            p_idx = first_half(idx2)  # the f half's channels: group g's channels of p
             gated[:, p_idx] = gate(pre)  # (n, p_g)
             skip = skip + cv["h_skip"].pixel(gated, g)  # (n, skip_g)
             if cv["h_out"] is not None:

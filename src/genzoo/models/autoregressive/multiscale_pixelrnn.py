@@ -269,7 +269,7 @@ class MultiscalePixelRNN(LikelihoodModel, VersionedWeights):
         condition=None,
         naive=False,
         progress=False,
-        precision=torch.float64,
+        precision=None,
     ):
         x = torch.zeros(n, *self.info.shape, dtype=torch.long, device=self.device)  # (n, C, H, W)
         return self._complete(
@@ -293,7 +293,7 @@ class MultiscalePixelRNN(LikelihoodModel, VersionedWeights):
         condition=None,
         naive=False,
         progress=False,
-        precision=torch.float64,
+        precision=None,
     ):
         """x_s first (from its own known pixels), then the rest with all of x_s known."""
 

@@ -41,7 +41,14 @@ from genzoo.data.base import position
 from genzoo.errors import GenzooError
 from genzoo.models.base import AutoregressiveModel
 from genzoo.models.registry import register_model
-from genzoo.nn.masked import ChannelEmbedding, IncrementalConv, MaskedConv2d, output_logits, output_logits_step
+from genzoo.nn.masked import (
+    ChannelEmbedding,
+    IncrementalConv,
+    MaskedConv2d,
+    output_logits,
+    output_logits_step,
+    window_buffer,
+)
 
 
 @dataclass
@@ -163,8 +170,8 @@ class PixelCNN(AutoregressiveModel):
         kw = {"device": self.device, "dtype": self.dtype}
         half = self.config.channels // 2
         return {
-            "x": torch.zeros(n, self.embed.out_channels, h, w, **kw),  # input of the first conv
-            "a": [torch.zeros(n, half, h, w, **kw) for _ in self.blocks],  # input of each block's kxk conv
+            "x": window_buffer(n, self.embed.out_channels, h, w, **kw),  # input of the first conv
+            "a": [window_buffer(n, half, h, w, **kw) for _ in self.blocks],  # input of each block's kxk conv
             "s": [torch.zeros(n, self.config.channels, **kw) for _ in range(len(self.blocks) + 1)],  # stream at (r, c)
             "m": [torch.zeros(n, half, **kw) for _ in self.blocks],  # each block's kxk output at (r, c)
             "o": torch.zeros(n, self.config.out_hidden, **kw),  # output hidden layer at (r, c)

@@ -36,13 +36,16 @@ from torch import nn
 
 from genzoo.models.autoregressive._recurrent import RECURRENT_PRESETS, RecurrentConfig, RecurrentPixelModel
 from genzoo.models.registry import register_model
-from genzoo.nn.masked import IncrementalConv, MaskedConv2d
+from genzoo.nn.masked import IncrementalConv, MaskedConv2d, window_buffer
 from genzoo.nn.recurrent import lstm_cell
 
 
 def row_window(row: torch.Tensor, w: int, left: int, right: int) -> torch.Tensor:
     """Columns w-left .. w+right of ``row`` (n, F, W), zero outside the image -> (n, F, left+1+right)."""
-    return F.pad(row, (left, right))[..., w : w + left + 1 + right]
+    width = row.shape[-1]
+    win = row[..., max(w - left, 0) : min(w + right + 1, width)]  # a view: only the edges need padding
+    pads = (max(left - w, 0), max(w + right + 1 - width, 0))
+    return F.pad(win, pads) if any(pads) else win
 
 
 class RowLSTMLayer(nn.Module):
@@ -72,9 +75,15 @@ class RowLSTMLayer(nn.Module):
         return x + self.out(torch.stack(rows, dim=2))  # (B, 2h, H, W)
 
     def init_state(self, n: int, height: int, width: int, like: torch.Tensor) -> dict:
-        maps = {"x": self.out.out_channels, "h": self.hidden, "c": self.hidden}
-        state: dict[str, Any] = {k: like.new_zeros(n, f, height, width) for k, f in maps.items()}
+        kw = {"device": like.device, "dtype": like.dtype}
+        state: dict[str, Any] = {
+            "x": window_buffer(n, self.out.out_channels, height, width, **kw),
+            "h": window_buffer(n, self.hidden, height, width, **kw),
+            "c": like.new_zeros(n, self.hidden, height, width),
+        }
         state["convs"] = (IncrementalConv(self.input_to_state), IncrementalConv(self.out))
+        # K^ss as (4h, k*h) for windows read channels-last: (n, k, h) runs of the cached row above
+        state["s2s"] = self.state_to_state.weight.detach().permute(0, 2, 1).reshape(self.gate_features, -1)
         return state
 
     def step(
@@ -87,7 +96,7 @@ class RowLSTMLayer(nn.Module):
         gates = input_to_state.at(state["x"], h, w)  # (n, 4h); columns > w are closed taps
         if h > 0:
             above = row_window(state["h"][:, :, h - 1], w, half, half)  # (n, h, k)
-            gates = gates + F.linear(above.flatten(1), self.state_to_state.weight.flatten(1))
+            gates = gates + F.linear(above.transpose(1, 2).reshape(len(x), -1), state["s2s"])
             c_prev = state["c"][:, :, h - 1, w]  # (n, h)
         else:
             c_prev = torch.zeros_like(state["c"][:, :, 0, w])
