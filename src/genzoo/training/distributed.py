@@ -45,6 +45,7 @@ from __future__ import annotations
 
 import datetime
 import os
+import re
 import signal
 import sys
 import warnings
@@ -57,7 +58,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel as DDP
 
 from genzoo.errors import GenzooError
-from genzoo.models.base import ModelOutput
+from genzoo.models.base import ModelOutput, TrainableModel
 from genzoo.training.callbacks import Checkpoints
 from genzoo.training.precision import Engine
 from genzoo.training.run import CHECKPOINT, resolve_device
@@ -172,8 +173,12 @@ def barrier() -> None:
 
 
 def _first_line(e: BaseException) -> str:
+    """The gist of a (backend) error: its first line, without gloo's source location and advice."""
     text = str(e).strip()
-    return text.splitlines()[0][:200] if text else type(e).__name__
+    if not text:
+        return type(e).__name__
+    line = re.sub(r"^\[[^\]]*\]\s*", "", text.splitlines()[0]).split(". This is typically")[0]
+    return line[:200]
 
 
 def _comm_device(world: World, device: torch.device) -> torch.device:
@@ -229,7 +234,7 @@ class PlayerLoss(nn.Module):
     The metrics of the last call are kept in ``metrics`` (DDP looks for tensors in its output only).
     """
 
-    def __init__(self, model: nn.Module, player: str):
+    def __init__(self, model: TrainableModel, player: str):
         super().__init__()
         self.model, self.player = model, player
         self.metrics: dict[str, float] = {}
@@ -301,7 +306,8 @@ class DistributedTrainer(Trainer):
         super().__init__(model, data, cfg, run_dir, **kwargs)
         w = self.world
         shard = not model.gradient_free or bool(getattr(model, "sums_over_ranks", False))
-        self.stream = ShardedStream(self.stream, w, shard=shard, even=not model.gradient_free)
+        # the same interface as BatchStream: n, batch_size, per_epoch, batch(index)
+        self.stream = ShardedStream(self.stream, w, shard=shard, even=not model.gradient_free)  # type: ignore[assignment]
         self.comm = _comm_device(w, self.device)
         if w.size > 1:
             self.engine = DDPEngine(self.model, self.players, self.params, self.device, cfg.precision, w)
@@ -347,7 +353,7 @@ class DistributedTrainer(Trainer):
             self._stop_requested = agreed
 
     def _out_of_time(self, elapsed: float) -> bool:
-        if self.world.size == 1:
+        if self.world.size == 1 or not self.cfg.time_budget_s:
             return super()._out_of_time(elapsed)
         t = torch.tensor([elapsed], dtype=torch.float64, device=self.comm)
         dist.all_reduce(t, op=dist.ReduceOp.MAX)  # rank clocks differ: the slowest decides for all
