@@ -188,7 +188,7 @@ def load_text(spec: str, path: str, **options) -> ImageDataset:
                     splits[name], b = _examples(text_lines(read_data_file(named[name]), named[name]))
                     blank += b
             return token_dataset(spec, splits, tokens, vocab, max_len, {"blank_lines": blank})
-        lines = []
+        lines: list[str] = []
         for f in files:
             ex, b = _examples(text_lines(read_data_file(f), f))
             lines, blank = lines + ex, blank + b
@@ -215,6 +215,7 @@ def load_ptb(spec: str, path: str, **options) -> ImageDataset:
     splits = {}
     for name in SPLIT_NAMES:
         member = f"ptb.{name}.txt"
+        source: object
         if root.is_dir():
             source, data = root / member, read_data_file(root / member)
         else:

@@ -87,7 +87,7 @@ def text_section(model, data, split: str, batch_size: int, k: int, k_iwae: int, 
                 rule=f"Cov_x(E_q[z_d]) > {ACTIVE_UNIT_THRESHOLD}",
             )
         )
-    if isinstance(model, ImportanceWeighted):
+    if isinstance(model, ImportanceWeighted) and isinstance(model, LikelihoodModel):
         res = importance_nll(model, data, split, k=k, k_iwae=k_iwae, seed=seed, max_images=max_images, progress=True)
         m = res["n_images"]
         sub_tokens = _tokens(data.images(split, torch.arange(m)))
