@@ -218,6 +218,7 @@ async function sample() {
 // -- latent sliders: one request in flight, the newest values sent next -----------------------
 let decoding = false;
 let decodeAgain = false;
+let decodes = 0;
 
 function buildSliders(dim) {
   const box = $("sliders");
@@ -266,6 +267,7 @@ async function decode() {
       const started = performance.now();
       const out = await api("/api/decode", { run: state.run.index, z: code(), class: classValue() });
       $("latent-image").src = out.image;
+      $("latent-image").dataset.decoded = String(++decodes); // tells apart two answers with the same picture
       $("latent-status").textContent = `decoded in ${Math.round(performance.now() - started)} ms`;
     } while (decodeAgain);
   } finally {
