@@ -77,7 +77,6 @@ from genzoo.viz import (
     save_png,
 )
 
-HELD_OUT_IMAGES = 2000  # test NLL during training: the split's first 2,000 images (`genzoo eval`: all of them)
 MAX_GRID_IMAGES = 10_000  # tiles in one picture written by sample / complete / reconstruct
 MAX_GRID_SIDE = 64  # steps of a traversal (a side of its square grid)
 MAX_PATH_STEPS = 1000  # steps of an interpolation
@@ -575,7 +574,7 @@ def cmd_train(
         net = build_model_checked(cls, model_cfg, dataset.info)  # refused above the model size limits
     torch.manual_seed(seed)
     callbacks: list[Callback] = (
-        [HeldOutLikelihood("test", max_images=HELD_OUT_IMAGES)] if HeldOutLikelihood.applies(net) else []
+        [HeldOutLikelihood("test")] if HeldOutLikelihood.applies(net) else []  # a fixed subset; eval: all
     )
     trainer = make_trainer(
         net, dataset, cfg, out, world=world, model_name=model, seed=seed, device=dev, quiet=quiet, callbacks=callbacks
@@ -763,9 +762,11 @@ def cmd_complete(
     json_path=Opt("write results here (default RUN/eval.json)", flags=("--json",)),
     batch_size=Opt("images per forward pass", lo=1),
     only=Opt("sections to run (default: all that apply)", choices=_sections, metavar="SECTION"),
-    k=Opt("importance samples per image for the NLL estimate", lo=1),
+    k=Opt("importance samples per image for the NLL estimate (Burda et al. use 5000)", lo=1),
     k_iwae=Opt("samples per image for the IWAE bound", lo=1),
-    max_images=Opt("importance sampling on the first N images of the split only", lo=1),
+    max_images=Opt(
+        "importance sampling / AIS on the first N images of the split (the likelihood section measures all)", lo=1
+    ),
     samples=Opt("generated images for the memorisation check and the --features metrics", lo=1),
     features=Opt(
         "add sample quality in this feature space: "
@@ -782,9 +783,9 @@ def cmd_eval(
     json_path: Path | None = None,
     batch_size: int = 256,
     only: list[str] | None = None,
-    k: int = 5000,
+    k: int = 1000,
     k_iwae: int = 50,
-    max_images: int | None = None,
+    max_images: int = 200,
     samples: int = 1000,
     features: str | None = None,
     feature_cache: Path | None = None,

@@ -70,7 +70,10 @@ def linear_probe(
     settings = _Settings(epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay, seed=seed)
     if finetune:
         return _finetune(model, data, device=device, progress=progress, **settings)
-    codes = {s: encode_split(model, data, s, batch_size=batch_size, seed=seed).to(device) for s in ("train", "test")}
+    codes = {
+        s: encode_split(model, data, s, batch_size=batch_size, seed=seed, progress=progress).to(device)
+        for s in ("train", "test")
+    }
     res = _fit_and_score(codes["train"], codes["test"], data, device, progress, **settings)
     return {
         "mode": "linear",
@@ -100,11 +103,14 @@ def pixel_probe(
     return {"mode": "pixels", **res, "protocol": _protocol("raw pixels to_unit(x) in [0, 1]", data, **settings)}
 
 
-def encode_split(model, data, split: str, *, batch_size: int = 256, seed: int = 0) -> torch.Tensor:
+def encode_split(
+    model, data, split: str, *, batch_size: int = 256, seed: int = 0, progress: bool = False
+) -> torch.Tensor:
     """Codes (N, D) float32 of every image of ``split``, on the model's device, model frozen.
 
     Models with an encoder run without gradients; the others (GANs) fit their codes by
-    optimisation inside ``encode``, which needs gradients with respect to z.
+    optimisation inside ``encode``, which needs gradients with respect to z (minutes for a GAN:
+    ``progress`` shows a bar that moves batch by batch).
     """
     was_training = model.training
     model.eval()
@@ -113,9 +119,12 @@ def encode_split(model, data, split: str, *, batch_size: int = 256, seed: int = 
     n, out = data.size(split), []
     try:
         with grad:
+            bar = tqdm(total=n, desc=f"encode {split}", unit="image", disable=not progress, leave=False)
             for start in range(0, n, batch_size):
                 x = data.images(split, torch.arange(start, min(start + batch_size, n))).to(model.device)
                 out.append(model.encode(x, generator=g).detach().float().flatten(1))  # (b, D)
+                bar.update(len(x))
+            bar.close()
     finally:
         model.train(was_training)
     return torch.cat(out)
