@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import math
 import sys
 import time
@@ -34,7 +35,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import RESULTS, cpu_seconds, peak_rss_mb, write_result  # noqa: E402
-from genzoo.data import load_dataset  # noqa: E402
+from genzoo.data import ImageDataset, load_dataset  # noqa: E402
 from genzoo.data.text import poem_form_ok  # noqa: E402
 from genzoo.data.tokens import BOS_ID, UNK_ID  # noqa: E402
 from genzoo.io import write_json  # noqa: E402
@@ -44,7 +45,7 @@ from genzoo.models.text._sequence import as_sequence, sentence_mask  # noqa: E40
 from genzoo.sampling.latent import interpolate  # noqa: E402
 from genzoo.training.callbacks import OnStep  # noqa: E402
 from genzoo.training.config import TrainConfig  # noqa: E402
-from genzoo.training.run import RUN_JSON, run_description  # noqa: E402
+from genzoo.training.run import RUN_JSON, load_run, run_description  # noqa: E402
 from genzoo.training.trainer import Trainer, TrainingInterrupted  # noqa: E402
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -218,16 +219,52 @@ def task_tang(args):
     })
 
 
+def first_sentences(data, n):
+    """The first ``n`` test sentences as their own data set, rows cut to the longest of them (cheaper LSTM passes)."""
+    idx = data.indices("test")[:n]
+    x = data.x[idx]
+    length = int(sentence_mask(as_sequence(x.long())).sum(1).max())
+    info = dataclasses.replace(data.info, width=length)
+    return ImageDataset(spec=data.spec, x=x[..., :length].contiguous(), info=info, splits={"test": torch.arange(len(idx))})
+
+
+def trained_run(task, args):
+    """A run trained by this script and stopped early (SIGTERM: the trainer saved a checkpoint), reloaded."""
+    run = load_run(RESULTS / "runs" / task)
+    cfg = run.train_config
+    return run.model.eval(), {
+        "model": run.model_name,
+        "preset": args.preset,
+        "config": dict(vars(run.model.config)),
+        "batch_size": cfg.batch_size,
+        "lr": cfg.lr,
+        "parameters": sum(p.numel() for p in run.model.parameters()),
+        "steps": run.step,
+        "epochs": round(run.step * cfg.batch_size / 42068, 2),
+        "cpu_seconds_budget": args.cpu_seconds,
+        "cpu_seconds": args.train_cpu_seconds,
+        "wall_seconds": args.train_wall_seconds,
+        "torch_threads": 1,
+        "stopped": "by SIGTERM before its budget (the shared machine gave it about 3% of a core); cpu_seconds is "
+                   "the training process's whole CPU time, data loading included",
+        "run_dir": str((RESULTS / "runs" / task).relative_to(RESULTS.parent.parent)),
+    }
+
+
 def task_ptb(args, model_name, preset):
-    data = load_dataset(PTB)
+    full = load_dataset(PTB)
     task = "ptb_vae" if model_name == "sentence_vae" else "ptb_lm"
-    model, training = train(task, model_name, preset, data, args.cpu_seconds)
+    if args.eval_only:
+        model, training = trained_run(task, args)
+    else:
+        model, training = train(task, model_name, preset, full, args.cpu_seconds)
+    data = first_sentences(full, args.test_sentences) if args.test_sentences else full
     t = time.time()
     nll, tokens, n = exact_nll(model, data, "test")
     out = {
-        "data": {"spec": "ptb:.../ptb.zip", "train": data.size("train"), "valid": data.size("valid"),
-                 "test": n, "vocabulary": data.info.num_values, "test_tokens": tokens,
-                 "tokens_counted": "words plus one <eos> per sentence"},
+        "data": {"spec": "ptb:.../ptb.zip", "train": full.size("train"), "valid": full.size("valid"),
+                 "test": full.size("test"), "test_measured": f"the first {n} test sentences", "vocabulary":
+                 full.info.num_values, "test_tokens": tokens, "tokens_counted": "words plus one <eos> per sentence"},
         "training": training,
         "paper": BOWMAN,
         "test": {"estimator": "ELBO (bound)" if model_name == "sentence_vae" else "exact",
@@ -286,6 +323,10 @@ def main():
     p.add_argument("--preset", default=None)
     p.add_argument("--k", type=int, default=100, help="importance samples per sentence (VAE)")
     p.add_argument("--is-sentences", type=int, default=500, help="test sentences in the importance-sampled NLL")
+    p.add_argument("--test-sentences", type=int, default=0, help="PTB: measure on the first N test sentences (0: all)")
+    p.add_argument("--eval-only", action="store_true", help="PTB: measure the run this script trained and stopped")
+    p.add_argument("--train-cpu-seconds", type=float, default=None, help="with --eval-only: the training CPU time")
+    p.add_argument("--train-wall-seconds", type=float, default=None, help="with --eval-only: the training wall time")
     args = p.parse_args()
     torch.set_num_threads(1)
     if args.task == "tang":
