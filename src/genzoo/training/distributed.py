@@ -316,7 +316,8 @@ class DistributedTrainer(Trainer):
         if not w.is_main:
             self.quiet = True
             self.callbacks = [cb for cb in self.callbacks if _is_every_rank(cb)]
-        self._rank_rng: torch.Tensor | None = None
+        self._rank_rng: torch.Tensor | None = None  # (N, L): every rank's CPU random state at the last checkpoint
+        self._rank_cuda_rng: torch.Tensor | None = None  # (N, L'): every rank's own CUDA device's
         self._local_stop = False  # a signal reached this process (the stop itself waits for agreement)
 
     # -- agreement after each round ---------------------------------------------------------
@@ -380,16 +381,23 @@ class DistributedTrainer(Trainer):
         """Every rank's random state to rank 0 (a collective)."""
         if self.world.size == 1:
             return
-        own = torch.get_rng_state().to(self.comm)
+        self._rank_rng = self._gather(torch.get_rng_state())  # (N, L) uint8
+        if self.device.type == "cuda":  # each process draws on its own device
+            self._rank_cuda_rng = self._gather(torch.cuda.get_rng_state(self.device))
+
+    def _gather(self, t: torch.Tensor) -> torch.Tensor:
+        own = t.to(self.comm)
         gathered = [torch.empty_like(own) for _ in range(self.world.size)]
         dist.all_gather(gathered, own)
-        self._rank_rng = torch.stack([g.cpu() for g in gathered])  # (N, L) uint8
+        return torch.stack([g.cpu() for g in gathered])
 
     def state(self) -> dict:
         s = super().state()
         s.update(self.world.describe())
         if self._rank_rng is not None:
             s["rng"] = {**s["rng"], "ranks": self._rank_rng}
+        if self._rank_cuda_rng is not None:
+            s["rng"]["cuda_ranks"] = self._rank_cuda_rng
         return s
 
     def save(self) -> None:
@@ -412,6 +420,9 @@ class DistributedTrainer(Trainer):
                     f"{self.run_dir / CHECKPOINT}: no random state for each of the {self.world.size} ranks"
                 )
             torch.set_rng_state(ranks[self.world.rank].clone())
+            cuda = state["rng"].get("cuda_ranks")
+            if self.device.type == "cuda" and isinstance(cuda, torch.Tensor) and len(cuda) == self.world.size:
+                torch.cuda.set_rng_state(cuda[self.world.rank].clone(), self.device)
 
     # -- files: rank 0 only -----------------------------------------------------------------------
     def log(self, record: dict) -> None:
