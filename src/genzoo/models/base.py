@@ -61,6 +61,9 @@ class TrainableModel(nn.Module):
     can_sample: ClassVar[bool] = False  # True for generative models (sample / complete)
     # True: trains on data whose training labels are partly hidden (``--labels-per-class``)
     takes_partial_labels: ClassVar[bool] = False
+    # False while the trainer runs a round whose record is not logged: a loss then may skip the numbers it
+    # only computes for the log (diagnostics that cost extra passes, .item() syncs); the loss itself is the same
+    log_metrics: bool = True
 
     def __init__(self, config, info):
         super().__init__()
@@ -312,6 +315,8 @@ class LikelihoodModel(GenerativeModel):
     def loss(self, batch):
         nll = -self.log_prob(batch["x"], batch.get("y") if self.conditional else None)  # (B,)
         loss = nll.mean()
+        if not self.log_metrics:
+            return ModelOutput(loss)
         bpd = loss.detach() / (self.info.dims * math.log(2))
         return ModelOutput(loss, {"nll_nats": loss.item(), "bits_per_dim": bpd.item()})
 

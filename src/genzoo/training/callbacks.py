@@ -41,6 +41,7 @@ class Trainer(Protocol):
     quiet: bool
     step: int
     last_round_seconds: float
+    eval_model: Any  # the weights to sample and evaluate: the moving average when ``ema`` is on
     is_log_step: bool
     is_checkpoint_step: bool
     is_eval_step: bool
@@ -102,7 +103,7 @@ class SampleGrids(Callback):
 
     @staticmethod
     def draw(trainer: Trainer) -> None:
-        model = trainer.model
+        model = trainer.eval_model
         if not (model.can_sample and isinstance(model, GenerativeModel)):  # a classifier draws nothing
             return
         g = torch.Generator(device=trainer.device).manual_seed(trainer.seed)

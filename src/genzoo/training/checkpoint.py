@@ -145,11 +145,12 @@ def check_state(state: dict, source: str) -> None:
         raise GenzooError(f"{source}: {e}") from None
     make_config(cls.Config, state["model_config"], what="model config key", source=source)
     make_config(TrainConfig, state["train_config"], what="train config key", source=source)
-    weights = state["model"]
-    if not isinstance(weights, dict) or not all(
-        isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in weights.items()
-    ):
-        raise GenzooError(f"{source}: model weights must be a mapping of names to tensors")
+    for key in ("model", "ema"):
+        weights = state.get(key, {})
+        if not isinstance(weights, dict) or not all(
+            isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in weights.items()
+        ):
+            raise GenzooError(f"{source}: {key} weights must be a mapping of names to tensors")
     if not (
         isinstance(state["optim"], dict)
         and all(

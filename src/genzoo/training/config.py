@@ -37,6 +37,11 @@ class TrainConfig:
     temperature: float = field(default=1.0, metadata={"min": 0.0})  # of the periodic sample grids; 0 = argmax
     # the training losses' arithmetic (genzoo.training.precision); evaluation stays float32
     precision: Literal["fp32", "bf16", "fp16"] = "fp32"
+    # augmentation: each training image mirrored left-right with probability 1/2, drawn from (seed, batch index)
+    hflip: bool = False
+    # Polyak averaging: decay of the exponential moving average of the weights (genzoo.training.ema) that
+    # sample, complete and eval use; 0 = off
+    ema: float = field(default=0.0, metadata={"min": 0.0})
 
     def __post_init__(self):
         check_fields(self)  # types, finiteness and the bounds above, for a config built in code too
@@ -44,5 +49,7 @@ class TrainConfig:
             raise ValueError("lr must be > 0")
         if not (self.beta1 < 1 and self.beta2 < 1):
             raise ValueError("beta1 and beta2 must be < 1")
+        if not self.ema < 1:
+            raise ValueError("ema must be < 1 (0 = off)")
         if self.steps and self.epochs:
             raise ValueError("give steps or epochs, not both")

@@ -127,7 +127,8 @@ def load_run(path: str | Path, device: str | torch.device = "cpu") -> LoadedRun:
         raise GenzooError(f"{path}: no such run folder")
     state = load_checkpoint(ckpt)
     model = build_from_state(state, str(ckpt))
-    load_weights(model, state["model"], str(ckpt), state.get("weights_version", 1))
+    # a run trained with ema samples and evaluates with the averaged weights (genzoo.training.ema)
+    load_weights(model, state.get("ema", state["model"]), str(ckpt), state.get("weights_version", 1))
     dev = resolve_device(device) if isinstance(device, str) else device
     model.to(dev).eval()
     train_cfg = make_config(TrainConfig, state["train_config"], what="train config key", source=str(ckpt))

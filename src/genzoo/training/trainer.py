@@ -51,6 +51,7 @@ from genzoo.models.weights import weights_version
 from genzoo.training.callbacks import Callback, default_callbacks
 from genzoo.training.checkpoint import load_checkpoint, save_checkpoint
 from genzoo.training.config import TrainConfig
+from genzoo.training.ema import WeightAverage
 from genzoo.training.precision import Engine
 from genzoo.training.run import CHECKPOINT, METRICS, RUN_JSON, data_description, load_weights
 
@@ -91,10 +92,15 @@ def make_optimizer(params, cfg: TrainConfig, overrides: dict | None = None) -> t
 
 
 class BatchStream:
-    """Training batches as a pure function of (seed, batch index); drop_last when possible."""
+    """Training batches as a pure function of (seed, batch index); drop_last when possible.
 
-    def __init__(self, data, split: str, batch_size: int, seed: int):
-        self.data, self.split, self.seed = data, split, seed
+    With ``hflip``, each image of a batch is mirrored left-right (the last axis of every (B, C, H, W)
+    tensor of the batch: the image and any spatial condition map) with probability 1/2, drawn from a
+    generator seeded by (seed, batch index), so a resumed run sees the same batches.
+    """
+
+    def __init__(self, data, split: str, batch_size: int, seed: int, hflip: bool = False):
+        self.data, self.split, self.seed, self.hflip = data, split, seed, hflip
         self.n = data.size(split)
         self.batch_size = min(batch_size, self.n)
         self.per_epoch = self.n // self.batch_size
@@ -105,7 +111,14 @@ class BatchStream:
         if epoch != self._epoch:
             g = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
             self._epoch, self._perm = epoch, torch.randperm(self.n, generator=g)
-        return self.data.batch(self.split, self._perm[pos * self.batch_size : (pos + 1) * self.batch_size])
+        batch = self.data.batch(self.split, self._perm[pos * self.batch_size : (pos + 1) * self.batch_size])
+        if self.hflip:
+            g = torch.Generator().manual_seed(self.seed * 1_000_003 + index + (1 << 40))
+            flip = torch.rand(len(batch["x"]), generator=g) < 0.5  # (B,)
+            batch = {
+                k: torch.where(flip.view(-1, 1, 1, 1), v.flip(-1), v) if v.dim() == 4 else v for k, v in batch.items()
+            }
+        return batch
 
 
 class Trainer:
@@ -126,7 +139,9 @@ class Trainer:
         self.model = model.to(device)
         self.data, self.cfg, self.run_dir = data, cfg, Path(run_dir)
         self.model_name, self.seed, self.device, self.quiet = model_name, seed, device, quiet
-        self.stream = BatchStream(data, split, cfg.batch_size, seed)
+        if cfg.hflip and (data.info.continuous or data.info.width < 2):
+            raise GenzooError(f"hflip=true mirrors images left-right; {data.spec} holds no images to mirror")
+        self.stream = BatchStream(data, split, cfg.batch_size, seed, hflip=cfg.hflip)
         self.players = list(model.schedule)
         self.params = {p: model.player_parameters(p) for p in self.players}
         self.optims = (
@@ -134,6 +149,8 @@ class Trainer:
             if model.gradient_free
             else {p: make_optimizer(self.params[p], cfg, model.optimizer_overrides(p)) for p in self.players}
         )
+        # Polyak averaging of the weights (genzoo.training.ema): what sample grids, eval and load_run use
+        self.ema = WeightAverage(self.model, cfg.ema) if cfg.ema > 0 else None
         # each player's loss, backward pass and step: autocast at cfg.precision (genzoo.training.precision)
         self.engine = Engine(self.model, self.players, device, cfg.precision)
         self.step = 0  # finished rounds
@@ -150,6 +167,11 @@ class Trainer:
         self.callbacks: list[Callback] = [*(callbacks or []), *default_callbacks()]
         # flags of the current step, set before the callbacks run
         self.is_log_step = self.is_checkpoint_step = self.is_eval_step = self.is_final_step = False
+
+    @property
+    def eval_model(self):
+        """The weights to sample and evaluate: the moving average when ``ema`` is on, else the model."""
+        return self.model if self.ema is None else self.ema.model
 
     # -- how long ------------------------------------------------------------------------
     def total_steps(self) -> int:
@@ -179,6 +201,7 @@ class Trainer:
             "optim": {p: o.state_dict() for p, o in self.optims.items()},
             "rng": rng,
             **self.engine.state_dict(),
+            **({} if self.ema is None else {"ema": self.ema.state_dict()}),
         }
 
     def save(self) -> None:
@@ -260,6 +283,10 @@ class Trainer:
             self.model, state["model"], str(self.run_dir / CHECKPOINT), state.get("weights_version", 1), resume=True
         )
         source = self.run_dir / CHECKPOINT
+        if self.ema is not None:
+            if "ema" not in state:
+                raise GenzooError(f"{source}: no averaged weights ('ema') to resume a run with ema={self.cfg.ema:g}")
+            load_weights(self.ema.model, state["ema"], f"{source} (ema)", state.get("weights_version", 1), resume=True)
         for p, o in self.optims.items():
             if p not in state["optim"]:
                 raise GenzooError(
@@ -394,11 +421,25 @@ class Trainer:
                     )
                 self.engine.step(player, opt)
                 self.model.after_update(player)
-                prefix = f"{player}/" if multi else ""
-                metrics[prefix + "loss"] = loss.item()
-                metrics[prefix + "grad_norm"] = gn
-                metrics.update({prefix + k: float(v) for k, v in out.metrics.items()})
+                if self.model.log_metrics:  # the numbers of the log: only on rounds that are logged
+                    prefix = f"{player}/" if multi else ""
+                    metrics[prefix + "loss"] = loss.item()
+                    metrics[prefix + "grad_norm"] = gn
+                    metrics.update({prefix + k: float(v) for k, v in out.metrics.items()})
         return metrics
+
+    def _logs(self, step: int, total: int, elapsed: float) -> bool:
+        """Whether round ``step`` (1-based) will be logged, decided before it runs so that its losses compute
+        their logged numbers only then (the time budget's last round is foreseen from the last round's length)."""
+        c = self.cfg
+        return (
+            step % c.log_every == 0
+            or step % c.checkpoint_every == 0
+            or step >= total
+            or self._stop_requested
+            or (c.eval_every > 0 and step % c.eval_every == 0)
+            or (c.time_budget_s > 0 and elapsed + 2 * getattr(self, "last_round_seconds", 0.0) >= c.time_budget_s)
+        )
 
     def _scale_lr(self, total: int) -> None:
         """Every optimiser's rate times the model's ``lr_scale`` for this round (e.g. CycleGAN's linear decay)."""
@@ -454,7 +495,10 @@ class Trainer:
                 self.model.train()
                 r0 = time.perf_counter()
                 self._scale_lr(total)
+                self.model.log_metrics = self._logs(self.step + 1, total, r0 - t0)
                 metrics = self._round()
+                if self.ema is not None:
+                    self.ema.update(self.model, self.step + 1)
                 now = time.perf_counter()
                 self._proven()  # every loss of the round was finite, the first from the saved weights
                 self.last_round_seconds = now - r0

@@ -26,7 +26,8 @@ IWAE bound and the importance-sampled log p(x) of Burda, Grosse & Salakhutdinov 
 (arXiv:1509.00519), see :mod:`genzoo.metrics.importance`.
 
 As a :class:`~genzoo.models.base.LatentModel`: ``encode`` = mu(x), ``decode_unit`` = the head's
-mean image, ``decode`` = the head's most likely image, and ``fit_error`` = -log p(x_known | z), so
+mean image, ``decode`` = the head's most likely image (for palette data: the palette colour nearest
+the expected RGB, so pictures keep the data's colours), and ``fit_error`` = -log p(x_known | z), so
 ``complete`` fits the code to the visible pixels under the likelihood (MAP with the N(0, I) prior).
 """
 
@@ -38,7 +39,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from genzoo.data.continuous import to_unit, unit_channels
+from genzoo.data.continuous import from_unit, to_unit, unit_channels
 from genzoo.models.base import (
     ImportanceWeighted,
     LatentModel,
@@ -236,7 +237,12 @@ class VAE(LatentModel, LikelihoodModel, ImportanceWeighted):
         return self.head.mean_unit(self.decoder_params(z))  # (B, C', H, W)
 
     def decode(self, z, condition=None):
-        return self.head.mode(self.decoder_params(z))  # (B, C, H, W): the most likely image
+        params = self.decoder_params(z)
+        if self.info.palette is not None:
+            # palette data: the palette colour nearest each pixel's expected RGB under the categorical (the
+            # most likely of 167 indices is, where the decoder is unsure, the commonest outline grey)
+            return from_unit(self.head.mean_unit(params), self.info)  # (B, 1, H, W)
+        return self.head.mode(params)  # (B, C, H, W): the most likely image
 
     def fit_error(self, z, x, known, condition=None):
         return -self.head.log_prob(self.decoder_params(z), x, known)  # (B,)

@@ -331,6 +331,8 @@ class GAN(AdversarialModel, LatentModel):
             with torch.no_grad():
                 fake = self.generator(z)  # (B, C', H, W)
             loss, out_real, out_fake, gp = self.discriminator_objective(real, fake)
+            if not self.log_metrics:  # a round the trainer does not log
+                return ModelOutput(loss)
             metrics = {"d_real": self._shown(out_real), "d_fake": self._shown(out_fake)}
             if self.gan_loss.output == "critic":
                 metrics["wasserstein"] = (out_real.mean() - out_fake.mean()).item()
@@ -342,6 +344,8 @@ class GAN(AdversarialModel, LatentModel):
         fake = self.generator(z)  # (B, C', H, W)
         params = self.unrolled_discriminator(real, fake) if self.config.unrolled_steps else None
         loss, out_fake = self.generator_objective(fake, params)
+        if not self.log_metrics:  # a round the trainer does not log: no extra gradient, no pairwise distances
+            return ModelOutput(loss)
         (grad,) = torch.autograd.grad(loss, fake, retain_graph=True)  # (B, C', H, W)
         metrics = {
             "d_fake": self._shown(out_fake),
