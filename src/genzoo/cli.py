@@ -28,6 +28,7 @@ import torch
 from genzoo._version import __version__
 from genzoo.data import dataset_kinds, load_dataset
 from genzoo.data.base import MAX_IMAGE_SIDE, MIN_SIZE
+from genzoo.data.paired import DIRECTIONS, TranslationDataset
 from genzoo.data.text import FORMS as POEM_FORMS
 from genzoo.data.text import MAX_LEN as TEXT_MAX_LEN
 from genzoo.data.text import TEXT_KINDS, rows_to_text, text_to_row
@@ -45,6 +46,7 @@ from genzoo.models.base import (
     LatentModel,
     LikelihoodModel,
     PartitionFunction,
+    Translates,
 )
 from genzoo.models.gan.text2image import TextConditioned
 from genzoo.models.registry import available_models, build_model_checked, get_model_class, resolve_configs
@@ -478,6 +480,7 @@ def parse_sets(pairs: Sequence[str]) -> dict[str, str]:
     vocab=Opt("token data: at most N vocabulary entries, from the train split; rarer tokens become <unk>", lo=5),
     max_len=Opt("token data: tokens per example including <eos> (longer ones are cut)", lo=2, hi=TEXT_MAX_LEN),
     form=Opt("tang data: keep one form of poem", choices=lambda: POEM_FORMS),
+    direction=Opt("paired data: AtoB (the left half is the input, default) or BtoA", choices=lambda: DIRECTIONS),
     quiet=Opt("no progress bar or messages"),
     labels_per_class=Opt(
         "semi-supervised models (ssgan): keep the labels of N training images per class, "
@@ -507,6 +510,7 @@ def cmd_train(
     vocab: int | None = None,
     max_len: int | None = None,
     form: str | None = None,
+    direction: str | None = None,
     quiet: bool = False,
     labels_per_class: int | None = None,
     precision: str | None = None,
@@ -568,6 +572,7 @@ def cmd_train(
             labels_per_class=labels_per_class,
             label_seed=seed if labels_per_class is not None else None,
             **text_options,
+            **_direction_option(direction, data),
         )
         model_cfg, cfg = resolve_configs(cls, TrainConfig, preset, overrides)
         torch.manual_seed(seed)  # initial weights belong to the seeded run
@@ -1030,6 +1035,54 @@ def cmd_probe(
 
 # ----------------------------------------------------------------------------------------
 # entry point
+
+
+def _direction_option(direction: str | None, data: str) -> dict:
+    """``--direction`` for paired data only (refused by name for other kinds)."""
+    if direction is None:
+        return {}
+    if data.partition(":")[0] != "paired":
+        raise GenzooError(f"--direction: applies to paired:PATH data, not {data!r}")
+    return {"direction": direction}
+
+
+@command(
+    "translate",
+    "translate images with a translation model (pix2pix, CycleGAN; face aging with --condition)",
+    run=_RUN,
+    out=_PNG,
+    images=Opt("which images, e.g. test:0-7 or test:3,9"),
+    condition=Opt("conditional translation (age_cgan): the target class, e.g. an age group 0-5", lo=0),
+    seed=_SEED,
+    device=_DEVICE,
+)
+def cmd_translate(
+    run: Path, out: Path, images: str = "test:0-7", condition: int | None = None, seed: int = 0, device: str = "auto"
+) -> None:
+    """Rows of input | output | target (the target when the data is paired)."""
+    _check_out_file(out, ".png")
+    r = load_run(run, device)
+    model = r.model
+    if not isinstance(model, Translates):
+        names = ", ".join(n for n, c in available_models().items() if issubclass(c, Translates))
+        raise GenzooError(f"{run}: holds a {r.model_name!r} run, which does not translate images ({names} do)")
+    data = r.data()
+    split, positions = parse_image_selection(images, data)
+    _check_grid(3 * len(positions), f"--images {images}")
+    x = data.images(split, positions)  # (N, C, H, W)
+    cond = None
+    if condition is not None or model.conditional:
+        if condition is None:
+            raise GenzooError(f"--condition: {r.model_name} translates to a target class; give one, e.g. --condition 3")
+        cond = torch.full((len(x),), condition, dtype=torch.long)
+    y = model.translate(x.to(model.device), generator=_generator(model, seed), condition=cond)
+    columns = [x, y.cpu()]
+    if isinstance(data, TranslationDataset) and data.paired:
+        columns.append(data.targets(split, positions))
+    tiles = np.stack([r.info.to_rgb(col[i : i + 1])[0] for i in range(len(x)) for col in columns])
+    save_png(grid(tiles, ncols=len(columns)), out)
+    what = " | ".join(["input", "output", "target"][: len(columns)])
+    print(f"wrote {len(x)} {split} images as rows of {what} to {out}", file=sys.stderr)
 
 
 def _one_line(text: str) -> str:
