@@ -2,6 +2,8 @@
 what sampling and evaluation load, a resumed run restores it exactly; flips are left-right only and
 leave the split alone."""
 
+import json
+
 import pytest
 import torch
 
@@ -128,3 +130,49 @@ def test_hflip_refused_on_points(tmp_path):
     model = GAN(GAN.Config(latent_dim=2, g_hidden=(4,), d_hidden=(4,)), data.info)
     with pytest.raises(GenzooError, match="hflip"):
         Trainer(model, data, TrainConfig(hflip=True), tmp_path, model_name="gan")
+
+
+def test_logging_only_rounds_compute_the_logged_numbers_and_training_is_the_same(tmp_path):
+    """Rounds that are not logged skip the losses' logged-only numbers (a GAN's diagnostics): the weights
+    come out identical whatever log_every is, and every logged row still has them."""
+    from genzoo.data import load_dataset
+    from genzoo.models.gan.gan import GAN
+
+    data = load_dataset("mixture:ring8")
+    weights, rows = [], []
+    for every in (1, 7):
+        torch.manual_seed(0)
+        model = GAN(GAN.Config(latent_dim=2, g_hidden=(8,), d_hidden=(8,)), data.info)
+        cfg = TrainConfig(steps=15, batch_size=16, log_every=every, checkpoint_every=10, sample_every=0, eval_every=-1)
+        run = tmp_path / f"every{every}"
+        Trainer(model, data, cfg, run, model_name="gan", seed=1, quiet=True).fit()
+        weights.append(model.state_dict())
+        rows.append([json.loads(ln) for ln in (run / "metrics.jsonl").read_text().splitlines()])
+    for k, v in weights[0].items():
+        assert torch.equal(v, weights[1][k]), k
+    assert [r["step"] for r in rows[1]] == [7, 10, 14, 15]
+    for r in rows[1]:
+        assert {"generator/sample_spread", "generator/g_grad_norm", "discriminator/loss"} <= set(r)
+    by_step = {r["step"]: r for r in rows[0]}
+    for r in rows[1]:
+        assert r["generator/loss"] == by_step[r["step"]]["generator/loss"]
+
+
+def test_vae_pictures_palette_data_in_the_colour_nearest_the_expected_rgb():
+    from genzoo.data.continuous import from_unit
+    from genzoo.models.autoencoders.vae import VAE
+
+    palette = ((255, 255, 255), (200, 30, 30), (30, 200, 30), (30, 30, 200), (0, 0, 0))
+    info = ImageInfo(channels=1, height=4, width=4, num_values=5, palette=palette)
+    torch.manual_seed(0)
+    vae = VAE(VAE.Config(arch="mlp", hidden=(8,), latent_dim=2, decoder="categorical"), info).eval()
+    z = torch.randn(6, 2)
+    with torch.no_grad():
+        params = vae.decoder_params(z)
+        expected = vae.head.mean_unit(params)  # (6, 3, 4, 4)
+        x = vae.decode(z)
+    assert torch.equal(x, from_unit(expected, info))
+    rgb = torch.tensor(palette, dtype=torch.float) / 255
+    picked = rgb[x[:, 0]].permute(0, 3, 1, 2)  # (6, 3, 4, 4)
+    dist = ((expected.unsqueeze(-1) - rgb.t().view(1, 3, 1, 1, 5)) ** 2).sum(1)  # (6, 4, 4, 5)
+    assert torch.allclose(((picked - expected) ** 2).sum(1), dist.min(-1).values, atol=1e-6)
