@@ -67,6 +67,12 @@ def update_rate(model, data, train_cfg, cd_k: int, persistent: bool, n: int) -> 
     return 1.0 / times[len(times) // 2]  # median
 
 
+def _last_record(run_dir: Path) -> dict:
+    """The last line of a run's metrics log (the training state an evaluation-only call reports)."""
+    lines = (run_dir / "metrics.jsonl").read_text().splitlines()
+    return json.loads(lines[-1]) if lines else {}
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--model", default="rbm", choices=["rbm", "dbn"])
@@ -79,6 +85,8 @@ def main() -> None:
     p.add_argument("--ais-betas", type=int, default=14500)
     p.add_argument("--ais-chains", type=int, default=100)
     p.add_argument("--init-from", type=Path, default=None, help="dbn: an RBM run whose weights become layer 1")
+    p.add_argument("--evaluate", type=Path, default=None, metavar="RUN",
+                   help="no training: AIS and test NLL of the run's latest checkpoint (a run stopped before its plan)")
     p.add_argument("--name", default=None)
     p.add_argument("--runs", type=Path, default=Path("runs/benchmarks"))
     args = p.parse_args()
@@ -95,7 +103,14 @@ def main() -> None:
     run_dir = args.runs / name
 
     speed = {}
-    if args.model == "rbm":
+    if args.evaluate is not None:
+        loaded = load_run(args.evaluate)
+        model, train_cfg, model_cfg = loaded.model, loaded.train_config, loaded.model.config
+        run_dir, steps = args.evaluate, train_cfg.steps
+        trainer = argparse.Namespace(step=loaded.step, train_seconds=float("nan"))
+        train_wall, last = float("nan"), _last_record(run_dir)
+        print(f"{name}: evaluating {run_dir} at step {loaded.step} of {steps}", flush=True)
+    elif args.model == "rbm":
         for label, k, pers, n in (("cd1", 1, False, 20), ("pcd1", 1, True, 20), ("cd25", 25, False, 3)):
             speed[label] = update_rate(model, data, train_cfg, k, pers, n)
         rate = speed["pcd1" if model_cfg.persistent and model_cfg.cd_k == 1 else
@@ -109,24 +124,25 @@ def main() -> None:
             rbm = load_run(args.init_from).model
             model.load_layer(0, rbm.layer)
         steps = model.total_layer_steps()
-    overrides.setdefault("steps", str(steps))
-    overrides.setdefault("time_budget_s", str(args.minutes * 60))
-    model_cfg, train_cfg = resolve_configs(cls, TrainConfig, args.preset, overrides)
-    torch.manual_seed(args.seed)
-    fresh = cls(model_cfg, data.info)
-    if args.model == "dbn" and args.init_from is not None:
-        fresh.load_layer(0, load_run(args.init_from).model.layer)
-    model = fresh
-    steps = train_cfg.steps
-    print(f"{name}: {steps} steps, budget {args.minutes} min, speed {speed}", flush=True)
+    if args.evaluate is None:
+        overrides.setdefault("steps", str(steps))
+        overrides.setdefault("time_budget_s", str(args.minutes * 60))
+        model_cfg, train_cfg = resolve_configs(cls, TrainConfig, args.preset, overrides)
+        torch.manual_seed(args.seed)
+        fresh = cls(model_cfg, data.info)
+        if args.model == "dbn" and args.init_from is not None:
+            fresh.load_layer(0, load_run(args.init_from).model.layer)
+        model = fresh
+        steps = train_cfg.steps
+        print(f"{name}: {steps} steps, budget {args.minutes} min, speed {speed}", flush=True)
 
-    run_dir.mkdir(parents=True, exist_ok=True)
-    trainer = Trainer(model, data, train_cfg, run_dir, model_name=args.model, seed=args.seed, quiet=True)
-    write_json(run_dir / RUN_JSON, run_description(args.model, model, train_cfg, data, args.seed))
-    t0 = time.perf_counter()
-    last = trainer.fit()
-    train_wall = time.perf_counter() - t0
-    print(f"trained {trainer.step} steps in {train_wall:.0f}s: {last}", flush=True)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        trainer = Trainer(model, data, train_cfg, run_dir, model_name=args.model, seed=args.seed, quiet=True)
+        write_json(run_dir / RUN_JSON, run_description(args.model, model, train_cfg, data, args.seed))
+        t0 = time.perf_counter()
+        last = trainer.fit()
+        train_wall = time.perf_counter() - t0
+        print(f"trained {trainer.step} steps in {train_wall:.0f}s: {last}", flush=True)
 
     model.eval()
     g = torch.Generator().manual_seed(args.seed)
