@@ -3,7 +3,7 @@
     nice -n 10 python benchmarks/ddp_cpu.py                      # both parts (about 10 minutes on 2 cores)
     nice -n 10 python benchmarks/ddp_cpu.py --parts throughput --steps 40
 
-1. ``throughput`` -- ``genzoo train`` in one process (1 thread, and 2 threads for reference) and
+1. ``throughput`` -- ``genzoo train`` in one process (1 thread) and
    ``torchrun --standalone --nproc_per_node=2 -m genzoo train`` (1 thread each) for a likelihood model
    (PixelCNN, ``small``) and a GAN (``gan``, ``mnist``: fully connected) on binarized MNIST, at the same
    global batch and number of steps. Steps per second are taken over the optimiser rounds only (the
@@ -38,9 +38,9 @@ from genzoo.models.registry import available_models, resolve_configs  # noqa: E4
 from genzoo.training import distributed  # noqa: E402
 from genzoo.training.config import TrainConfig  # noqa: E402
 
-RUNS = [
-    ("pixelcnn", "small", 32, "likelihood"),
-    ("gan", "mnist", 64, "gan"),
+RUNS = [  # model, preset, global batch, kind, steps (a CPU budget of a few minutes a run on a busy machine)
+    ("pixelcnn", "small", 32, "likelihood", 12),
+    ("gan", "mnist", 64, "gan", 40),
 ]
 DATA = "binarized-mnist:../shared/data/binarized_mnist"
 PIXELS = 28 * 28
@@ -54,19 +54,19 @@ def _train_cmd(model, preset, batch, steps, out, data) -> list[str]:
     ]  # fmt: skip
 
 
-def throughput(steps: int, data: str, tmp: Path) -> dict:
+def throughput(steps_override: int, data: str, tmp: Path) -> dict:
     out: dict = {}
-    for model, preset, batch, kind in RUNS:
+    for model, preset, batch, kind, default_steps in RUNS:
+        steps = steps_override or default_steps
         rows = {}
-        for label, procs, threads in (("1 process, 1 thread", 1, 1), ("1 process, 2 threads", 1, 2),
-                                      ("2 processes, 1 thread each", 2, 1)):  # fmt: skip
+        for label, procs, threads in (("1 process, 1 thread", 1, 1), ("2 processes, 1 thread each", 2, 1)):
             run = tmp / f"{model}_{procs}_{threads}"
             cmd = _train_cmd(model, preset, batch, steps, run, data)
             if procs == 1:
                 argv = [sys.executable, *cmd]
             else:
                 argv = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={procs}"]
-                argv += cmd[1:]  # torchrun takes "-m genzoo" as "-m" plus the module
+                argv += cmd  # torchrun [options] -m genzoo train ...
             env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
             t0, c0 = time.perf_counter(), cpu_seconds()
             done = subprocess.run(argv, env=env, capture_output=True, text=True)
@@ -87,7 +87,7 @@ def throughput(steps: int, data: str, tmp: Path) -> dict:
                 "world_size": json.loads((run / "run.json").read_text()).get("world_size"),
             }
             print(f"{model} {label}: {rows[label]['steps_per_s']:.2f} steps/s, loss {loss}", file=sys.stderr)
-        out[model] = {"preset": preset, "global_batch": batch, "kind": kind, "runs": rows}
+        out[model] = {"preset": preset, "global_batch": batch, "kind": kind, "steps": steps, "runs": rows}
     return out
 
 
@@ -128,8 +128,8 @@ def _family_worker(rank: int, port: int, names: list[str], tmp: str) -> None:
     os._exit(0)
 
 
-def families(tmp: Path) -> dict:
-    names = sorted(available_models())
+def families(tmp: Path, only: str | None = None) -> dict:
+    names = only.split(",") if only else sorted(available_models())
     ctx = mp.get_context("spawn")
     port = _free_port()
     procs = [ctx.Process(target=_family_worker, args=(r, port, names, str(tmp))) for r in range(2)]
@@ -159,9 +159,10 @@ def families(tmp: Path) -> dict:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--parts", default="throughput,families")
-    p.add_argument("--steps", type=int, default=40, help="steps of each throughput run")
+    p.add_argument("--steps", type=int, default=0, help="steps of each throughput run (0: each model's own)")
     p.add_argument("--data", default=DATA)
     p.add_argument("--name", default="ddp_cpu")
+    p.add_argument("--models", help="families: only these (comma-separated)")
     args = p.parse_args()
     torch.set_num_threads(1)
     result: dict = {"command": " ".join(["python", *sys.argv]), "backend": "gloo", "data": args.data}
@@ -170,7 +171,7 @@ def main() -> None:
         if "throughput" in args.parts:
             result["throughput"] = throughput(args.steps, args.data, Path(tmp))
         if "families" in args.parts:
-            result["families"] = families(Path(tmp))
+            result["families"] = families(Path(tmp), args.models)
     result["wall_seconds"], result["cpu_seconds"] = time.perf_counter() - t0, cpu_seconds() - c0
     print(f"wrote {write_result(args.name, result)}", file=sys.stderr)
 

@@ -23,8 +23,9 @@ The rules (:class:`DistributedTrainer`):
   at each forward (``broadcast_buffers=False``): after every round each rank takes rank 0's
   buffers (batch-norm running statistics, an RBM's persistent chains), so a resumed run
   continues exactly; on CUDA batch norm becomes SyncBatchNorm (statistics of the global batch).
-  After the first round each rank also takes rank 0's weights: a model that initialises itself
-  from its first batch (the RBM's biases) does so from rank 0's share.
+  When the weights differ between ranks after a round (a checksum says), every rank takes rank 0's:
+  a model that initialises weights from its data (an RBM's or DBN layer's biases) does so from
+  rank 0's share.
 * **Closed-form models.** A model with ``sums_over_ranks`` (the Gaussian mixture) takes its shard
   and all-reduces its sufficient statistics inside ``update``; other gradient-free models get the
   whole global batch on every rank and make the single process's update (same result, no speed-up).
@@ -322,13 +323,12 @@ class DistributedTrainer(Trainer):
 
     # -- agreement after each round ---------------------------------------------------------
     def _round(self) -> dict[str, float]:
-        first = self.step == 0
         metrics = super()._round()
         if self.world.size == 1:
             return metrics
-        # rank 0's buffers (batch-norm statistics, persistent chains) to every rank after each round; after
-        # the first round its weights too (a model may initialise itself from its first batch: its shard)
-        self._broadcast([*self.model.buffers(), *(self.model.parameters() if first else ())])
+        # rank 0's buffers (batch-norm statistics, persistent chains) to every rank after each round
+        self._broadcast(list(self.model.buffers()))
+        self._agree_on_weights()
         keys = sorted(metrics)
         t = torch.tensor([metrics[k] for k in keys], dtype=torch.float64, device=self.comm)
         dist.all_reduce(t)  # same keys on every rank: the same code ran on the same kind of batch
@@ -369,6 +369,19 @@ class DistributedTrainer(Trainer):
         return bool(flag.item() > 0)
 
     # -- checkpoint -----------------------------------------------------------------------------
+    def _agree_on_weights(self) -> None:
+        """Rank 0's weights to every rank when they differ: DDP keeps them identical, except where a model
+        initialises weights from its data (an RBM's or a DBN layer's biases from its first batch: a shard).
+        Compared by a checksum (one all-reduce of two numbers)."""
+        params = list(self.model.parameters())
+        if not params:
+            return
+        total = torch.stack([p.detach().double().sum() for p in params]).sum().reshape(1)
+        t = torch.cat([total, -total]).to(self.comm)
+        dist.all_reduce(t, op=dist.ReduceOp.MAX)
+        if bool(t[0] != -t[1]):  # (NaN compares unequal too)
+            self._broadcast(params)
+
     def _broadcast(self, tensors) -> None:
         """Rank 0's values of ``tensors`` on every rank."""
         for b in tensors:
