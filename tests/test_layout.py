@@ -60,8 +60,8 @@ def test_no_import_cycles(graph):
     assert _cycles(graph) == []
 
 
-LAYERS = ["cli", "evaluation", "features", "metrics", "training", "models", ("sampling", "nn", "losses", "viz"),
-          "data", "io", ("errors", "_version")]
+LAYERS = ["cli", "serve", "evaluation", "features", "metrics", "training", "models",
+          ("sampling", "nn", "losses", "viz"), "data", "io", ("errors", "_version")]
 
 
 def _layer_of(module: str) -> int | None:
