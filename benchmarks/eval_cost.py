@@ -27,8 +27,7 @@ SHARED = Path("/work/shared/data")
 CASES = {
     # name: (train command after "genzoo train", {row: eval command after "genzoo eval RUN"})
     "vae_tiny": (["vae", "--preset", "tiny", "--data", "pokemon", "--steps", "20"],
-                 {"before (k=5000, every test image)": ["--k", "5000", "--max-images", "100000"],
-                  "after (defaults)": []}),
+                 {"after (defaults)": [], "before (k=5000, every test image)": ["--k", "5000", "--max-images", "100000"]}),
     "vae_lecture": (["vae", "--preset", "lecture", "--data", "pokemon", "--steps", "20"],
                     {"after (defaults)": []}),
     "pixelcnn_tiny_cifar": (["pixelcnn", "--preset", "tiny", "--data", f"cifar10:{SHARED / 'cifar10_jpeg'}",
@@ -51,6 +50,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--cases", nargs="+", default=list(CASES), choices=list(CASES))
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--rows", nargs="+", help="row names to run (default: every row of each case)")
     p.add_argument("--name", default="eval_cost")
     args = p.parse_args()
     env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "MKL_NUM_THREADS": str(args.threads)}
@@ -64,6 +64,8 @@ def main() -> None:
             rows.append({"case": case, "row": "train (held-out NLL at the last step: the default subset)", **t})
             print(rows[-1], flush=True)
             for row, opts in evals.items():
+                if args.rows and row not in args.rows:
+                    continue
                 t = timed([*genzoo, "eval", str(run), "--json", str(run / f"eval_{len(rows)}.json"), *opts], env)
                 rows.append({"case": case, "row": row, **t})
                 print(rows[-1], flush=True)

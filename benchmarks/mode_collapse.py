@@ -1,22 +1,31 @@
-"""Mode collapse on the classic 2-D mixtures, for every GAN loss and option, over several seeds.
+"""Mode collapse on the classic 2-D mixtures, for GAN losses and options, over several seeds, with learning curves.
 
-    python benchmarks/mode_collapse.py --steps 4000 --seeds 0 1 2 3 4 --threads 1
-    python benchmarks/mode_collapse.py --only unrolled --mixtures ring8     # one row
+    python benchmarks/mode_collapse.py --steps 20000 --seeds 0 1 2 --jobs 2         # the default rows
+    python benchmarks/mode_collapse.py --only "non_saturating (papers')" --mixtures ring8 --steps 20000
+    python benchmarks/mode_collapse.py --plot --name mode_collapse                   # curves -> PNG only
 
 Protocol (VEEGAN, Srivastava et al. 2017, arXiv:1705.07761, Sec. 5.1): train on ``mixture:ring8``
 (8 Gaussians on a circle of radius 2, sigma 0.02) and ``mixture:grid25`` (25 Gaussians on
 {-4,-2,0,2,4}^2, sigma 0.05); draw 2,500 samples; a sample is high quality when within 3 sigma
 of a centre; a mode is covered when >= 20 high-quality samples fall on it; also the KL of the
-histogram of high-quality samples over modes from uniform. Mean and spread over seeds. Every run
-goes through genzoo's own Trainer with the model's ``ring``/``grid`` preset (same nets and batch
-for every row: they differ only in loss and option) and, by default, one learning rate of 1e-3
-for both players in every row -- 10x the papers' toy rates, because a CPU budget allows a few
-thousand steps where the papers ran tens of thousands. The result JSON is rewritten after every
-run, so a partial sweep is never lost.
+histogram of high-quality samples over modes from uniform. Mean and spread over seeds.
+
+Every run goes through genzoo's own Trainer with the model's ``ring``/``grid`` preset (the unrolled
+GAN paper's nets: 256-d z, 128-unit layers, batches of 512); a row names the loss, its options and
+its optimiser: learning rates per player, and a schedule applied by a trainer callback
+(``constant``, or ``linear`` decay to zero over the run). ``sn`` in a row puts spectral
+normalisation (Miyato et al. 2018, arXiv:1802.05957) on every linear layer of the discriminator.
+Every ``--curve-every`` generator steps a callback draws the 2,500 evaluation samples (a fixed
+generator) and records modes covered and the high-quality share: the learning curves. The result
+JSON is rewritten after every run, so a partial sweep is never lost; ``--jobs 2`` runs two seeds at
+once (one torch thread each).
 """
 from __future__ import annotations
 
 import argparse
+import json
+import multiprocessing
+import os
 import statistics
 import sys
 import tempfile
@@ -26,23 +35,29 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import write_result  # noqa: E402
+from _common import RESULTS, cpu_seconds, write_result  # noqa: E402
 from genzoo.data import load_dataset  # noqa: E402
 from genzoo.data.toy import mode_report  # noqa: E402
 from genzoo.models.registry import get_model_class, resolve_configs  # noqa: E402
+from genzoo.training.callbacks import Callback  # noqa: E402
 from genzoo.training.config import TrainConfig  # noqa: E402
 from genzoo.training.trainer import Trainer  # noqa: E402
 
-# (row name, model, overrides). Every loss and option of the GAN-core issue.
+PAPERS_LR = {"d_lr": 1e-4, "g_lr": 1e-4}  # the presets' Adam rate (Metz et al. 2016, Appendix A)
+# (row name, model, overrides, optimiser: d_lr, g_lr, schedule, sn)
 CONFIGS = [
-    ("minimax", "gan", {"loss": "minimax"}),
-    ("non_saturating", "gan", {"loss": "non_saturating"}),
-    ("unrolled (k=5)", "unrolled_gan", {}),
-    ("hinge", "gan", {"loss": "hinge"}),
-    ("wasserstein (clip)", "wgan", {}),
-    ("ebgan", "ebgan", {}),
-    ("wgan_gp", "wgan_gp", {}),
-    ("minibatch discrimination", "gan", {"loss": "non_saturating", "minibatch_features": "32"}),
+    ("non_saturating (papers')", "gan", {"loss": "non_saturating"}, {**PAPERS_LR, "schedule": "constant"}),
+    ("minimax (papers')", "gan", {"loss": "minimax"}, {**PAPERS_LR, "schedule": "constant"}),
+    ("unrolled k=5 (papers')", "unrolled_gan", {}, {**PAPERS_LR, "schedule": "constant"}),
+    ("wgan_gp (authors' toy)", "wgan_gp", {}, {**PAPERS_LR, "schedule": "constant"}),
+    ("hinge", "gan", {"loss": "hinge"}, {**PAPERS_LR, "schedule": "constant"}),
+    ("non_saturating, lr 1e-3 linear decay", "gan", {"loss": "non_saturating"},
+     {"d_lr": 1e-3, "g_lr": 1e-3, "schedule": "linear"}),
+    ("non_saturating + SN, lr 1e-3 linear decay", "gan", {"loss": "non_saturating"},
+     {"d_lr": 1e-3, "g_lr": 1e-3, "schedule": "linear", "sn": True}),
+    ("hinge + SN, lr 1e-3 linear decay", "gan", {"loss": "hinge"},
+     {"d_lr": 1e-3, "g_lr": 1e-3, "schedule": "linear", "sn": True}),
+    ("wgan_gp, lr 1e-3 linear decay", "wgan_gp", {}, {"d_lr": 1e-3, "g_lr": 1e-3, "schedule": "linear"}),
 ]
 
 # Srivastava et al. 2017 (VEEGAN), Table 1: modes covered (of 8 / 25) and % high-quality samples.
@@ -56,25 +71,74 @@ PUBLISHED = {
                "VEEGAN": {"modes": 24.6, "high_quality_pct": 40.0}},
 }
 PRESET = {"ring8": "ring", "grid25": "grid"}
+EVAL_SAMPLES = 2500
 
 
-def one_run(model_name: str, mixture: str, overrides: dict, seed: int, steps: int) -> dict:
+class LRSchedule(Callback):
+    """Sets every optimiser's rate after each round: base (constant) or base * (1 - step / total) (linear)."""
+
+    def __init__(self, kind: str, total: int):
+        self.kind, self.total = kind, total
+        self.base: dict = {}
+
+    def on_fit_start(self, trainer) -> None:
+        self.base = {p: [g["lr"] for g in opt.param_groups] for p, opt in trainer.optims.items()}
+
+    def on_step_end(self, trainer, record) -> None:
+        if self.kind == "constant":
+            return
+        factor = max(0.0, 1.0 - trainer.step / self.total)
+        for p, opt in trainer.optims.items():
+            for g, base in zip(opt.param_groups, self.base[p]):
+                g["lr"] = base * factor
+
+
+class ModeCurve(Callback):
+    """Every ``every`` rounds: modes covered and high-quality share of 2,500 samples from a fixed generator."""
+
+    def __init__(self, mixture: str, every: int, seed: int):
+        self.mixture, self.every, self.seed, self.points = mixture, every, seed, []
+
+    def on_step_end(self, trainer, record) -> None:
+        if self.every and (trainer.step % self.every == 0 or trainer.is_final_step):
+            rep = evaluate(trainer.model, self.mixture, self.seed)
+            self.points.append({"step": trainer.step, "modes": rep["modes"], "high_quality": rep["high_quality"]})
+
+
+def evaluate(model, mixture: str, seed: int) -> dict:
+    g = torch.Generator().manual_seed(10_000 + seed)
+    pts = model.sample(EVAL_SAMPLES, generator=g).reshape(EVAL_SAMPLES, -1)[:, :2].numpy()
+    return mode_report(pts, mixture)
+
+
+def spectral_norm_linears(module: torch.nn.Module) -> None:
+    for m in list(module.modules()):
+        if isinstance(m, torch.nn.Linear):
+            torch.nn.utils.parametrizations.spectral_norm(m)
+
+
+def one_run(task: tuple) -> dict:
+    model_name, mixture, overrides, optim, seed, steps, curve_every, batch_size = task
+    torch.set_num_threads(1)
     data = load_dataset(f"mixture:{mixture}")
     cls = get_model_class(model_name)
     sets = {"steps": str(steps), "sample_every": "0", "eval_every": "-1", "checkpoint_every": str(steps),
-            "log_every": str(max(1, steps // 50)), **overrides}
+            "log_every": str(max(1, steps // 50)), "batch_size": str(batch_size),
+            "d_lr": str(optim["d_lr"]), "g_lr": str(optim["g_lr"]), **overrides}
     model_cfg, train_cfg = resolve_configs(cls, TrainConfig, PRESET[mixture], sets)
     torch.manual_seed(seed)
     model = cls(model_cfg, data.info)
+    if optim.get("sn"):
+        spectral_norm_linears(model.discriminator)
+    curve = ModeCurve(mixture, curve_every, seed)
+    c0, t0 = cpu_seconds(), time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
-        trainer = Trainer(model, data, train_cfg, Path(tmp), model_name=model_name, seed=seed, quiet=True)
-        t0 = time.perf_counter()
+        trainer = Trainer(model, data, train_cfg, Path(tmp), model_name=model_name, seed=seed, quiet=True,
+                          callbacks=[LRSchedule(optim["schedule"], steps), curve])
         trainer.fit()
-        seconds = time.perf_counter() - t0
-    g = torch.Generator().manual_seed(10_000 + seed)
-    pts = model.sample(2500, generator=g).reshape(2500, -1)[:, :2].numpy()
-    rep = mode_report(pts, mixture)
-    rep.update(seed=seed, seconds=seconds, steps=trainer.step)
+    seconds, cpu = time.perf_counter() - t0, cpu_seconds() - c0
+    rep = evaluate(model, mixture, seed)
+    rep.update(seed=seed, seconds=seconds, cpu_seconds=cpu, steps=trainer.step, curve=curve.points)
     return rep
 
 
@@ -85,58 +149,91 @@ def summarise(runs: list[dict]) -> dict:
                 "min": min(vals), "max": max(vals)}
 
     return {"modes": ms("modes"), "high_quality_pct": ms("high_quality", 100.0),
-            "kl_from_uniform": ms("kl_from_uniform"), "n_seeds": len(runs),
-            "all_modes_every_seed": all(r["modes"] == r["n_modes"] for r in runs)}
+            "kl_from_uniform": ms("kl_from_uniform"), "wall_seconds_per_run": ms("seconds"),
+            "cpu_seconds_per_run": ms("cpu_seconds"), "n_seeds": len(runs),
+            "all_modes_every_seed": all(r["modes"] == r["n_modes"] for r in runs),
+            "target_met_every_seed": all(r["modes"] == r["n_modes"] and r["high_quality"] >= 0.9 for r in runs)}
+
+
+def plot(name: str) -> None:
+    import matplotlib  # optional heavy dependency: only for the figure
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    result = json.loads((RESULTS / f"{name}.json").read_text())
+    mixtures = sorted({r["mixture"] for r in result["rows"]}, reverse=True)
+    fig, axes = plt.subplots(2, len(mixtures), figsize=(6.5 * len(mixtures), 7), squeeze=False)
+    for j, mixture in enumerate(mixtures):
+        rows = [r for r in result["rows"] if r["mixture"] == mixture]
+        for i, r in enumerate(rows):
+            colour = f"C{i % 10}"
+            for k, run in enumerate(r["runs"]):
+                steps = [p["step"] for p in run.get("curve", [])]
+                label = r["row"] if k == 0 else None
+                axes[0, j].plot(steps, [p["modes"] for p in run["curve"]], color=colour, alpha=0.7, label=label)
+                axes[1, j].plot(steps, [100 * p["high_quality"] for p in run["curve"]], color=colour, alpha=0.7)
+        axes[0, j].set_title(f"{mixture}: modes covered (each line one seed)")
+        axes[1, j].set_title(f"{mixture}: high-quality samples (%)")
+        axes[1, j].set_xlabel("generator steps")
+        axes[1, j].axhline(90, color="grey", lw=0.5, ls="--")
+        axes[0, j].legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(RESULTS / f"{name}_curves.png", dpi=90)
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--steps", type=int, default=4000, help="training rounds per run")
-    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
+    p.add_argument("--steps", type=int, default=20000, help="generator steps (training rounds) per run")
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--mixtures", nargs="+", default=["ring8", "grid25"], choices=["ring8", "grid25"])
-    p.add_argument("--only", nargs="+", help="substrings of row names to run")
-    p.add_argument("--lr", type=float, default=1e-3, help="both players' learning rate, every row (0 = presets')")
-    p.add_argument("--batch-size", type=int, default=256)
-    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--only", nargs="+", help="row names to run (exact)")
+    p.add_argument("--batch-size", type=int, default=512)
+    p.add_argument("--curve-every", type=int, default=1000)
+    p.add_argument("--jobs", type=int, default=1, choices=[1, 2], help="seeds run at once (one thread each)")
     p.add_argument("--name", default="mode_collapse")
-    p.add_argument("--keep", action="store_true", help="keep finished rows of an earlier result of this name")
+    p.add_argument("--plot", action="store_true", help="only draw the curves of an existing result")
     args = p.parse_args()
-    torch.set_num_threads(args.threads)
-    configs = [c for c in CONFIGS if not args.only or any(o in c[0] for o in args.only)]
-    result = {"command": " ".join(["python"] + sys.argv), "seeds": args.seeds,
-              "budget": {"steps_per_run": args.steps, "lr_both_players": args.lr or "presets'",
-                         "batch_size": args.batch_size},
-              "protocol": {"samples": 2500, "high_quality": "within 3 sigma of a centre",
+    if args.plot:
+        plot(args.name)
+        return
+    torch.set_num_threads(1)
+    configs = [c for c in CONFIGS if not args.only or c[0] in args.only]
+    if args.only and len(configs) != len(args.only):
+        p.error(f"unknown rows; valid: {[c[0] for c in CONFIGS]}")
+    result = {"command": " ".join(["python"] + sys.argv),
+              "protocol": {"samples": EVAL_SAMPLES, "high_quality": "within 3 sigma of a centre",
                            "covered": ">= 20 high-quality samples on the mode",
-                           "kl": "KL(histogram of high-quality samples over modes || uniform), nats"},
+                           "kl": "KL(histogram of high-quality samples over modes || uniform), nats",
+                           "nets": "the models' ring/grid presets (256-d z, 128-unit layers)",
+                           "batch_size": args.batch_size},
               "published": PUBLISHED, "rows": []}
-    import json
-
-    from _common import RESULTS
-
-    earlier: dict[tuple[str, str], list[dict]] = {}
-    if args.keep and (RESULTS / f"{args.name}.json").exists():
-        old = json.loads((RESULTS / f"{args.name}.json").read_text())
-        result["rows"] = old["rows"]  # finished rows (each records its own seeds)
-        earlier = {(r["mixture"], r["row"]): r["runs"] for r in result["rows"]}
+    path = RESULTS / f"{args.name}.json"
+    if path.exists():  # rows of an earlier sweep stay; a row measured again replaces its seeds
+        result["rows"] = json.loads(path.read_text())["rows"]
+    pool = multiprocessing.get_context("fork").Pool(args.jobs) if args.jobs > 1 else None
     for mixture in args.mixtures:
-        for row, model_name, overrides in configs:
-            runs = list(earlier.get((mixture, row), []))  # --keep: run only the seeds not measured yet
-            todo = [seed for seed in args.seeds if seed not in {r["seed"] for r in runs}]
-            if not todo:
-                continue
-            lr = {"d_lr": str(args.lr), "g_lr": str(args.lr)} if args.lr else {}
-            lr["batch_size"] = str(args.batch_size)
-            for seed in todo:
-                rep = one_run(model_name, mixture, {**overrides, **lr}, seed, args.steps)
-                runs.append(rep)
-                print(f"{mixture:7s} {row:26s} seed {seed}: {rep['modes']}/{rep['n_modes']} modes, "
-                      f"{100 * rep['high_quality']:.1f}% high quality, KL {rep['kl_from_uniform']:.3f} "
-                      f"({rep['seconds']:.0f} s)", flush=True)
+        for row, model_name, overrides, optim in configs:
+            tasks = [(model_name, mixture, overrides, optim, seed, args.steps, args.curve_every, args.batch_size)
+                     for seed in args.seeds]
+            runs = pool.map(one_run, tasks) if pool else [one_run(t) for t in tasks]
+            for rep in runs:
+                print(f"{mixture:7s} {row:42s} seed {rep['seed']}: {rep['modes']}/{rep['n_modes']} modes, "
+                      f"{100 * rep['high_quality']:.1f}% HQ ({rep['seconds']:.0f} s wall, "
+                      f"{rep['cpu_seconds']:.0f} CPU-s)", flush=True)
+            old = next((r for r in result["rows"] if r["mixture"] == mixture and r["row"] == row), None)
+            if old and old.get("steps") == args.steps:  # other seeds of the same row and length stay
+                runs = [r for r in old["runs"] if r["seed"] not in args.seeds] + runs
+            runs.sort(key=lambda r: r["seed"])
             result["rows"] = [r for r in result["rows"] if not (r["mixture"] == mixture and r["row"] == row)]
             result["rows"].append({"mixture": mixture, "row": row, "model": model_name, "overrides": overrides,
-                                   "preset": PRESET[mixture], **summarise(runs), "runs": runs})
+                                   "optimiser": optim, "preset": PRESET[mixture], "steps": args.steps,
+                                   **summarise(runs), "runs": runs})
             write_result(args.name, result)
+    if pool:
+        pool.close()
+    os.environ.setdefault("MPLBACKEND", "Agg")
+    plot(args.name)
 
 
 if __name__ == "__main__":

@@ -78,6 +78,17 @@ def sample_raster(
         known = known.to(device).expand(n, *info.shape)
         canvas = torch.where(known, known_values.to(device).long(), canvas)
     condition = _to_device(condition, device)
+    # inference mode: thousands of small steps, each op without autograd's version and view bookkeeping;
+    # the canvas leaves as an ordinary tensor (the clone), usable anywhere afterwards
+    with torch.inference_mode():
+        canvas = _raster_loop(model, canvas, known, condition, generator, temperature, naive, progress)
+    model.train(was_training)
+    return canvas.clone()
+
+
+def _raster_loop(model, canvas, known, condition, generator, temperature, naive, progress) -> torch.Tensor:
+    info, device, n = model.info, model.device, len(canvas)
+    canvas = canvas.clone()  # an inference tensor: written in place, step by step
     cache = None if naive else model.init_cache(n, condition)
     total = info.dims
     report = progress if callable(progress) else None
@@ -102,5 +113,4 @@ def sample_raster(
         canvas[:, c, h, w] = value
     if report is not None:
         report(total, total)
-    model.train(was_training)
     return canvas
