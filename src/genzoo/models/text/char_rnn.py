@@ -76,9 +76,9 @@ class CharRNN(AutoregressiveModel):
         "tiny": {"embed": 8, "hidden": 16, "batch_size": 8, "lr": 1e-2},
         # Tang quatrains by character (a ~3.7k-character vocabulary): sized for a CPU.
         "poetry": {"embed": 128, "hidden": 256, "dropout": 0.3, "batch_size": 64, "lr": 2e-3},
-        # Words (PTB, 10k vocabulary): a CPU-sized one-layer LSTM (Bowman et al.'s LM baseline is 191 units).
+        # Words (PTB, 10k vocabulary): a CPU-sized one-layer LSTM.
         "words": {"embed": 256, "hidden": 256, "dropout": 0.3, "batch_size": 64, "lr": 2e-3},
-        # Graves 2013's text-prediction network width on one layer; too slow for a shared CPU.
+        # Two wide layers; too slow for a shared CPU.
         "large": {"embed": 256, "hidden": 700, "layers": 2, "dropout": 0.25, "batch_size": 64, "lr": 1e-3},
     }
 

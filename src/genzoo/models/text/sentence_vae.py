@@ -105,8 +105,8 @@ class SentenceVAE(LatentModel, LikelihoodModel, ImportanceWeighted):
     weights_budget = 2**23  # decoder softmax outputs per chunk in log_weights (bounds memory)
     presets = {
         "tiny": {"embed": 8, "hidden": 16, "latent_dim": 2, "anneal": "none", "batch_size": 8, "lr": 1e-2},
-        # Close to the paper's PTB language models (one-layer LSTMs of 191 units, 353-d embeddings, a
-        # 13-d code), with annealing and word dropout; too slow to train well on a shared CPU.
+        # The config defaults (one-layer LSTMs of 191 units, 353-d embeddings, a 13-d code) with the
+        # logistic anneal and word dropout; too slow to train well on a shared CPU.
         "bowman": {"word_dropout": 0.25, "batch_size": 32, "lr": 1e-3},
         # CPU-sized: the same shape, a faster anneal (beta ~0.98 after 800 steps, about 1.2 PTB epochs).
         "cpu": {
