@@ -99,6 +99,8 @@ def _scenarios(world: World, tmp: Path) -> dict:
     # EM: the mixture sums its statistics over the ranks
     out["gmm"] = _train("gmm", tmp / f"gmm{r}", world, 2, batch_size=16)[0]
     out["stopped"] = _stopped(world, tmp)
+    # a time budget: each rank's clock differs, every rank stops after the same step
+    out["budget"] = _train("pixelcnn", tmp / f"budget{r}", world, 10_000, time_budget_s=0.5, log_every=3)[1]
     torch.save(out, tmp / f"rank{r}.pt")
     # last: rank 1 dies in the middle of a run
     out["killed"] = _killed(world, tmp)
@@ -279,6 +281,12 @@ def test_a_signal_on_one_rank_stops_every_rank_after_the_same_step(ranks):
     (r0, r1), tmp = ranks
     assert r0["stopped"] == r1["stopped"] == {"exit_code": 143, "step": 3}
     assert load_checkpoint(tmp / "stopped" / "checkpoint.pt")["step"] == 3
+
+
+def test_ranks_agree_on_the_step_a_time_budget_ends(ranks):
+    (r0, r1), _ = ranks
+    assert r0["budget"]["step"] == r1["budget"]["step"] < 10_000
+    assert r0["budget"].get("loss") == r1["budget"].get("loss")  # the logged loss is the mean over ranks
 
 
 def test_a_killed_rank_stops_the_others_with_one_line_within_the_timeout(ranks):

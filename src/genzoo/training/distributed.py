@@ -329,9 +329,10 @@ class DistributedTrainer(Trainer):
         # rank 0's buffers (batch-norm statistics, persistent chains) to every rank after each round
         self._broadcast(list(self.model.buffers()))
         self._agree_on_weights()
-        keys = sorted(metrics)
+        keys = sorted(metrics)  # the same on every rank: the same code ran, logging was agreed (_logs)
         t = torch.tensor([metrics[k] for k in keys], dtype=torch.float64, device=self.comm)
-        dist.all_reduce(t)  # same keys on every rank: the same code ran on the same kind of batch
+        if keys:
+            dist.all_reduce(t)
         stop = torch.tensor(
             [int(self._local_stop), int(self._stop_signal) if self._local_stop else 0], device=self.comm
         )
@@ -352,6 +353,14 @@ class DistributedTrainer(Trainer):
             super()._request_stop(signum, frame)  # the message; which signal it was
         finally:
             self._stop_requested = agreed
+
+    def _logs(self, step: int, total: int, elapsed: float) -> bool:
+        mine = super()._logs(step, total, elapsed)
+        if self.world.size == 1 or not self.cfg.time_budget_s:
+            return mine  # a function of the step and the agreed stop only
+        t = torch.tensor([float(mine)], device=self.comm)
+        dist.all_reduce(t, op=dist.ReduceOp.MAX)  # with a time budget it depends on each rank's clock
+        return bool(t.item() > 0)
 
     def _out_of_time(self, elapsed: float) -> bool:
         if self.world.size == 1 or not self.cfg.time_budget_s:
