@@ -154,6 +154,13 @@ def cifar_folder(t: Path, extra: dict[str, bytes]) -> Path:
     return t / "c"
 
 
+def pair_folder(t: Path, files: dict[str, bytes]) -> Path:
+    """A paired:PATH folder holding ``files`` (relative names -> bytes)."""
+    for name, data in files.items():
+        write(t / "p" / name, data)
+    return t / "p"
+
+
 # Each case: tmp -> (train arguments after --data, strings the one error line must contain)
 def _poke(**kw):
     return lambda t: (["--data", f"pokemon:{pokemon_dir(t, **kw)}"], ["pixel_color.txt"])
@@ -351,6 +358,16 @@ CASES = {
     "mixture-unknown": lambda t: (["--data", "mixture:ring9"], ["unknown mixture 'ring9'", "ring8"]),
     "mixture-no-name": lambda t: (["--data", "mixture"], ["mixture", "needs a path"]),
     "mixture-with-size": lambda t: (["--data", "mixture:ring8", "--size", "8"], ["mixture:ring8", "size"]),
+    # ---- paired:PATH, unpaired:PATH_A,PATH_B, utkface:PATH
+    "paired-not-side-by-side": lambda t: (
+        ["--data", f"paired:{pair_folder(t, {'train/x.png': png_bytes(6), 'test/y.png': png_bytes(6)})}"],
+        [str(t / "p" / "train" / "x.png"), "twice its height"]),
+    "paired-broken-image": lambda t: (["--data", f"paired:{pair_folder(t, {'x.jpg': b'junk', 'y.jpg': b'junk'})}"],
+                                      [str(t / "p" / "x.jpg"), "cannot read image"]),
+    "unpaired-one-folder": lambda t: (["--data", f"unpaired:{image_folder(t)}"], ["unpaired:", "two folders"]),
+    "unpaired-missing-b": lambda t: (["--data", f"unpaired:{image_folder(t)},{t / 'nope'}"], [str(t / "nope")]),
+    "utkface-bad-name": lambda t: (["--data", f"utkface:{image_folder(t, {'old_1_0_2017.jpg': png_bytes(6)})}"],
+                                   ["old_1_0_2017.jpg", "not a UTKFace name"]),
 }
 
 
