@@ -13,6 +13,7 @@ import random
 import struct
 import tarfile
 import warnings
+import zipfile
 import zlib
 from pathlib import Path
 
@@ -171,6 +172,15 @@ def _poke_at(needles, **kw):
         d = pokemon_dir(t, **kw)
         return ["--data", f"pokemon:{d}"], [str(d / n) if n.endswith((".txt", ".gz")) else n for n in needles]
     return build
+
+
+def ptb_zip(t: Path, members: dict[str, bytes]) -> Path:
+    """A ``ptb.zip`` holding ``members`` (name -> bytes)."""
+    path = t / "ptb.zip"
+    with zipfile.ZipFile(path, "w") as z:
+        for name, data in members.items():
+            z.writestr(name, data)
+    return path
 
 
 CASES = {
@@ -358,6 +368,22 @@ CASES = {
     "mixture-unknown": lambda t: (["--data", "mixture:ring9"], ["unknown mixture 'ring9'", "ring8"]),
     "mixture-no-name": lambda t: (["--data", "mixture"], ["mixture", "needs a path"]),
     "mixture-with-size": lambda t: (["--data", "mixture:ring8", "--size", "8"], ["mixture:ring8", "size"]),
+    # ---- text:PATH, tang:PATH, ptb:PATH (token sequences)
+    "text-empty-file": lambda t: (["--data", f"text:{write(t / 'e.txt', b'')}"], [str(t / "e.txt"), "empty file"]),
+    "text-binary": lambda t: (["--data", f"text:{write(t / 'b.txt', b'one line' + bytes([10]) + b'bin' + bytes(1))}"],
+                              [str(t / "b.txt") + ":2:", "NUL byte"]),
+    "text-not-utf8": lambda t: (["--data", f"text:{write(t / 'u.txt', b'ok' + bytes([10, 99, 97, 102, 233]))}"],
+                                [str(t / "u.txt") + ":2:", "not UTF-8"]),
+    "text-folder-without-txt": lambda t: (["--data", f"text:{image_folder(t)}"], [str(t / "imgs"), "no .txt file"]),
+    "text-with-size": lambda t: (["--data", f"text:{write(t / 's.txt', b'a b' + bytes([10]) + b'c d')}", "--size", "8"],
+                                 ["text:", "size", "do not apply"]),
+    "tang-not-json": lambda t: (["--data", f"tang:{write(t / 'poet.tang.0.json', b'[{').parent}"],
+                                [str(t / "poet.tang.0.json"), "not valid JSON"]),
+    "tang-no-poem-files": lambda t: (["--data", f"tang:{image_folder(t)}"], [str(t / "imgs"), "poet.tang.N.json"]),
+    "ptb-not-a-zip": lambda t: (["--data", f"ptb:{write(t / 'ptb.zip', b'junk')}"],
+                                [str(t / "ptb.zip"), "cannot read the zip archive"]),
+    "ptb-missing-member": lambda t: (["--data", f"ptb:{ptb_zip(t, {'ptb.train.txt': b'a b', 'ptb.test.txt': b'c'})}"],
+                                     [str(t / "ptb.zip"), "ptb.valid.txt"]),
     # ---- paired:PATH, unpaired:PATH_A,PATH_B, utkface:PATH
     "paired-not-side-by-side": lambda t: (
         ["--data", f"paired:{pair_folder(t, {'train/x.png': png_bytes(6), 'test/y.png': png_bytes(6)})}"],
