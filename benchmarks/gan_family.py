@@ -329,7 +329,8 @@ def cmd_bifashion(args) -> None:
         probe = linear_probe(model, data, epochs=args.probe_epochs, seed=args.seed, device=torch.device("cpu"))
         rec.update(probe=probe, probe_cpu_seconds=cpu_seconds() - c0, figure=fig.name,
                    recon_mse_unit=float(((unit(model, recon) - unit(model, x)) ** 2).mean()))
-        result["rows"] = keep_others(result["rows"], model=name) + [rec]
+        earlier = _load("bifashion")  # rows another process (another model) wrote meanwhile
+        result["rows"] = keep_others(earlier["rows"] if earlier else [], model=name) + [rec]
         save("bifashion", result)
         print(f"{name} fashion: {rec['steps']} steps; probe {probe['test_accuracy']:.4f}", flush=True)
 
