@@ -140,6 +140,9 @@ def main() -> None:
     )
     ap.add_argument("--only", choices=("cyclegan", *DIRECTIONS), help="with --stage train")
     ap.add_argument("--runs", help="folder of the runs (default: a new temporary folder)")
+    ap.add_argument(
+        "--models", nargs="+", default=["ae", "l1_unet", "pix2pix"], help="with --stage train --only DIRECTION"
+    )
     args = ap.parse_args()
     c_start, t_start = cpu_seconds(), time.perf_counter()
     tmp = Path(args.runs) if args.runs else Path(tempfile.mkdtemp(prefix="genzoo_translation_"))
@@ -161,17 +164,13 @@ def main() -> None:
                 continue
             data = datas[item]
             targets = ImageDataset(spec=f"{data.spec}#targets", x=data.target, info=data.info, splits=dict(data.splits))
-            train(
-                "autoencoder",
-                None,
-                targets,
-                tmp / f"ae_{item}",
-                args.ae_budget,
-                args.seed,
-                {"latent_dim": "32", "batch_size": "32"},
-            )
-            train("pix2pix", "cpu_l1", data, tmp / f"l1_unet_{item}", args.l1_budget, args.seed)
-            train("pix2pix", "cpu", data, tmp / f"pix2pix_{item}", args.pix2pix_budget, args.seed)
+            if "ae" in args.models:
+                ae_options = {"latent_dim": "32", "batch_size": "32"}
+                train("autoencoder", None, targets, tmp / f"ae_{item}", args.ae_budget, args.seed, ae_options)
+            if "l1_unet" in args.models:
+                train("pix2pix", "cpu_l1", data, tmp / f"l1_unet_{item}", args.l1_budget, args.seed)
+            if "pix2pix" in args.models:
+                train("pix2pix", "cpu", data, tmp / f"pix2pix_{item}", args.pix2pix_budget, args.seed)
         if args.stage == "train":
             return
     results: dict = {"trainings": {}, "test": {}, "translate_images_per_s": {}}
