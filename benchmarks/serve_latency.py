@@ -167,10 +167,10 @@ def browser_part(url: str, shot: Path) -> dict:
         for i in range(15):
             ms = driver.execute_async_script(
                 """
-                const [value, done] = arguments;
+                const [value, dim, done] = arguments;
                 const img = document.getElementById('latent-image');
                 const before = img.dataset.decoded;
-                const slider = document.querySelectorAll('.z-slider')[arguments[2]];
+                const slider = document.querySelectorAll('.z-slider')[dim];
                 const t0 = performance.now();
                 slider.value = value;
                 slider.dispatchEvent(new Event('input'));
