@@ -162,6 +162,22 @@ def pair_folder(t: Path, files: dict[str, bytes]) -> Path:
     return t / "p"
 
 
+CAPTION_FILES = {
+    "no-tab": b"a.png a coat",
+    "missing-image": b"a.png\ta coat\nz.png\tbag",
+    "escaping-path": b"../a.png\ta coat",
+    "non-utf8": b"a.png\ta \xff coat",
+    "empty-caption": b"a.png\t \n",
+}
+
+
+def caption_folder(t: Path, case: str) -> Path:
+    """A captions:PATH folder: one image a.png and the captions.txt ``CAPTION_FILES[case]``."""
+    write(t / "cap" / "a.png", png_bytes(6))
+    write(t / "cap" / "captions.txt", CAPTION_FILES[case])
+    return t / "cap"
+
+
 # Each case: tmp -> (train arguments after --data, strings the one error line must contain)
 def _poke(**kw):
     return lambda t: (["--data", f"pokemon:{pokemon_dir(t, **kw)}"], ["pixel_color.txt"])
@@ -394,6 +410,17 @@ CASES = {
     "unpaired-missing-b": lambda t: (["--data", f"unpaired:{image_folder(t)},{t / 'nope'}"], [str(t / "nope")]),
     "utkface-bad-name": lambda t: (["--data", f"utkface:{image_folder(t, {'old_1_0_2017.jpg': png_bytes(6)})}"],
                                    ["old_1_0_2017.jpg", "not a UTKFace name"]),
+    # ---- captions:PATH (images + captions.txt)
+    "captions-no-tab": lambda t: (["--data", f"captions:{caption_folder(t, 'no-tab')}"],
+                                  [str(t / "cap" / "captions.txt") + ":1:", "no tab"]),
+    "captions-missing-image": lambda t: (["--data", f"captions:{caption_folder(t, 'missing-image')}"],
+                                         [str(t / "cap" / "captions.txt") + ":2:", "no image 'z.png'"]),
+    "captions-escaping-path": lambda t: (["--data", f"captions:{caption_folder(t, 'escaping-path')}"],
+                                         ["captions.txt:1:", "without '..'"]),
+    "captions-non-utf8": lambda t: (["--data", f"captions:{caption_folder(t, 'non-utf8')}"],
+                                    ["captions.txt:1:", "not UTF-8"]),
+    "captions-empty-caption": lambda t: (["--data", f"captions:{caption_folder(t, 'empty-caption')}"],
+                                         ["captions.txt:1:", "empty caption"]),
 }
 
 
