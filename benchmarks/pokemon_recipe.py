@@ -17,6 +17,7 @@ nothing) and stops after the chunk that passes the budget; evaluation time is no
 from __future__ import annotations
 
 import argparse
+import ast
 import dataclasses
 import math
 import sys
@@ -59,7 +60,14 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--name", help="result name (default pokemon_recipe_MODEL_PRESET[_valid])")
     p.add_argument("--run", type=Path, help="run folder (default runs/bench_NAME)")
+    p.add_argument("--from-log", type=Path, help="record the curve a run stopped early printed (its stdout)")
     args = p.parse_args()
+    if args.from_log:  # a run stopped before its budget: the rows it printed, marked partial
+        rows = [ast.literal_eval(ln) for ln in args.from_log.read_text().splitlines() if ln.startswith("{")]
+        print(write_result(args.name, {"command": " ".join(["python"] + sys.argv), "seed": args.seed,
+                                       "partial": True, "stopped_at": rows[-1], "model": {"name": args.model,
+                                       "preset": args.preset, "sets": args.sets}, "curve": rows}))
+        return
 
     torch.set_num_threads(args.threads)
     name = args.name or f"pokemon_recipe_{args.model}_{args.preset}" + ("_valid" if args.valid else "")
@@ -97,6 +105,10 @@ def main() -> None:
             eval_cpu += cpu_seconds() - e0
         curve.append(row)
         print({k: round(v, 4) if isinstance(v, float) else v for k, v in row.items()}, flush=True)
+        if args.valid and not done:  # the curve so far, so that a run cut short still leaves what it measured
+            write_result(name, {"command": " ".join(["python"] + sys.argv), "seed": args.seed, "partial": True,
+                                "model": {"name": args.model, "preset": args.preset, **vars(model_cfg)},
+                                "train_config": vars(train_cfg), "curve": curve})
         if done:
             break
         trainer.cfg.steps += args.eval_every

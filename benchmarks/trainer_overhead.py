@@ -100,13 +100,14 @@ def main() -> None:
             bare.append(bare_side(case, args.seed))
             ours.append(genzoo_side(case, args.seed))
             print(f"{name} repeat {r}: bare {bare[-1]:.2f} CPU-s, genzoo {ours[-1]:.2f} CPU-s", flush=True)
-        row = {"case": name, **case, "bare_cpu_s": bare, "genzoo_cpu_s": ours,
-               "ratio": statistics.median(ours) / statistics.median(bare), "wall_s": time.perf_counter() - w0}
+            row = {"case": name, **case, "bare_cpu_s": bare, "genzoo_cpu_s": ours, "repeats_done": r + 1,
+                   "ratio": statistics.median(ours) / statistics.median(bare), "wall_s": time.perf_counter() - w0}
+            # written after every repeat, so a run cut short still leaves what it measured
+            result = {"command": " ".join(["python"] + sys.argv), "seed": args.seed, "threads": 1,
+                      "target_ratio": 1.15, "rows": [*rows, row]}
+            write_result(args.name, result)
         print(f"{name}: genzoo / bare = {row['ratio']:.3f}", flush=True)
         rows.append(row)
-    result = {"command": " ".join(["python"] + sys.argv), "seed": args.seed, "threads": 1, "target_ratio": 1.15,
-              "rows": rows}
-    print(write_result(args.name, result))
 
 
 if __name__ == "__main__":
