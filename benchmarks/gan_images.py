@@ -77,7 +77,7 @@ def main() -> None:
         last = trainer.fit()
         train_s = time.perf_counter() - t0
         grid = RESULTS / f"{name}_{loss}_samples.png"
-        cmd_sample(run_dir, 64, grid, seed=args.seed, device="cpu")
+        cmd_sample(run_dir, grid, n=64, seed=args.seed, device="cpu")
         run = load_run(run_dir, "cpu")
         sections = ["memorisation"] + (["quality"] if args.features else [])
         ev = evaluate(run, sections=sections, samples=args.samples, seed=args.seed, figure_dir=run_dir,

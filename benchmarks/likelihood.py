@@ -107,8 +107,8 @@ def main() -> None:
                                     max_images=args.is_images or None, progress=True)
         importance["seconds"] = time.perf_counter() - t_is
     rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
-    cmd_sample(run_dir, 64, RESULTS / f"{name}_samples.png", seed=0, device=args.device)
-    cmd_complete(run_dir, "bottom-half", RESULTS / f"{name}_completion.png", images="test:0-7", samples=4,
+    cmd_sample(run_dir, RESULTS / f"{name}_samples.png", n=64, seed=0, device=args.device)
+    cmd_complete(run_dir, RESULTS / f"{name}_completion.png", mask="bottom-half", images="test:0-7", samples=4,
                  device=args.device)
     result = {
         "command": " ".join(["python"] + sys.argv),
