@@ -31,7 +31,7 @@ class HeldOutLikelihood(Callback):
         if not trainer.is_eval_step or trainer.cfg.eval_every < 0 or self.split not in trainer.data.splits:
             return
         res = dataset_nll(
-            trainer.model, trainer.data, self.split, max_images=self.max_images, progress=not trainer.quiet
+            trainer.eval_model, trainer.data, self.split, max_images=self.max_images, progress=not trainer.quiet
         )
         record[f"{self.split}_nll_nats"] = res["nll_nats"]
         record[f"{self.split}_bits_per_dim"] = res["bits_per_dim"]
