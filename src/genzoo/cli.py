@@ -725,9 +725,9 @@ def cmd_complete(
         if prefix is None or mask is not None:
             raise GenzooError("text runs continue a --prefix (e.g. --prefix 床前明月光); --mask is for images")
         row = _text_row(r.info, prefix, sentence=False, what="--prefix")  # (1, 1, 1, L)
-        shown = int((row != PAD_ID).sum())
+        n_given = int((row != PAD_ID).sum())
         known = torch.zeros(r.info.shape, dtype=torch.bool)
-        known[..., :shown] = True
+        known[..., :n_given] = True
         filled = model.complete(
             row.repeat(samples, 1, 1, 1), known, generator=_generator(model, seed), temperature=temperature
         )

@@ -30,6 +30,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+from typing import Any
 
 import numpy as np
 import torch
@@ -183,7 +184,7 @@ def load_captions(
     vocabulary = Vocabulary.build(train_words, "word", max_size=vocab)
     tokens = pad_tokens([vocabulary.encode(w) for w in words])  # (M, L)
     info = ImageInfo(channels=x.shape[1], height=size, width=size, num_values=256, vocab=vocabulary.tokens)
-    meta = {"files": [name for name, _ in files], "captions": len(texts), "options": {"size": size}}
+    meta: dict[str, Any] = {"files": [name for name, _ in files], "captions": len(texts), "options": {"size": size}}
     if vocab is not None:
         meta["options"]["vocab"] = vocab
     if max_len != MAX_CAPTION_TOKENS:

@@ -85,7 +85,7 @@ def measure(u: np.ndarray) -> dict[str, np.ndarray]:
 
 def thresholds(values: dict[str, np.ndarray], labels: np.ndarray, num_classes: int) -> dict[str, list[float]]:
     """Per-class medians of the continuous measurements (brightness, area) on the given images."""
-    out = {}
+    out: dict[str, list[float]] = {}
     for key in ("brightness", "area"):
         if key in values:
             out[key] = [float(np.median(values[key][labels == c])) if (labels == c).any() else 0.5

@@ -234,6 +234,8 @@ class HistoryPool(nn.Module):
     def __init__(self, capacity: int, shape: tuple[int, int, int]):
         super().__init__()
         self.capacity = capacity
+        self.images: torch.Tensor
+        self.count: torch.Tensor
         self.register_buffer("images", torch.zeros(capacity, *shape))  # (capacity, C, H, W)
         self.register_buffer("count", torch.zeros((), dtype=torch.long))
 

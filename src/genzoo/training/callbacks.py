@@ -41,11 +41,14 @@ class Trainer(Protocol):
     quiet: bool
     step: int
     last_round_seconds: float
-    eval_model: Any  # the weights to sample and evaluate: the moving average when ``ema`` is on
     is_log_step: bool
     is_checkpoint_step: bool
     is_eval_step: bool
     is_final_step: bool
+
+    @property
+    def eval_model(self) -> Any:
+        """The weights to sample and evaluate: the moving average when ``ema`` is on."""
 
     def log(self, record: Record) -> None: ...
 

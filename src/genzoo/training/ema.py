@@ -33,14 +33,14 @@ class WeightAverage:
     def __init__(self, model: nn.Module, decay: float):
         self.decay = decay
         self.model = copy.deepcopy(model).eval().requires_grad_(False)
-        self._avg = list(self.model.parameters())
+        self._avg: list[torch.Tensor] = list(self.model.parameters())
         self._bufs = list(self.model.buffers())
 
     @torch.no_grad()
     def update(self, model: nn.Module, step: int) -> None:
         """Fold in the weights after round ``step`` (1-based)."""
         w = 1.0 - ema_decay(self.decay, step)
-        params = list(model.parameters())
+        params: list[torch.Tensor] = list(model.parameters())
         if self._avg:
             torch._foreach_lerp_(self._avg, params, w)  # θ̄ + w (θ - θ̄) = d θ̄ + (1 - d) θ
         for a, b in zip(self._bufs, model.buffers(), strict=True):

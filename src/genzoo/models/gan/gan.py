@@ -152,7 +152,7 @@ class GAN(AdversarialModel, LatentModel):
         "Generative Adversarial Nets, arXiv:1406.2661"
     )
     Config: ClassVar[type[GANConfig]] = GANConfig
-    players = ("discriminator", "generator")
+    players: ClassVar[tuple[str, ...]] = ("discriminator", "generator")
     player_modules: ClassVar[dict[str, str]] = {"discriminator": "discriminator", "generator": "generator"}
     presets = {
         "tiny": {"latent_dim": 4, "g_hidden": (16,), "d_hidden": (16,), "batch_size": 8, "lr": 1e-3},
