@@ -99,3 +99,14 @@ def log_normal_mass(
     inner = torch.where(resolved, inner, -0.5 * mid * mid - 0.5 * LOG_2PI + log_width)
     out = torch.where(last, log_ndtr(-lower), inner)
     return torch.where(first, log_ndtr(upper), out)
+
+
+def gaussian_kl(mu: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+    """KL(N(mu, diag sigma^2) || N(0, I)) per row: (B, D) -> (B,)."""
+    return 0.5 * (mu * mu + sigma * sigma - 1.0 - 2.0 * torch.log(sigma)).sum(-1)
+
+
+def reparameterize(mu: torch.Tensor, sigma: torch.Tensor, generator: torch.Generator | None = None):
+    """z = mu + sigma * eps with eps ~ N(0, I) from ``generator``; returns (z, eps)."""
+    eps = torch.randn(mu.shape, generator=generator, device=mu.device, dtype=mu.dtype)
+    return mu + sigma * eps, eps

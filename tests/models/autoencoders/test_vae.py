@@ -11,9 +11,10 @@ from scipy.stats import norm
 from genzoo.data import ImageDataset, ImageInfo
 from genzoo.errors import GenzooError
 from genzoo.metrics.importance import draws_per_call, importance_nll, log_mean_exp
-from genzoo.models.autoencoders.vae import VAE, VAEConfig, gaussian_kl, reparameterize
+from genzoo.models.autoencoders.vae import VAE, VAEConfig
 from genzoo.nn.coders import CoderConfig, Decoder, Encoder
 from genzoo.nn.decoders import make_head, resolve_head_name
+from genzoo.nn.gaussian import gaussian_kl, reparameterize
 from genzoo.training.checkpoint import load_checkpoint
 from genzoo.training.config import TrainConfig
 from genzoo.training.trainer import Trainer

@@ -49,6 +49,7 @@ from genzoo.models.base import (
 from genzoo.models.registry import register_model
 from genzoo.nn.coders import CoderConfig, Decoder, Encoder
 from genzoo.nn.decoders import HeadName, make_head
+from genzoo.nn.gaussian import gaussian_kl, reparameterize
 
 SIGMA_FLOOR = 1e-4
 EVAL_SEED = 0  # eps of log_prob in eval mode when no generator is given
@@ -71,17 +72,6 @@ class VAEConfig(CoderConfig):
             raise ValueError(f"beta must be >= 0, got {self.beta}")
         if self.kl_warmup_steps < 0:
             raise ValueError(f"kl_warmup_steps must be >= 0, got {self.kl_warmup_steps}")
-
-
-def gaussian_kl(mu: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
-    """KL(N(mu, diag sigma^2) || N(0, I)) per row: (B, D) -> (B,)."""
-    return 0.5 * (mu * mu + sigma * sigma - 1.0 - 2.0 * torch.log(sigma)).sum(-1)
-
-
-def reparameterize(mu: torch.Tensor, sigma: torch.Tensor, generator: torch.Generator | None = None):
-    """z = mu + sigma * eps with eps ~ N(0, I) from ``generator``; returns (z, eps)."""
-    eps = torch.randn(mu.shape, generator=generator, device=mu.device, dtype=mu.dtype)
-    return mu + sigma * eps, eps
 
 
 @register_model("vae")

@@ -51,6 +51,7 @@ from genzoo.models.text._sequence import (
     scored_log_probs,
     sentence_mask,
 )
+from genzoo.nn.gaussian import gaussian_kl, reparameterize
 from genzoo.sampling.autoregressive import sample_raster
 
 SIGMA_FLOOR = 1e-4
@@ -169,10 +170,8 @@ class SentenceVAE(LatentModel, LikelihoodModel, ImportanceWeighted):
     def elbo_terms(self, x, generator=None, word_dropout: float = 0.0):
         """One-sample log p(x | z) and the closed-form KL, each (B,)."""
         mu, sigma = self.posterior(x)
-        eps = torch.randn(mu.shape, generator=generator, device=mu.device, dtype=mu.dtype)
-        recon = self.decoder_log_prob(x, mu + sigma * eps, word_dropout)
-        kl = 0.5 * (mu * mu + sigma * sigma - 1.0 - 2.0 * torch.log(sigma)).sum(-1)
-        return recon, kl
+        z, _ = reparameterize(mu, sigma, generator)  # (B, D)
+        return self.decoder_log_prob(x, z, word_dropout), gaussian_kl(mu, sigma)
 
     def log_prob(self, x, condition=None, *, generator: torch.Generator | None = None):
         """The ELBO per sentence (B,), a lower bound on log p(x) in nats (one draw of z)."""
