@@ -25,6 +25,7 @@ There is no prior over inputs, so ``sample`` without ``inputs`` and ``complete``
 
 from __future__ import annotations
 
+import abc
 from dataclasses import dataclass
 from typing import ClassVar, Literal
 
@@ -116,8 +117,9 @@ class TranslationGAN(AdversarialModel, Translates):
         except GenzooError as e:
             raise GenzooError(f"{self.name}: {e}") from None
 
+    @abc.abstractmethod
     def build(self) -> None:
-        raise NotImplementedError
+        """Make the players' networks for ``self.size`` (each translation model its own)."""
 
     # -- pixels -------------------------------------------------------------------------------
     def unit(self, x: torch.Tensor) -> torch.Tensor:
@@ -137,9 +139,9 @@ class TranslationGAN(AdversarialModel, Translates):
         return self.unit(batch["x"]), self.unit(batch["target"])
 
     # -- inference ------------------------------------------------------------------------------
+    @abc.abstractmethod
     def translate_unit(self, x: torch.Tensor, condition: torch.Tensor | None = None) -> torch.Tensor:
         """[-1, 1] inputs (N, C, H, W) -> [-1, 1] outputs (N, C, H, W), differentiable."""
-        raise NotImplementedError
 
     def translate(self, x, *, generator=None, condition=None):
         shape = tuple(self.info.shape)
