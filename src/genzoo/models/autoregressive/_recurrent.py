@@ -34,6 +34,7 @@ checkpoint is converted on loading (:func:`upgrade_recurrent_v1`): the same func
 
 from __future__ import annotations
 
+import abc
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol, cast
@@ -180,7 +181,7 @@ class RecurrentConfig:
             raise ValueError(f"first_kernel must be odd and >= 3, got {self.first_kernel}")
 
 
-class RecurrentPixelModel(AutoregressiveModel, VersionedWeights):
+class RecurrentPixelModel(AutoregressiveModel, VersionedWeights, abc.ABC):
     """Subclasses define ``make_layer(self)``: one residual LSTM layer, called once per layer."""
 
     family = "autoregressive"
@@ -199,9 +200,9 @@ class RecurrentPixelModel(AutoregressiveModel, VersionedWeights):
             first_kernel=config.first_kernel,
         )
 
+    @abc.abstractmethod
     def make_layer(self) -> nn.Module:
         """One residual recurrent layer on 2h features (a :class:`RecurrentLayer`)."""
-        raise NotImplementedError
 
     @classmethod
     def upgrade_weights(cls, weights, version):

@@ -41,6 +41,7 @@ a pixel are computed once and shared by its R, G and B sub-pixels, which only re
 
 from __future__ import annotations
 
+import abc
 from dataclasses import dataclass
 
 import numpy as np
@@ -85,7 +86,7 @@ def _nin(conv: nn.Conv2d, x: torch.Tensor) -> torch.Tensor:
 
 
 # -- the network as a list of nodes, each computable on any box of its output ------------------
-class Node(nn.Module):
+class Node(nn.Module, abc.ABC):
     """One layer: ``compute(box, inputs, condition)`` gives its output on ``box`` from the whole
     cached inputs; ``ready(maps)`` gives, per output position, the last pixel it depends on."""
 
@@ -93,11 +94,13 @@ class Node(nn.Module):
         super().__init__()
         self.key, self.inputs, self.size, self.channels = key, inputs, size, channels
 
+    @abc.abstractmethod
     def compute(self, box: Box, xs: list[torch.Tensor], condition: torch.Tensor | None) -> torch.Tensor:
-        raise NotImplementedError
+        """This node's output on ``box`` from its inputs' cached maps."""
 
+    @abc.abstractmethod
     def ready(self, maps: list[torch.Tensor]) -> torch.Tensor:
-        raise NotImplementedError
+        """Per output position, the last pixel it depends on."""
 
 
 class ConvNode(Node):
