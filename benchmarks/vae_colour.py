@@ -7,7 +7,7 @@ the 80 test sprites, compares in RGB (units of [0, 1], mean over pixels and chan
 its reconstruction as pictured (``decode(encode(x))``: the palette colour nearest the expected RGB under
 the decoder's categorical), the decoder's expected RGB itself, the most likely palette index per pixel
 (what pictures showed before), and the mean training image (the baseline a reconstruction must beat).
-Writes a reconstruction figure, a sample grid and a completion figure.
+Writes a reconstruction figure, a sample grid, a completion figure and a traversal of code dimensions 0 and 1.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import RESULTS, cpu_seconds, write_result  # noqa: E402
-from genzoo.cli import cmd_complete, cmd_reconstruct, cmd_sample  # noqa: E402
+from genzoo.cli import cmd_complete, cmd_reconstruct, cmd_sample, cmd_traverse  # noqa: E402
 from genzoo.data import load_dataset  # noqa: E402
 from genzoo.data.continuous import to_unit  # noqa: E402
 from genzoo.io import write_json  # noqa: E402
@@ -79,10 +79,12 @@ def main() -> None:
                  ("most_likely_index", mode), ("mean_training_image", mean_image.expand_as(truth)))}
         colour = {name: float(np.asarray(y.std(1).mean())) for name, y in
                   (("data", truth), ("pictured", pictured), ("most_likely_index", mode))}
-        figures = [f"{args.name}_reconstructions.png", f"{args.name}_samples.png", f"{args.name}_completion.png"]
+        figures = [f"{args.name}_reconstructions.png", f"{args.name}_samples.png", f"{args.name}_completion.png",
+                   f"{args.name}_traversal.png"]
         cmd_reconstruct(run, RESULTS / figures[0], images="test:0-15", device="cpu")
         cmd_sample(run, RESULTS / figures[1], n=64, seed=0, device="cpu")
         cmd_complete(run, RESULTS / figures[2], mask="bottom-half", images="test:0-7", samples=4, device="cpu")
+        cmd_traverse(run, RESULTS / figures[3], dims=[0, 1], device="cpu")
     result = {
         "command": " ".join(["python"] + sys.argv),
         "seed": args.seed,
