@@ -51,6 +51,8 @@ CONFIGS = [
     ("unrolled k=5 (papers')", "unrolled_gan", {}, {**PAPERS_LR, "schedule": "constant"}),
     ("wgan_gp (authors' toy)", "wgan_gp", {}, {**PAPERS_LR, "schedule": "constant"}),
     ("hinge", "gan", {"loss": "hinge"}, {**PAPERS_LR, "schedule": "constant"}),
+    ("non_saturating, lr 1e-3 constant", "gan", {"loss": "non_saturating"},
+     {"d_lr": 1e-3, "g_lr": 1e-3, "schedule": "constant"}),
     ("non_saturating, lr 1e-3 linear decay", "gan", {"loss": "non_saturating"},
      {"d_lr": 1e-3, "g_lr": 1e-3, "schedule": "linear"}),
     ("non_saturating + SN, lr 1e-3 linear decay", "gan", {"loss": "non_saturating"},
