@@ -30,7 +30,7 @@ CASES = {
                  {"after (defaults)": [], "before (k=5000, every test image)": ["--k", "5000", "--max-images", "100000"]}),
     "vae_lecture": (["vae", "--preset", "lecture", "--data", "pokemon", "--steps", "20"],
                     {"after (defaults)": []}),
-    "pixelcnn_tiny_cifar": (["pixelcnn", "--preset", "tiny", "--data", f"cifar10:{SHARED / 'cifar10_jpeg'}",
+    "pixelcnn_tiny_cifar": (["pixelcnn", "--preset", "tiny", "--data", f"cifar10:{SHARED / 'cifar10_jpeg' / 'cifar10_jpeg.tar.gz'}",
                              "--steps", "10"], {}),
 }
 
