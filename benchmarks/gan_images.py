@@ -50,6 +50,8 @@ def main() -> None:
     p.add_argument("--cpu-seconds", type=float, default=0.0, help="training budget in process CPU seconds")
     p.add_argument("--chunk", type=int, default=100, help="steps between CPU-budget checks")
     p.add_argument("--name", help="result name (default gan_images_DATA[_PRESET])")
+    p.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
+                   help="a config value for every row (e.g. ema=0.999: sample from averaged weights)")
     p.add_argument("--features", help="feature extractor for FID/KID/PR (e.g. classifier:RUN)")
     p.add_argument("--samples", type=int, default=2000, help="generated images for the metrics")
     p.add_argument("--seed", type=int, default=0)
@@ -75,7 +77,8 @@ def main() -> None:
         limit = ({"steps": str(args.chunk)} if args.cpu_seconds
                  else {"time_budget_s": str(args.minutes * 60), "steps": "100000000"})
         overrides = {**({"loss": loss} if loss else {}), **limit,
-                     "eval_every": "-1", "sample_every": "0", "checkpoint_every": "1000000"}
+                     "eval_every": "-1", "sample_every": "0", "checkpoint_every": "1000000",
+                     **dict(kv.split("=", 1) for kv in args.sets)}
         model_cfg, train_cfg = resolve_configs(cls, TrainConfig, preset, overrides)
         torch.manual_seed(args.seed)
         model = cls(model_cfg, data.info)
@@ -100,7 +103,8 @@ def main() -> None:
         ev = evaluate(run, sections=sections, samples=args.samples, seed=args.seed, figure_dir=run_dir,
                       **({"features": args.features} if args.features else {}))
         write_json(run_dir / "eval.json", ev)
-        result["rows"].append({"model": model_name, "loss": loss, "preset": preset, "config": vars(model_cfg),
+        result["rows"].append({"model": model_name, "loss": loss, "preset": preset, "sets": args.sets,
+                               "config": vars(model_cfg), "train_config": vars(train_cfg),
                                "parameters": sum(q.numel() for q in model.parameters()),
                                "steps": trainer.step, "epochs": trainer.batches / trainer.stream.per_epoch,
                                "train_seconds": train_s, "train_cpu_seconds": train_cpu, "last_log": last, "eval": ev["metrics"],
