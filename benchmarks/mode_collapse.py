@@ -157,6 +157,20 @@ def summarise(runs: list[dict]) -> dict:
             "target_met_every_seed": all(r["modes"] == r["n_modes"] and r["high_quality"] >= 0.9 for r in runs)}
 
 
+def merge(name: str, others: list[str]) -> None:
+    """The rows of ``others`` (same protocol, written by sweeps run side by side) added to result ``name``."""
+    result = json.loads((RESULTS / f"{name}.json").read_text())
+    result["merged_from"] = result.get("merged_from", [])
+    for other in others:
+        extra = json.loads((RESULTS / f"{other}.json").read_text())
+        keys = {(r["mixture"], r["row"]) for r in extra["rows"]}
+        result["rows"] = [r for r in result["rows"] if (r["mixture"], r["row"]) not in keys] + extra["rows"]
+        result["merged_from"].append({"name": other, "command": extra["command"], "date": extra["date"]})
+    for key in ("benchmark", "date", "genzoo_version", "hardware"):  # write_result records them anew
+        result.pop(key, None)
+    write_result(name, result)
+
+
 def plot(name: str) -> None:
     import matplotlib  # optional heavy dependency: only for the figure
 
@@ -195,8 +209,12 @@ def main() -> None:
     p.add_argument("--jobs", type=int, default=1, choices=[1, 2], help="seeds run at once (one thread each)")
     p.add_argument("--name", default="mode_collapse")
     p.add_argument("--plot", action="store_true", help="only draw the curves of an existing result")
+    p.add_argument("--merge", nargs="+", metavar="NAME",
+                   help="add the rows of these results (runs made at once under other names) to --name, then draw")
     args = p.parse_args()
-    if args.plot:
+    if args.merge:
+        merge(args.name, args.merge)
+    if args.plot or args.merge:
         plot(args.name)
         return
     torch.set_num_threads(1)
