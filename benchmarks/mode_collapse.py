@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import multiprocessing
 import os
 import statistics
@@ -146,9 +147,12 @@ def one_run(task: tuple) -> dict:
 
 def summarise(runs: list[dict]) -> dict:
     def ms(key, scale=1.0):
-        vals = [r[key] * scale for r in runs]
+        # the KL of an empty mode histogram (no high-quality sample) is undefined (NaN): left out, counted
+        vals = [r[key] * scale for r in runs if r[key] is not None and math.isfinite(r[key])]
+        if not vals:
+            return {"mean": None, "std": None, "min": None, "max": None, "undefined_runs": len(runs)}
         return {"mean": statistics.fmean(vals), "std": statistics.pstdev(vals) if len(vals) > 1 else 0.0,
-                "min": min(vals), "max": max(vals)}
+                "min": min(vals), "max": max(vals), "undefined_runs": len(runs) - len(vals)}
 
     return {"modes": ms("modes"), "high_quality_pct": ms("high_quality", 100.0),
             "kl_from_uniform": ms("kl_from_uniform"), "wall_seconds_per_run": ms("seconds"),
@@ -163,8 +167,14 @@ def merge(name: str, others: list[str]) -> None:
     result["merged_from"] = result.get("merged_from", [])
     for other in others:
         extra = json.loads((RESULTS / f"{other}.json").read_text())
-        keys = {(r["mixture"], r["row"]) for r in extra["rows"]}
-        result["rows"] = [r for r in result["rows"] if (r["mixture"], r["row"]) not in keys] + extra["rows"]
+        for row in extra["rows"]:
+            same = next((r for r in result["rows"] if (r["mixture"], r["row"]) == (row["mixture"], row["row"])), None)
+            if same is not None and same.get("steps") == row.get("steps"):  # seeds of one row run apart: pooled
+                seeds = {r["seed"] for r in row["runs"]}
+                runs = sorted([r for r in same["runs"] if r["seed"] not in seeds] + row["runs"], key=lambda r: r["seed"])
+                row = {**row, **summarise(runs), "runs": runs}
+            result["rows"] = [r for r in result["rows"] if (r["mixture"], r["row"]) != (row["mixture"], row["row"])]
+            result["rows"].append(row)
         result["merged_from"].append({"name": other, "command": extra["command"], "date": extra["date"]})
     for key in ("benchmark", "date", "genzoo_version", "hardware"):  # write_result records them anew
         result.pop(key, None)
