@@ -2,8 +2,8 @@
 
     python benchmarks/gan_images.py --data fashion --minutes 8 --threads 1
     python benchmarks/gan_images.py --data cifar --minutes 8 --threads 1 --rows dcgan:non_saturating
-    python benchmarks/gan_images.py --data fashion --preset fashion_cpu --cpu-seconds 1200 --threads 2 \
-        --rows dcgan:non_saturating dcgan:hinge --features classifier:runs/fashion_classifier --samples 10000
+    python benchmarks/gan_images.py --data fashion --preset fashion_cpu --cpu-seconds 1200 \
+        --rows dcgan:non_saturating dcgan:hinge --features classifier:runs/fashion_classifier --samples 2000
 
 Each row is ``MODEL`` or ``MODEL:LOSS`` (default: ``dcgan:non_saturating`` and ``wgan_gp``, whose
 critic uses layer norm as the gradient penalty requires). Each trains (``--preset fashion`` or

@@ -161,6 +161,19 @@ def summarise(runs: list[dict]) -> dict:
             "target_met_every_seed": all(r["modes"] == r["n_modes"] and r["high_quality"] >= 0.9 for r in runs)}
 
 
+def add_row(rows: list[dict], row: dict) -> list[dict]:
+    """``rows`` with ``row`` (one mixture and configuration) in it: the seeds of an earlier row of the same
+    mixture, configuration and length stay beside the new ones (a seed measured again is replaced)."""
+    key = (row["mixture"], row["row"])
+    old = next((r for r in rows if (r["mixture"], r["row"]) == key), None)
+    runs = row["runs"]
+    if old is not None and old.get("steps") == row["steps"]:
+        seeds = {r["seed"] for r in runs}
+        runs = [r for r in old["runs"] if r["seed"] not in seeds] + runs
+    runs = sorted(runs, key=lambda r: r["seed"])
+    return [r for r in rows if (r["mixture"], r["row"]) != key] + [{**row, **summarise(runs), "runs": runs}]
+
+
 def merge(name: str, others: list[str]) -> None:
     """The rows of ``others`` (same protocol, written by sweeps run side by side) added to result ``name``."""
     result = json.loads((RESULTS / f"{name}.json").read_text())
@@ -168,13 +181,7 @@ def merge(name: str, others: list[str]) -> None:
     for other in others:
         extra = json.loads((RESULTS / f"{other}.json").read_text())
         for row in extra["rows"]:
-            same = next((r for r in result["rows"] if (r["mixture"], r["row"]) == (row["mixture"], row["row"])), None)
-            if same is not None and same.get("steps") == row.get("steps"):  # seeds of one row run apart: pooled
-                seeds = {r["seed"] for r in row["runs"]}
-                runs = sorted([r for r in same["runs"] if r["seed"] not in seeds] + row["runs"], key=lambda r: r["seed"])
-                row = {**row, **summarise(runs), "runs": runs}
-            result["rows"] = [r for r in result["rows"] if (r["mixture"], r["row"]) != (row["mixture"], row["row"])]
-            result["rows"].append(row)
+            result["rows"] = add_row(result["rows"], row)
         result["merged_from"].append({"name": other, "command": extra["command"], "date": extra["date"]})
     for key in ("benchmark", "date", "genzoo_version", "hardware"):  # write_result records them anew
         result.pop(key, None)
@@ -251,14 +258,9 @@ def main() -> None:
                 print(f"{mixture:7s} {row:42s} seed {rep['seed']}: {rep['modes']}/{rep['n_modes']} modes, "
                       f"{100 * rep['high_quality']:.1f}% HQ ({rep['seconds']:.0f} s wall, "
                       f"{rep['cpu_seconds']:.0f} CPU-s)", flush=True)
-            old = next((r for r in result["rows"] if r["mixture"] == mixture and r["row"] == row), None)
-            if old and old.get("steps") == args.steps:  # other seeds of the same row and length stay
-                runs = [r for r in old["runs"] if r["seed"] not in args.seeds] + runs
-            runs.sort(key=lambda r: r["seed"])
-            result["rows"] = [r for r in result["rows"] if not (r["mixture"] == mixture and r["row"] == row)]
-            result["rows"].append({"mixture": mixture, "row": row, "model": model_name, "overrides": overrides,
-                                   "optimiser": optim, "preset": PRESET[mixture], "steps": args.steps,
-                                   **summarise(runs), "runs": runs})
+            result["rows"] = add_row(result["rows"], {
+                "mixture": mixture, "row": row, "model": model_name, "overrides": overrides, "optimiser": optim,
+                "preset": PRESET[mixture], "steps": args.steps, "runs": runs})
             write_result(args.name, result)
     if pool:
         pool.close()

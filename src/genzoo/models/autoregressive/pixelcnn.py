@@ -120,9 +120,9 @@ class PixelCNN(AutoregressiveModel):
         # Pokémon within a CPU budget (benchmarks/pokemon_recipe.py, on a validation part of the training
         # sprites). ``pokemon``, about 10 minutes on 2 cores: the small net with mirrored sprites and
         # Polyak-averaged weights, the regularisers for a run long enough to overfit 712 sprites, stopped at
-        # the validation minimum (2,800 steps of a 3,600-step curve). ``quick``,
-        # about 3 minutes on 2 idle cores (README's first command): the small net alone for 600 steps; at this
-        # length neither mirroring nor averaging helped on the validation sprites.
+        # the validation minimum (2,800 steps of a 4,000-step curve). ``quick`` (README's first command):
+        # the small net alone for 600 steps, 405 CPU-seconds of training with two threads; at 400 steps
+        # neither mirroring nor averaging had helped on the validation sprites.
         "pokemon": {
             "channels": 64,
             "blocks": 4,
