@@ -1,6 +1,7 @@
 """The GAN family's second half, each against its paper's claim: cgan, acgan, infogan, ssgan, bigan/ali, lapgan.
 
     python benchmarks/gan_family.py conditional --models cgan acgan --cpu 300 --classifier runs/fashion_classifier
+    python benchmarks/gan_family.py conditional --models acgan --preset fashion_real_class --cpu 300 --tag _real_class
     python benchmarks/gan_family.py infogan --data mnist --seeds 0 1 2 3 4 --cpu 200
     python benchmarks/gan_family.py ssgan --draws 0 1 2 3 4 --cpu 100
     python benchmarks/gan_family.py bigrid --models bigan ali --seeds 0 1 2 --steps 2000
@@ -67,6 +68,7 @@ from genzoo.training.trainer import Trainer  # noqa: E402
 from genzoo.viz import grid, labelled_grid, save_png  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
+TAG = ""  # --tag: suffix of every result and figure name (e.g. _gpu)
 DATA = {
     "fashion": "idx:/usr/share/datasets/fashion-mnist",
     "mnist": "idx:" + str(ROOT / "shared/data/mnist"),
@@ -100,8 +102,10 @@ class CPUBudget(Callback):
             trainer.cfg.time_budget_s = 1e-9
 
 
-def train(model_name, data, preset, overrides, seed, run_dir: Path, cpu: float | None = None, steps: int = 0):
-    """Train through genzoo's Trainer for ``cpu`` CPU seconds (or ``steps`` rounds) -> (model, record)."""
+def train(model_name, data, preset, overrides, seed, run_dir: Path, cpu: float | None = None, steps: int = 0,
+          device: str = "cpu"):
+    """Train through genzoo's Trainer on ``device`` for ``cpu`` CPU seconds (or ``steps`` rounds) -> (model on
+    the CPU, record): every measurement below runs on the CPU, whatever device trained the model."""
     cls = get_model_class(model_name)
     sets = {"steps": str(steps or 10**8), "sample_every": "0", "eval_every": "-1",
             "checkpoint_every": str(10**8), "log_every": "50", **{k: str(v) for k, v in overrides.items()}}
@@ -113,11 +117,12 @@ def train(model_name, data, preset, overrides, seed, run_dir: Path, cpu: float |
     run_dir.mkdir(parents=True)
     write_json(run_dir / RUN_JSON, run_description(model_name, model, train_cfg, data, seed))
     callbacks = [CPUBudget(cpu)] if cpu else []
-    trainer = Trainer(model, data, train_cfg, run_dir, model_name=model_name, seed=seed, quiet=True, callbacks=callbacks)
+    trainer = Trainer(model, data, train_cfg, run_dir, model_name=model_name, seed=seed, quiet=True,
+                      callbacks=callbacks, device=torch.device(device))
     c0, t0 = cpu_seconds(), time.perf_counter()
     last = trainer.fit()
-    model.eval()
-    return model, {"model": model_name, "preset": preset, "overrides": overrides, "seed": seed,
+    model = trainer.model.cpu().eval()
+    return model, {"model": model_name, "preset": preset, "overrides": overrides, "seed": seed, "device": device,
                    "parameters": sum(p.numel() for p in model.parameters()), "steps": trainer.step,
                    "epochs": trainer.batches / trainer.stream.per_epoch, "cpu_seconds": cpu_seconds() - c0,
                    "wall_seconds": time.perf_counter() - t0,
@@ -144,7 +149,7 @@ def fd(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def result_of(name: str, args) -> dict:
-    path = RESULTS / f"gan_family_{name}.json"
+    path = RESULTS / f"gan_family_{name}{TAG}.json"
     old = json.loads(path.read_text()) if path.exists() else {}
     return {"rows": old.get("rows", []), **{k: v for k, v in old.items() if k in ("classifier",)},
             "command": " ".join(["python"] + sys.argv), "published": PUBLISHED.get(name.split("_")[0], ""),
@@ -153,7 +158,7 @@ def result_of(name: str, args) -> dict:
 
 def save(name: str, result: dict) -> None:
     result["peak_rss_mb"] = peak_rss_mb()
-    write_result(f"gan_family_{name}", result)
+    write_result(f"gan_family_{name}{TAG}", result)
 
 
 def keep_others(rows: list[dict], **match) -> list[dict]:
@@ -167,7 +172,8 @@ def cmd_conditional(args) -> None:
     y_test = data.labels[data.splits["test"]].long()
     k = data.info.num_classes
     for i, name in enumerate(args.models):
-        model, rec = train(name, data, "fashion", {}, args.seed, args.runs / f"family_{name}", cpu=args.cpu)
+        model, rec = train(name, data, args.preset, {}, args.seed, args.runs / f"family_{name}_{args.preset}",
+                           cpu=args.cpu, device=args.device)
         if i == 0:
             ext, clf = classifier(args.classifier, data)
             result["classifier"] = clf
@@ -186,7 +192,7 @@ def cmd_conditional(args) -> None:
         idx = np.random.default_rng(args.seed).permutation(len(real))[: len(fake)]
         pr = precision_recall(real[idx], fake, k=3)
         rows = torch.arange(k).repeat_interleave(10)
-        figure = RESULTS / f"gan_family_conditional_{name}.png"
+        figure = RESULTS / f"gan_family_conditional_{name}{TAG}.png"
         pics = model.sample(10 * k, generator=torch.Generator().manual_seed(args.seed), condition=rows)
         save_png(labelled_grid(data.info.to_rgb(pics), 10, f"{name}: one row per class, 0-9 top to bottom"), figure)
         share = statistics.fmean(agree)
@@ -239,14 +245,14 @@ def cmd_infogan(args) -> None:
     result = result_of(name, args)
     for seed in args.seeds:
         sets = {"base_channels": args.base_channels} if args.base_channels else {}
-        model, rec = train("infogan", data, args.data, sets, seed, args.runs / f"family_{name}_{seed}", cpu=args.cpu)
+        model, rec = train("infogan", data, args.data, sets, seed, args.runs / f"family_{name}_{seed}", cpu=args.cpu, device=args.device)
         acc, label_of = code_accuracy(model, data, "test")
         acc_train, _ = code_accuracy(model, data, "train")
         rec.update(code_accuracy=acc, code_accuracy_train=acc_train, code_to_label=label_of,
                    split={"matched_on": "test", "test_images": data.size("test")})
         if seed == args.seeds[0]:
             for dim in range(model.config.continuous_codes):
-                fig = RESULTS / f"gan_family_{name}_c{dim + 1}.png"
+                fig = RESULTS / f"gan_family_{name}_c{dim + 1}{TAG}.png"
                 traversal(model, label_of, dim, seed, fig,
                           f"infogan {args.data}: rows = category (matched label), columns = c{dim + 1} from -2 to 2")
                 rec[f"figure_c{dim + 1}"] = fig.name
@@ -271,9 +277,9 @@ def cmd_ssgan(args) -> None:
     result = result_of("ssgan", args)
     for draw in args.draws:
         data = hide_labels(full, args.labels_per_class, draw)
-        model, rec = train("ssgan", data, "fashion", {}, draw, args.runs / f"family_ssgan_{draw}", cpu=args.cpu)
+        model, rec = train("ssgan", data, "fashion", {}, draw, args.runs / f"family_ssgan_{draw}", cpu=args.cpu, device=args.device)
         base, brec = train("ssgan", data, "fashion", {"gan_weight": 0}, draw, args.runs / f"family_ssgan_sup_{draw}",
-                           steps=rec["steps"])
+                           steps=rec["steps"], device=args.device)
         row = {"draw": draw, "labels_per_class": args.labels_per_class, "label_seed": draw,
                "ssgan": {**rec, "test_error": test_error(model, data)},
                "supervised_only": {**brec, "test_error": test_error(base, data)}}
@@ -300,7 +306,8 @@ def cmd_bigrid(args) -> None:
         runs = []
         for seed in args.seeds:
             model, rec = train(name, data, "grid", {"d_lr": 1e-3, "g_lr": 1e-3, "batch_size": 256}, seed,
-                               args.runs / f"family_{name}_grid_{seed}", steps=args.steps)
+                               args.runs / f"family_{name}_grid_{seed}", steps=args.steps,
+                               device=args.device)
             pts = model.sample(2500, generator=torch.Generator().manual_seed(10_000 + seed)).reshape(2500, -1)[:, :2]
             rec.update(mode_report(pts.numpy(), "grid25"))
             runs.append(rec)
@@ -320,10 +327,10 @@ def cmd_bifashion(args) -> None:
     result = result_of("bifashion", args)
     x = data.images("test", list(range(12)))
     for name in args.models:
-        model, rec = train(name, data, "fashion", {}, args.seed, args.runs / f"family_{name}_fashion", cpu=args.cpu)
+        model, rec = train(name, data, "fashion", {}, args.seed, args.runs / f"family_{name}_fashion", cpu=args.cpu, device=args.device)
         with torch.no_grad():
             recon = model.decode(model.encode(x))
-        fig = RESULTS / f"gan_family_bifashion_{name}_reconstructions.png"
+        fig = RESULTS / f"gan_family_bifashion_{name}_reconstructions{TAG}.png"
         save_png(labelled_grid(data.info.to_rgb(torch.cat([x, recon])), len(x), f"{name}: test x (top), G(E(x))"), fig)
         c0 = cpu_seconds()
         probe = linear_probe(model, data, epochs=args.probe_epochs, seed=args.seed, device=torch.device("cpu"))
@@ -342,7 +349,7 @@ def cmd_lapgan(args) -> None:
     n = args.samples
     idx = torch.randperm(data.size("test"), generator=torch.Generator().manual_seed(args.seed))[:n]
     for i, name in enumerate(args.models):
-        model, rec = train(name, data, "cifar", {}, args.seed, args.runs / f"family_{name}_cifar", cpu=args.cpu)
+        model, rec = train(name, data, "cifar", {}, args.seed, args.runs / f"family_{name}_cifar", cpu=args.cpu, device=args.device)
         if i == 0:
             ext, clf = classifier(args.classifier, data)
             result["classifier"] = clf
@@ -355,11 +362,11 @@ def cmd_lapgan(args) -> None:
             for level in model.pyramid_samples(32, torch.Generator().manual_seed(args.seed)):
                 side = level.shape[-1]
                 img = (level.permute(0, 2, 3, 1).numpy() * 255).round().astype(np.uint8)
-                fig = RESULTS / f"gan_family_lapgan_{name}_level{side}.png"
+                fig = RESULTS / f"gan_family_lapgan_{name}_level{side}{TAG}.png"
                 save_png(grid(img, ncols=8, scale=96 // side), fig)
                 figs.append(fig.name)
         else:
-            fig = RESULTS / f"gan_family_lapgan_{name}_samples.png"
+            fig = RESULTS / f"gan_family_lapgan_{name}_samples{TAG}.png"
             pics = model.sample(32, generator=torch.Generator().manual_seed(args.seed))
             save_png(grid(data.info.to_rgb(pics), ncols=8, scale=3), fig)
             figs.append(fig.name)
@@ -373,7 +380,7 @@ def cmd_lapgan(args) -> None:
 
 # -- the README's tables from the JSON ----------------------------------------------------------------
 def _load(name: str) -> dict | None:
-    path = RESULTS / f"gan_family_{name}.json"
+    path = RESULTS / f"gan_family_{name}{TAG}.json"
     return json.loads(path.read_text()) if path.exists() else None
 
 
@@ -454,10 +461,14 @@ def main() -> None:
     common.add_argument("--runs", type=Path, default=Path("runs"))
     common.add_argument("--seed", type=int, default=0)
     common.add_argument("--cpu", type=float, default=300.0, help="CPU seconds of training per run")
+    common.add_argument("--tag", default="", help="suffix of the result and figure names (e.g. _gpu)")
+    common.add_argument("--device", default="cpu", help="where the models train (cuda on a GPU machine); "
+                        "measurements run on the CPU")
     s = sub.add_parser("conditional", parents=[common])
     s.add_argument("--models", nargs="+", default=["cgan", "acgan"])
     s.add_argument("--classifier", default="runs/fashion_classifier")
     s.add_argument("--per-class", type=int, default=500)
+    s.add_argument("--preset", default="fashion", help="every model's preset (acgan: fashion_real_class too)")
     s = sub.add_parser("infogan", parents=[common])
     s.add_argument("--data", choices=["mnist", "fashion"], default="mnist")
     s.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
@@ -476,8 +487,10 @@ def main() -> None:
     s.add_argument("--models", nargs="+", default=["lapgan", "dcgan"])
     s.add_argument("--classifier", default="runs/cifar_classifier")
     s.add_argument("--samples", type=int, default=2000)
-    sub.add_parser("tables")
+    sub.add_parser("tables").add_argument("--tag", default="")
     args = p.parse_args()
+    global TAG
+    TAG = args.tag
     if args.cmd == "tables":
         cmd_tables(args)
         return

@@ -4,13 +4,18 @@ and Penn Treebank by word (sentence_vae vs the word-level char_rnn, beside Bowma
     nice -n 10 python benchmarks/text.py tang --cpu-seconds 900
     nice -n 10 python benchmarks/text.py ptb_vae --cpu-seconds 900
     nice -n 10 python benchmarks/text.py ptb_lm --cpu-seconds 900
+    python benchmarks/text.py ptb_lm --device cuda --preset words_gpu --steps 13000 --cpu-seconds 300 --tag _gpu
+    python benchmarks/text.py tang --form all --device cuda --preset large --cpu-seconds 300 --tag _gpu
 
 Each task trains one model through genzoo's Trainer into benchmarks/results/runs/<task>, stopping at
 the first step after the process has used ``--cpu-seconds`` of CPU time (``_common.cpu_seconds``;
-one torch thread), then measures on the test split and writes benchmarks/results/text_<task>.json:
+one torch thread; on ``--device cuda`` the process's CPU time runs about as fast as the wall clock) or
+after ``--steps`` rounds, then measures on the test split (on the same device) and writes
+benchmarks/results/text_<task><tag>.json:
 
 * tang: test bits per character (every character and the end of each poem counted) of char_rnn and
-  of interpolated Kneser-Ney n-grams of order 1-5 fitted on the same training split; the share of
+  of interpolated Kneser-Ney n-grams of order 1-5 fitted on the same training split (in a second
+  process while the model trains); ``--form quatrain5`` (default) or ``all`` poems; the share of
   200 sampled poems (temperature 1) with the five-character quatrain form (24 characters, a
   punctuation mark ending each half line, none elsewhere); 20 sampled poems and 10 completions of
   a first verse (床前明月光 and the first verses of nine test poems).
@@ -29,6 +34,7 @@ import math
 import sys
 import time
 from collections import Counter, defaultdict
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import torch
@@ -108,10 +114,20 @@ class KneserNey:
         return nll / tokens
 
 
+def ngram_table(train_s, test_s, vocab_size):
+    """Test bits per token of the Kneser-Ney n-grams of order 1-5 (pure Python: run in its own process)."""
+    out = {}
+    for order in range(1, 6):
+        t = time.time()
+        out[order] = round(KneserNey(train_s, order, vocab_size).bits(test_s), 4)
+        print("ngram", order, out[order], round(time.time() - t, 1), flush=True)
+    return out
+
+
 # -- training under a CPU budget --------------------------------------------------------------------
-def train(task, model_name, preset, data, budget, seed=0):
+def train(task, model_name, preset, data, budget, seed=0, steps=0, device="cpu"):
     cls = get_model_class(model_name)
-    model_cfg, train_cfg = resolve_configs(cls, TrainConfig, preset, {"steps": "1000000", "sample_every": "0",
+    model_cfg, train_cfg = resolve_configs(cls, TrainConfig, preset, {"steps": str(steps or 1000000), "sample_every": "0",
                                                                       "eval_every": "-1", "checkpoint_every": "500",
                                                                       "log_every": "50"})
     torch.manual_seed(seed)
@@ -119,7 +135,8 @@ def train(task, model_name, preset, data, budget, seed=0):
     run_dir = RESULTS / "runs" / task
     if run_dir.exists():
         raise SystemExit(f"{run_dir} exists; remove it to rerun")
-    trainer = Trainer(model, data, train_cfg, run_dir, model_name=model_name, seed=seed, quiet=True)
+    trainer = Trainer(model, data, train_cfg, run_dir, model_name=model_name, seed=seed, quiet=True,
+                      device=torch.device(device))
     write_json(run_dir / RUN_JSON, run_description(model_name, model, train_cfg, data, seed))
     c0, w0 = cpu_seconds(), time.time()
     curve = []
@@ -135,10 +152,11 @@ def train(task, model_name, preset, data, budget, seed=0):
     trainer.callbacks.append(OnStep(watch))
     with contextlib.suppress(TrainingInterrupted):
         trainer.fit()
-    model.eval()
+    model = trainer.model.eval()
     return model, {
         "model": model_name,
         "preset": preset,
+        "device": str(model.device) if model.device.type == "cpu" else torch.cuda.get_device_name(model.device),
         "config": {k: v for k, v in vars(model_cfg).items()},
         "batch_size": train_cfg.batch_size,
         "lr": train_cfg.lr,
@@ -146,6 +164,7 @@ def train(task, model_name, preset, data, budget, seed=0):
         "steps": trainer.step,
         "epochs": round(trainer.step * train_cfg.batch_size / data.size("train"), 2),
         "cpu_seconds_budget": budget,
+        "steps_cap": steps or None,
         "cpu_seconds": round(cpu_seconds() - c0, 1),
         "wall_seconds": round(time.time() - w0, 1),
         "torch_threads": torch.get_num_threads(),
@@ -160,7 +179,7 @@ def exact_nll(model, data, split, limit=None, batch=256):
     n, total, tokens = data.size(split) if limit is None else min(limit, data.size(split)), 0.0, 0
     for s in range(0, n, batch):
         x = data.images(split, torch.arange(s, min(n, s + batch)))
-        total -= model.log_prob(x).double().sum().item()
+        total -= model.log_prob(x.to(model.device)).double().sum().item()
         tokens += int(sentence_mask(as_sequence(x)).sum())
     return total, tokens, n
 
@@ -172,36 +191,37 @@ def decode(data, rows):
 
 # -- tasks -----------------------------------------------------------------------------------------
 def task_tang(args):
-    data = load_dataset(TANG, form="quatrain5")
+    data = load_dataset(TANG, form=args.form)
+    task = "tang" if args.form == "quatrain5" else f"tang_{args.form}"
     train_s, test_s = sentences(data, "train"), sentences(data, "test")
-    ngram = {}
-    for order in range(1, 6):
-        t = time.time()
-        ngram[order] = round(KneserNey(train_s, order, data.info.num_values).bits(test_s), 4)
-        print("ngram", order, ngram[order], round(time.time() - t, 1), flush=True)
-    model, training = train("tang", "char_rnn", args.preset or "poetry", data, args.cpu_seconds)
+    with ProcessPoolExecutor(1) as pool:  # the n-grams count in another process while the model trains
+        ngram_job = pool.submit(ngram_table, train_s, test_s, data.info.num_values)
+        model, training = train(task + args.tag, "char_rnn", args.preset or "poetry", data, args.cpu_seconds,
+                                steps=args.steps, device=args.device)
+        ngram = ngram_job.result()
     nll, tokens, n = exact_nll(model, data, "test")
     bits = nll / tokens / math.log(2)
     best = min(ngram.values())
-    g = torch.Generator().manual_seed(0)
+    dev = model.device
+    g = torch.Generator(device=dev).manual_seed(0)
     samples = decode(data, model.sample(200, generator=g))
-    form_ok = sum(poem_form_ok(s, "quatrain5") for s in samples) / len(samples)
+    form_ok = sum(poem_form_ok(s, args.form) for s in samples) / len(samples) if args.form != "all" else None
     # completions of a first verse: the lecture's 床前明月光 and nine test poems' first verses
     vocab = data.info.vocabulary
     test_rows = data.images("test")
     firsts = [test_rows[i].flatten()[:5].tolist() for i in range(0, len(test_rows), 10)]
     prefixes = ["床前明月光"] + [vocab.decode(ids) for ids in firsts if UNK_ID not in ids][:9]
     completions = []
-    gen = torch.Generator().manual_seed(1)
+    gen = torch.Generator(device=dev).manual_seed(1)
     for p in prefixes:
-        x = torch.zeros(1, *data.info.shape, dtype=torch.long)
+        x = torch.zeros(1, *data.info.shape, dtype=torch.long, device=dev)
         ids = vocab.encode(p)
         x[0, 0, 0, : len(ids)] = torch.tensor(ids)
-        known = torch.zeros(data.info.shape, dtype=torch.bool)
+        known = torch.zeros(data.info.shape, dtype=torch.bool, device=dev)
         known[0, 0, : len(ids)] = True
         completions.append(decode(data, model.complete(x, known, generator=gen))[0])
-    write_result("text_tang", {
-        "data": {"spec": "tang:.../tang_poetry.tar.gz", "form": "quatrain5", "train": data.size("train"),
+    write_result(f"text_{task}{args.tag}", {
+        "data": {"spec": "tang:.../tang_poetry.tar.gz", "form": args.form, "train": data.size("train"),
                  "test": data.size("test"), "vocabulary": data.info.num_values, "test_tokens": tokens,
                  "split": "every tenth poem (file order) is test", "vocabulary_from": "train split"},
         "training": training,
@@ -210,7 +230,7 @@ def task_tang(args):
         "best_ngram_bits_per_char": best,
         "reduction_vs_best_ngram": round(1 - bits / best, 4),
         "target_reduction": 0.15,
-        "form": {"samples": len(samples), "temperature": 1.0, "seed": 0, "quatrain5_share": form_ok,
+        "form": None if form_ok is None else {"samples": len(samples), "temperature": 1.0, "seed": 0, "quatrain5_share": form_ok,
                  "target": 0.9, "rule": "24 characters; a punctuation mark at characters 6, 12, 18, 24 and none "
                  "elsewhere"},
         "sampled_poems": samples[:20],
@@ -257,7 +277,8 @@ def task_ptb(args, model_name, preset):
     if args.eval_only:
         model, training = trained_run(task, args)
     else:
-        model, training = train(task, model_name, preset, full, args.cpu_seconds)
+        model, training = train(task + args.tag, model_name, preset, full, args.cpu_seconds, steps=args.steps,
+                                device=args.device)
     data = first_sentences(full, args.test_sentences) if args.test_sentences else full
     t = time.time()
     nll, tokens, n = exact_nll(model, data, "test")
@@ -272,10 +293,11 @@ def task_ptb(args, model_name, preset):
                  "perplexity": round(math.exp(nll / tokens), 2), "seconds": round(time.time() - t, 1)},
     }
     vocab = data.info.vocabulary
+    dev = model.device
     if model_name == "sentence_vae":
         with torch.no_grad():
             mus, kls = [], 0.0
-            x_all = data.images("test")
+            x_all = data.images("test").to(dev)
             for s in range(0, n, 256):
                 mu, sigma = model.posterior(x_all[s : s + 256])
                 mus.append(mu)
@@ -294,12 +316,12 @@ def task_ptb(args, model_name, preset):
                              "elbo_nats_per_sentence_same_sentences": round(sub_elbo / m, 3),
                              "elbo_perplexity_same_sentences": round(math.exp(sub_elbo / sub_tokens), 2),
                              "seconds": round(time.time() - t, 1)}
-        g = torch.Generator().manual_seed(0)
+        g = torch.Generator(device=dev).manual_seed(0)
         z = model.prior(10, g)
         out["prior_samples_greedy"] = decode(data, model.decode(z))
-        out["prior_samples_t1"] = decode(data, model.sample(10, generator=torch.Generator().manual_seed(0)))
+        out["prior_samples_t1"] = decode(data, model.sample(10, generator=torch.Generator(device=dev).manual_seed(0)))
         homs = []
-        x_test = data.images("test")
+        x_test = data.images("test").to(dev)
         lengths = sentence_mask(as_sequence(x_test)).sum(1)
         picks = [i for i in range(n) if 6 <= int(lengths[i]) <= 13][:6]
         for a, b in zip(picks[0::2], picks[1::2]):
@@ -310,10 +332,12 @@ def task_ptb(args, model_name, preset):
                          "path": decode(data, path)})
         out["homotopies"] = homs
     else:
-        out["samples_t1"] = decode(data, model.sample(10, generator=torch.Generator().manual_seed(0)))
+        out["samples_t1"] = decode(data, model.sample(10, generator=torch.Generator(device=dev).manual_seed(0)))
     out["peak_rss_mb"] = round(peak_rss_mb(), 1)
+    if dev.type == "cuda":
+        out["peak_cuda_memory_mb"] = round(torch.cuda.max_memory_allocated(dev) / 2**20, 1)
     del vocab
-    write_result(f"text_{task}", out)
+    write_result(f"text_{task}{args.tag}", out)
 
 
 def main():
@@ -321,6 +345,10 @@ def main():
     p.add_argument("task", choices=("tang", "ptb_vae", "ptb_lm"))
     p.add_argument("--cpu-seconds", type=float, default=900.0)
     p.add_argument("--preset", default=None)
+    p.add_argument("--steps", type=int, default=0, help="stop after this many rounds if the budget lasts (0: no cap)")
+    p.add_argument("--device", default="cpu", help="cpu, or cuda on a GPU machine (training and measurements)")
+    p.add_argument("--form", default="quatrain5", choices=("quatrain5", "all"), help="tang: which poems")
+    p.add_argument("--tag", default="", help="suffix of the run directory and result name (e.g. _gpu)")
     p.add_argument("--k", type=int, default=100, help="importance samples per sentence (VAE)")
     p.add_argument("--is-sentences", type=int, default=500, help="test sentences in the importance-sampled NLL")
     p.add_argument("--test-sentences", type=int, default=0, help="PTB: measure on the first N test sentences (0: all)")

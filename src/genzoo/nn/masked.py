@@ -222,7 +222,9 @@ def output_logits_step(
 
 def _as_slice(index: torch.Tensor) -> slice | torch.Tensor:
     """``index`` (n,) as the equal slice when it is a contiguous run, else unchanged."""
-    if len(index) and bool((index == torch.arange(int(index[0]), int(index[0]) + len(index))).all()):
+    if len(index) and bool(
+        (index == torch.arange(int(index[0]), int(index[0]) + len(index), device=index.device)).all()
+    ):
         return slice(int(index[0]), int(index[0]) + len(index))
     return index
 

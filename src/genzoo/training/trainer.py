@@ -225,7 +225,8 @@ class Trainer:
         tensors = [(n, t) for n, t in named if isinstance(t, torch.Tensor) and t.is_floating_point()]
         if not tensors:
             return None
-        ok = torch.stack([t.isfinite().all() for _, t in tensors]).cpu()
+        dev = tensors[0][1].device  # an optimiser's step counts stay on the CPU beside CUDA weights
+        ok = torch.stack([t.isfinite().all().to(dev) for _, t in tensors]).cpu()
         if bool(ok.all()):
             return None
         return tensors[int((~ok).nonzero()[0])][0]

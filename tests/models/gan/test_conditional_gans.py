@@ -85,6 +85,18 @@ def test_acgan_losses_equal_their_formulas_on_fixed_logits():
     assert g_loss.item() == pytest.approx(-(log(0.75) + log(0.5)) / 2 + F.cross_entropy(cls_f, c).item(), rel=1e-6)
 
 
+def test_acgan_without_the_fake_class_term_trains_d_classes_on_real_images_only():
+    model = build("acgan", fake_class_weight=0.0)
+    adv, cls_r, cls_f = torch.zeros(2), torch.tensor([[2.0, 0.0, -1.0], [0.5, 0.5, 0.5]]), torch.randn(2, 3)
+    outs = iter([(adv, cls_r), (adv, cls_f)])
+    model.discriminator.both = lambda x: next(outs)
+    y, c = torch.tensor([0, 2]), torch.tensor([1, 1])
+    loss, *_ = model.discriminator_terms(None, y, None, None, c, {})
+    assert loss.item() == pytest.approx(2 * math.log(2) + F.cross_entropy(cls_r, y).item(), rel=1e-6)
+    with pytest.raises(GenzooError, match="fake_class_weight=-1.0"):
+        build("acgan", fake_class_weight=-1.0)
+
+
 def test_acgan_discriminator_classifies_real_images():
     model = build("acgan")
     x = random_dataset(LABELLED).images("test")

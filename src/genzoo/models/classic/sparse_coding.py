@@ -240,7 +240,7 @@ class SparseCoding(LatentModel):
         y = (v - self.mean) @ self.whiten.T  # (B, D)
         if first:
             pick = torch.randint(0, len(y), (self.latent_dim,))
-            start = y[pick].T + 1e-3 * torch.randn(self.dim, self.latent_dim, dtype=F64)
+            start = y[pick].T + 1e-3 * torch.randn(self.dim, self.latent_dim, dtype=F64, device=y.device)
             self.dictionary.copy_(start / start.norm(dim=0).clamp_min(1e-12))
         a = self.infer(y)  # (B, K)
         objective = lasso_objective(y, self.dictionary, a, self.config.lam).mean()
@@ -256,7 +256,7 @@ class SparseCoding(LatentModel):
             if gram[j, j] > 1e-10:
                 u = phi[:, j] + (cross[:, j] - phi @ gram[:, j]) / gram[j, j]
             else:  # an unused atom restarts at a random patch
-                u = y[int(torch.randint(0, len(y), ()))] + 1e-3 * torch.randn(self.dim, dtype=F64)
+                u = y[int(torch.randint(0, len(y), ()))] + 1e-3 * torch.randn(self.dim, dtype=F64, device=y.device)
             phi[:, j] = u / u.norm().clamp_min(1e-12)
         self.steps_done += 1
         nonzero = float((a != 0).to(F64).mean())

@@ -149,9 +149,11 @@ class TranslationGAN(AdversarialModel, Translates):
             got = tuple(x.shape) if torch.is_tensor(x) else type(x).__name__
             raise GenzooError(f"translate: images must have shape (N, {', '.join(map(str, shape))}), got {got}")
         self.check_condition(condition)
-        seed = int(torch.randint(2**62, (), generator=generator)) if generator is not None else None
+        seed = None  # the generator's noise (pix2pix's dropout) from the caller's generator, on its device
+        if generator is not None:
+            seed = int(torch.randint(2**62, (), generator=generator, device=generator.device))
         with torch.no_grad(), torch.random.fork_rng(devices=[]):
-            if seed is not None:  # the generator's noise (pix2pix's dropout) from the caller's generator
+            if seed is not None:
                 torch.manual_seed(seed)
             return self.discrete(self.translate_unit(self.unit(x), condition))
 

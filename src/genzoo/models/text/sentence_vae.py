@@ -109,6 +109,8 @@ class SentenceVAE(LatentModel, LikelihoodModel, ImportanceWeighted):
         # The config defaults (one-layer LSTMs of 191 units, 353-d embeddings, a 13-d code) with the
         # logistic anneal and word dropout; too slow to train well on a shared CPU.
         "bowman": {"word_dropout": 0.25, "batch_size": 32, "lr": 1e-3},
+        # The same network with neither fix (no KL annealing, no word dropout): posterior collapse, shown.
+        "no_fixes": {"anneal": "none", "batch_size": 32, "lr": 1e-3},
         # CPU-sized: the same shape, a faster anneal (beta ~0.98 after 800 steps, about 1.2 PTB epochs).
         "cpu": {
             "embed": 256,
