@@ -10,6 +10,7 @@ from pathlib import Path
 import torch
 
 from genzoo.io import write_json
+from genzoo.training.callbacks import Callback
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -52,3 +53,22 @@ def write_result(name: str, payload: dict) -> Path:
     path = RESULTS / f"{name}.json"
     write_json(path, payload)  # atomic; non-finite numbers as null
     return path
+
+
+class LRSchedule(Callback):
+    """Sets every optimiser's rate after each round: base (constant) or base * (1 - step / total) (linear)."""
+
+    def __init__(self, kind: str, total: int):
+        self.kind, self.total = kind, total
+        self.base: dict = {}
+
+    def on_fit_start(self, trainer) -> None:
+        self.base = {p: [g["lr"] for g in opt.param_groups] for p, opt in trainer.optims.items()}
+
+    def on_step_end(self, trainer, record) -> None:
+        if self.kind == "constant":
+            return
+        factor = max(0.0, 1.0 - trainer.step / self.total)
+        for p, opt in trainer.optims.items():
+            for g, base in zip(opt.param_groups, self.base[p]):
+                g["lr"] = base * factor

@@ -5,6 +5,7 @@
     python benchmarks/gan_family.py infogan --data mnist --seeds 0 1 2 3 4 --cpu 200
     python benchmarks/gan_family.py ssgan --draws 0 1 2 3 4 --cpu 100
     python benchmarks/gan_family.py bigrid --models bigan ali --seeds 0 1 2 --steps 2000
+    python benchmarks/gan_family.py bigrid --models bigan --seeds 0 1 2 --steps 5000 --schedule linear --tag _linear_bigan
     python benchmarks/gan_family.py bifashion --models bigan ali --cpu 300
     python benchmarks/gan_family.py lapgan --models lapgan dcgan --cpu 400 --classifier runs/cifar_classifier
 
@@ -50,7 +51,7 @@ import torch
 from scipy.optimize import linear_sum_assignment
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import RESULTS, cpu_seconds, peak_rss_mb, write_result  # noqa: E402
+from _common import RESULTS, LRSchedule, cpu_seconds, peak_rss_mb, write_result  # noqa: E402
 from genzoo.data import load_dataset  # noqa: E402
 from genzoo.data.continuous import to_unit  # noqa: E402
 from genzoo.data.labels import hide_labels  # noqa: E402
@@ -69,6 +70,7 @@ from genzoo.viz import grid, labelled_grid, save_png  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 TAG = ""  # --tag: suffix of every result and figure name (e.g. _gpu)
+SETS: dict[str, str] = {}  # --set KEY=VALUE: preset overrides for every training of the run
 DATA = {
     "fashion": "idx:/usr/share/datasets/fashion-mnist",
     "mnist": "idx:" + str(ROOT / "shared/data/mnist"),
@@ -107,8 +109,8 @@ def train(model_name, data, preset, overrides, seed, run_dir: Path, cpu: float |
     """Train through genzoo's Trainer on ``device`` for ``cpu`` CPU seconds (or ``steps`` rounds) -> (model on
     the CPU, record): every measurement below runs on the CPU, whatever device trained the model."""
     cls = get_model_class(model_name)
-    sets = {"steps": str(steps or 10**8), "sample_every": "0", "eval_every": "-1",
-            "checkpoint_every": str(10**8), "log_every": "50", **{k: str(v) for k, v in overrides.items()}}
+    sets = {"steps": str(steps or 10**8), "sample_every": "0", "eval_every": "-1", "checkpoint_every": str(10**8),
+            "log_every": "50", **{k: str(v) for k, v in {**overrides, **SETS}.items() if k != "schedule"}}
     model_cfg, train_cfg = resolve_configs(cls, TrainConfig, preset, sets)
     torch.manual_seed(seed)
     model = cls(model_cfg, data.info)
@@ -116,13 +118,16 @@ def train(model_name, data, preset, overrides, seed, run_dir: Path, cpu: float |
         shutil.rmtree(run_dir)
     run_dir.mkdir(parents=True)
     write_json(run_dir / RUN_JSON, run_description(model_name, model, train_cfg, data, seed))
-    callbacks = [CPUBudget(cpu)] if cpu else []
+    callbacks: list[Callback] = [CPUBudget(cpu)] if cpu else []
+    if overrides.get("schedule", "constant") != "constant":  # an optimiser schedule, not a model key
+        callbacks.append(LRSchedule(overrides["schedule"], steps))
     trainer = Trainer(model, data, train_cfg, run_dir, model_name=model_name, seed=seed, quiet=True,
                       callbacks=callbacks, device=torch.device(device))
     c0, t0 = cpu_seconds(), time.perf_counter()
     last = trainer.fit()
     model = trainer.model.cpu().eval()
-    return model, {"model": model_name, "preset": preset, "overrides": overrides, "seed": seed, "device": device,
+    return model, {"model": model_name, "preset": preset, "overrides": {**overrides, **SETS}, "seed": seed,
+                   "device": device,
                    "parameters": sum(p.numel() for p in model.parameters()), "steps": trainer.step,
                    "epochs": trainer.batches / trainer.stream.per_epoch, "cpu_seconds": cpu_seconds() - c0,
                    "wall_seconds": time.perf_counter() - t0,
@@ -300,13 +305,13 @@ def cmd_ssgan(args) -> None:
 def cmd_bigrid(args) -> None:
     data = load_dataset("mixture:grid25")
     result = result_of("bigrid", args)
-    result["budget"].update(steps_per_run=args.steps, lr_both_players=1e-3, batch_size=256)
+    result["budget"].update(steps_per_run=args.steps, lr_both_players=1e-3, batch_size=256, schedule=args.schedule)
     result["protocol"] = "mode_collapse.py: 2,500 samples; within 3 sigma = high quality; >= 20 on a mode = covered"
     for name in args.models:
         runs = []
         for seed in args.seeds:
-            model, rec = train(name, data, "grid", {"d_lr": 1e-3, "g_lr": 1e-3, "batch_size": 256}, seed,
-                               args.runs / f"family_{name}_grid_{seed}", steps=args.steps,
+            sets = {"d_lr": 1e-3, "g_lr": 1e-3, "batch_size": 256, "schedule": args.schedule}
+            model, rec = train(name, data, "grid", sets, seed, args.runs / f"family_{name}_grid_{seed}", steps=args.steps,
                                device=args.device)
             pts = model.sample(2500, generator=torch.Generator().manual_seed(10_000 + seed)).reshape(2500, -1)[:, :2]
             rec.update(mode_report(pts.numpy(), "grid25"))
@@ -462,6 +467,8 @@ def main() -> None:
     common.add_argument("--seed", type=int, default=0)
     common.add_argument("--cpu", type=float, default=300.0, help="CPU seconds of training per run")
     common.add_argument("--tag", default="", help="suffix of the result and figure names (e.g. _gpu)")
+    common.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a preset key in every training of the run (repeatable)")
     common.add_argument("--device", default="cpu", help="where the models train (cuda on a GPU machine); "
                         "measurements run on the CPU")
     s = sub.add_parser("conditional", parents=[common])
@@ -480,6 +487,8 @@ def main() -> None:
     s.add_argument("--models", nargs="+", default=["bigan", "ali"])
     s.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     s.add_argument("--steps", type=int, default=2000)
+    s.add_argument("--schedule", default="constant", choices=["constant", "linear"],
+                   help="both players' learning rate: constant, or decayed linearly to 0 (mode_collapse.py's best)")
     s = sub.add_parser("bifashion", parents=[common])
     s.add_argument("--models", nargs="+", default=["bigan", "ali"])
     s.add_argument("--probe-epochs", type=int, default=30)
@@ -491,6 +500,11 @@ def main() -> None:
     args = p.parse_args()
     global TAG
     TAG = args.tag
+    for kv in getattr(args, "sets", []):
+        key, sep, value = kv.partition("=")
+        if not sep:
+            p.error(f"--set {kv!r}: expected KEY=VALUE")
+        SETS[key] = value
     if args.cmd == "tables":
         cmd_tables(args)
         return

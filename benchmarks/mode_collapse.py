@@ -36,7 +36,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import RESULTS, cpu_seconds, write_result  # noqa: E402
+from _common import RESULTS, LRSchedule, cpu_seconds, write_result  # noqa: E402
 from genzoo.data import load_dataset  # noqa: E402
 from genzoo.data.toy import mode_report  # noqa: E402
 from genzoo.models.registry import get_model_class, resolve_configs  # noqa: E402
@@ -75,25 +75,6 @@ PUBLISHED = {
 }
 PRESET = {"ring8": "ring", "grid25": "grid"}
 EVAL_SAMPLES = 2500
-
-
-class LRSchedule(Callback):
-    """Sets every optimiser's rate after each round: base (constant) or base * (1 - step / total) (linear)."""
-
-    def __init__(self, kind: str, total: int):
-        self.kind, self.total = kind, total
-        self.base: dict = {}
-
-    def on_fit_start(self, trainer) -> None:
-        self.base = {p: [g["lr"] for g in opt.param_groups] for p, opt in trainer.optims.items()}
-
-    def on_step_end(self, trainer, record) -> None:
-        if self.kind == "constant":
-            return
-        factor = max(0.0, 1.0 - trainer.step / self.total)
-        for p, opt in trainer.optims.items():
-            for g, base in zip(opt.param_groups, self.base[p]):
-                g["lr"] = base * factor
 
 
 class ModeCurve(Callback):

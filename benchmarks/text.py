@@ -4,8 +4,8 @@ and Penn Treebank by word (sentence_vae vs the word-level char_rnn, beside Bowma
     nice -n 10 python benchmarks/text.py tang --cpu-seconds 900
     nice -n 10 python benchmarks/text.py ptb_vae --cpu-seconds 900
     nice -n 10 python benchmarks/text.py ptb_lm --cpu-seconds 900
-    python benchmarks/text.py ptb_lm --device cuda --preset words_gpu --steps 13000 --cpu-seconds 300 --tag _gpu
-    python benchmarks/text.py tang --form all --device cuda --preset large --cpu-seconds 300 --tag _gpu
+    python benchmarks/text.py ptb_lm --device cuda --preset words_gpu --steps 13000 --cpu-seconds 270 --tag _gpu
+    python benchmarks/text.py tang --form all --device cuda --preset large --cpu-seconds 270 --tag _gpu
 
 Each task trains one model through genzoo's Trainer into benchmarks/results/runs/<task>, stopping at
 the first step after the process has used ``--cpu-seconds`` of CPU time (``_common.cpu_seconds``;

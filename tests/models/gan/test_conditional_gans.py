@@ -115,6 +115,15 @@ def test_infogan_bound_is_at_most_the_code_entropy():
     assert gaussian_code_log_likelihood(mean, codes).item() == pytest.approx(-math.log(2 * math.pi), rel=1e-6)
 
 
+def test_infogan_continuous_weight_scales_only_the_continuous_term():
+    q, z, c = torch.randn(8, 3 + 1), torch.rand(8, 4) * 2 - 1, torch.randint(3, (8,))
+    cat = categorical_mi_bound(q[:, :3], c).item()
+    cont = gaussian_code_log_likelihood(q[:, 3:], z[:, :1]).item()
+    for w in (0.0, 0.1, 1.0):
+        bound, _ = build("infogan", continuous_weight=w).information(q, z, c)
+        assert bound.item() == pytest.approx(cat + w * cont, rel=1e-6)
+
+
 def test_infogan_q_recovers_the_code_of_a_fixed_generator():
     info = ImageInfo(channels=1, height=4, width=4, num_values=5)
     model = build("infogan", info=info, categories=4, continuous_codes=1, d_hidden=(32,), q_hidden=16)

@@ -12,7 +12,9 @@ and ``continuous_codes`` codes uniform on [-1, 1] (the paper's 2: rotation and w
 head sharing D's body (one hidden LeakyReLU layer of ``q_hidden`` units, as in the paper), giving the
 categorical logits and, for the continuous codes, the means of a factored Gaussian with unit variance.
 Q belongs to the discriminator's player: it is fitted on each D update (maximising L_I on the detached
-fakes) while G maximises L_I on its own update; lambda = ``info_weight`` (1, as in the paper).
+fakes) while G maximises L_I on its own update; lambda = ``info_weight`` (1, as in the paper), times
+``continuous_weight`` for the continuous codes' term (the paper uses a smaller lambda for continuous codes,
+to keep their differential-entropy term on the scale of the GAN objective).
 
 The code as genzoo's code and condition. The model's code z (``latent_dim`` numbers) is
 [c_continuous (``continuous_codes``), noise (the rest)]: z[0], z[1], ... are the continuous codes, drawn
@@ -49,6 +51,8 @@ class InfoGANConfig(GANConfig):
     categories: int = 10  # values of the categorical code (the condition)
     continuous_codes: int = 2  # the first dims of z, uniform on [-1, 1]
     info_weight: float = 1.0  # lambda of the mutual-information bound
+    # the continuous codes' share of lambda (the paper takes a smaller lambda for continuous codes)
+    continuous_weight: float = 1.0
     q_hidden: int = 128  # Q's hidden layer on D's features (0: linear)
 
     def __post_init__(self):
@@ -57,8 +61,8 @@ class InfoGANConfig(GANConfig):
             raise ValueError(f"categories must be >= 2, got {self.categories}")
         if not 0 <= self.continuous_codes <= self.latent_dim:
             raise ValueError(f"continuous_codes must be 0-{self.latent_dim} (latent_dim), got {self.continuous_codes}")
-        if self.info_weight < 0 or self.q_hidden < 0:
-            raise ValueError("info_weight and q_hidden must be >= 0")
+        if self.info_weight < 0 or self.q_hidden < 0 or self.continuous_weight < 0:
+            raise ValueError("info_weight, continuous_weight and q_hidden must be >= 0")
         if self.loss == "ebgan" or self.unrolled_steps:
             raise ValueError("infogan takes the logistic, hinge and Wasserstein losses without unrolling")
 
@@ -144,7 +148,7 @@ class InfoGAN(ConditionalGAN):
             "code_accuracy": (q[:, :k].argmax(1) == c).float().mean().item(),
         }
         if l_:
-            bound = bound + gaussian_code_log_likelihood(q[:, k:], z[:, :l_])
+            bound = bound + self.config.continuous_weight * gaussian_code_log_likelihood(q[:, k:], z[:, :l_])
             metrics["q_continuous_mse"] = F.mse_loss(q[:, k:], z[:, :l_]).item()
         return bound, metrics
 
