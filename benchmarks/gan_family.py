@@ -64,7 +64,7 @@ from genzoo.models.classifier import dataset_accuracy  # noqa: E402
 from genzoo.models.registry import get_model_class, resolve_configs  # noqa: E402
 from genzoo.training.callbacks import Callback  # noqa: E402
 from genzoo.training.config import TrainConfig  # noqa: E402
-from genzoo.training.run import RUN_JSON, run_description  # noqa: E402
+from genzoo.training.run import RUN_JSON, load_run, run_description  # noqa: E402
 from genzoo.training.trainer import Trainer  # noqa: E402
 from genzoo.viz import grid, labelled_grid, save_png  # noqa: E402
 
@@ -156,7 +156,10 @@ def fd(a: np.ndarray, b: np.ndarray) -> float:
 def result_of(name: str, args) -> dict:
     path = RESULTS / f"gan_family_{name}{TAG}.json"
     old = json.loads(path.read_text()) if path.exists() else {}
-    return {"rows": old.get("rows", []), **{k: v for k, v in old.items() if k in ("classifier",)},
+    keep = ("classifier", "train_command") if getattr(args, "evaluate", False) else ("classifier",)
+    if getattr(args, "evaluate", False) and "train_command" not in old:
+        old["train_command"] = old.get("command")  # re-measuring: the command that trained the runs stays
+    return {"rows": old.get("rows", []), **{k: v for k, v in old.items() if k in keep},
             "command": " ".join(["python"] + sys.argv), "published": PUBLISHED.get(name.split("_")[0], ""),
             "budget": {"cpu_seconds_per_run": getattr(args, "cpu", None), "threads": args.threads}}
 
@@ -354,7 +357,14 @@ def cmd_lapgan(args) -> None:
     n = args.samples
     idx = torch.randperm(data.size("test"), generator=torch.Generator().manual_seed(args.seed))[:n]
     for i, name in enumerate(args.models):
-        model, rec = train(name, data, "cifar", {}, args.seed, args.runs / f"family_{name}_cifar", cpu=args.cpu, device=args.device)
+        run_dir = args.runs / f"family_{name}_cifar"
+        if args.evaluate:  # the run this script trained (its record from the JSON), measured again
+            old = [r for r in result["rows"] if r["model"] == name]
+            if not old:
+                raise SystemExit(f"--evaluate: no {name} row in gan_family_lapgan{TAG}.json to re-measure")
+            model, rec = load_run(run_dir).model.eval(), old[-1]
+        else:
+            model, rec = train(name, data, "cifar", {}, args.seed, run_dir, cpu=args.cpu, device=args.device)
         if i == 0:
             ext, clf = classifier(args.classifier, data)
             result["classifier"] = clf
@@ -496,6 +506,7 @@ def main() -> None:
     s.add_argument("--models", nargs="+", default=["lapgan", "dcgan"])
     s.add_argument("--classifier", default="runs/cifar_classifier")
     s.add_argument("--samples", type=int, default=2000)
+    s.add_argument("--evaluate", action="store_true", help="measure the runs trained before (e.g. with another classifier)")
     sub.add_parser("tables").add_argument("--tag", default="")
     args = p.parse_args()
     global TAG
