@@ -152,7 +152,8 @@ class TranslationGAN(AdversarialModel, Translates):
         seed = None  # the generator's noise (pix2pix's dropout) from the caller's generator, on its device
         if generator is not None:
             seed = int(torch.randint(2**62, (), generator=generator, device=generator.device))
-        with torch.no_grad(), torch.random.fork_rng(devices=[]):
+        cuda = [self.device.index or 0] if self.device.type == "cuda" else []  # its RNG is seeded too
+        with torch.no_grad(), torch.random.fork_rng(devices=cuda):
             if seed is not None:
                 torch.manual_seed(seed)
             return self.discrete(self.translate_unit(self.unit(x), condition))
