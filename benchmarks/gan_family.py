@@ -120,6 +120,8 @@ def train(model_name, data, preset, overrides, seed, run_dir: Path, cpu: float |
     write_json(run_dir / RUN_JSON, run_description(model_name, model, train_cfg, data, seed))
     callbacks: list[Callback] = [CPUBudget(cpu)] if cpu else []
     if overrides.get("schedule", "constant") != "constant":  # an optimiser schedule, not a model key
+        if not steps:
+            raise SystemExit(f"{model_name}: a decaying schedule needs a number of rounds, not a CPU budget")
         callbacks.append(LRSchedule(overrides["schedule"], steps))
     trainer = Trainer(model, data, train_cfg, run_dir, model_name=model_name, seed=seed, quiet=True,
                       callbacks=callbacks, device=torch.device(device))
