@@ -94,3 +94,15 @@ def test_the_tiny_model_trains_on_the_shared_shape():
     data = random_dataset(m.info)
     out = m.player_loss("generator", data.batch("train", torch.arange(4)))
     assert torch.isfinite(out.loss)
+
+
+def test_minibatch_features_reach_the_coarsest_discriminator():
+    """The coarsest level is a plain GAN: with minibatch_features its D's output for one image depends on the
+    rest of the batch, without them it does not (a key that is accepted acts)."""
+    for k, depends in ((3, True), (0, False)):
+        m = model(minibatch_features=str(k))
+        coarse = m.discriminator.coarse
+        x = torch.randn(4, *m.level_shape(2))
+        y = x.clone()
+        y[3] += 1.0
+        assert bool(coarse(x)[0] != coarse(y)[0]) is depends

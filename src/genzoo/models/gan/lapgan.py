@@ -224,7 +224,8 @@ class LAPGAN(GAN):
 
     def build_discriminator(self) -> PyramidDiscriminator:
         cfg = self.config
-        coarse = MLPDiscriminator(self.level_shape(cfg.levels - 1), cfg.d_hidden)
+        # the coarsest level is a plain GAN: minibatch discrimination, when asked for, acts there
+        coarse = MLPDiscriminator(self.level_shape(cfg.levels - 1), cfg.d_hidden, cfg.minibatch_features)
         bands = [BandDiscriminator(self.level_shape(k), cfg.band_d_hidden, cfg.kernel) for k in range(cfg.levels - 1)]
         return PyramidDiscriminator(coarse, bands)
 
