@@ -9,7 +9,8 @@ and Penn Treebank by word (sentence_vae vs the word-level char_rnn, beside Bowma
 
 Each task trains one model through genzoo's Trainer into benchmarks/results/runs/<task>, stopping at
 the first step after the process has used ``--cpu-seconds`` of CPU time (``_common.cpu_seconds``;
-one torch thread; on ``--device cuda`` the process's CPU time runs about as fast as the wall clock) or
+one torch thread; on ``--device cuda`` the process's CPU time runs a little slower than the wall clock:
+270 CPU-s took about 390 s with 14 jobs on one GPU) or
 after ``--steps`` rounds, then measures on the test split (on the same device) and writes
 benchmarks/results/text_<task><tag>.json:
 
@@ -250,7 +251,7 @@ def first_sentences(data, n):
 
 def trained_run(task, args):
     """A run trained by this script and stopped early (SIGTERM: the trainer saved a checkpoint), reloaded."""
-    run = load_run(RESULTS / "runs" / task)
+    run = load_run(RESULTS / "runs" / (task + args.tag))
     cfg = run.train_config
     return run.model.eval(), {
         "model": run.model_name,
@@ -267,7 +268,7 @@ def trained_run(task, args):
         "torch_threads": 1,
         "stopped": "by SIGTERM before its budget (the shared machine gave it about 3% of a core); cpu_seconds is "
                    "the training process's whole CPU time, data loading included",
-        "run_dir": str((RESULTS / "runs" / task).relative_to(RESULTS.parent.parent)),
+        "run_dir": str((RESULTS / "runs" / (task + args.tag)).relative_to(RESULTS.parent.parent)),
     }
 
 
